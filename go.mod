@@ -1,0 +1,3 @@
+module github.com/kvgo/kvgo
+
+go 1.26
