@@ -1,0 +1,169 @@
+// Package engine ties a model, its tokenizer and a KV cache together to run
+// sequences: load a GGUF file, prefill a prompt, decode tokens.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kvgo/kvgo/gguf"
+	"github.com/kvgo/kvgo/internal/defaultmodel"
+	"github.com/kvgo/kvgo/kernel"
+	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/model"
+	"github.com/kvgo/kvgo/sample"
+	"github.com/kvgo/kvgo/tokenizer"
+)
+
+// Engine is a loaded model ready to run sequences.
+type Engine struct {
+	File   *gguf.File
+	Model  *model.Model
+	Tok    *tokenizer.Tokenizer
+	Pool   *kernel.Pool
+	Source string // file path, or the embedded model's name
+}
+
+// Load opens the GGUF file at path (the embedded kvgo-tiny model when path
+// is empty) and prepares it to run on threads workers (0 = all cores).
+func Load(path string, threads int) (*Engine, error) {
+	var f *gguf.File
+	var err error
+	source := path
+	if path == "" {
+		source = defaultmodel.Name
+		f, err = gguf.Parse(defaultmodel.Bytes())
+	} else {
+		f, err = gguf.Open(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.Load(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if tok.VocabSize() != m.Vocab {
+		f.Close()
+		return nil, fmt.Errorf("%s: tokenizer has %d tokens but the embedding matrix has %d rows", source, tok.VocabSize(), m.Vocab)
+	}
+	return &Engine{File: f, Model: m, Tok: tok, Pool: kernel.NewPool(threads), Source: source}, nil
+}
+
+// Close releases the workers and the mapped file.
+func (e *Engine) Close() error {
+	e.Pool.Close()
+	return e.File.Close()
+}
+
+// ErrContext is returned when a request does not fit in the context.
+var ErrContext = errors.New("context length exceeded")
+
+// Request describes one generation.
+type Request struct {
+	Prompt    []int
+	MaxTokens int
+	Sampling  sample.Params
+	CacheType kv.DType
+	// Context is the cache capacity in tokens (0 = the model's training
+	// context). It may not exceed the model's context length.
+	Context int
+	// StopAtEOG ends generation at an end-of-generation token (not emitted).
+	StopAtEOG bool
+	// OnToken receives each generated token as it is sampled; an error
+	// stops generation and is returned.
+	OnToken func(id int) error
+}
+
+// Stats summarizes one generation.
+type Stats struct {
+	PromptTokens    int
+	PromptTime      time.Duration
+	GeneratedTokens int
+	GenerateTime    time.Duration
+	KVBytes         int64
+}
+
+// ContextFor validates a requested context size against the model.
+func (e *Engine) ContextFor(n int) (int, error) {
+	if n == 0 {
+		return e.Model.ContextLen, nil
+	}
+	if n < 0 || n > e.Model.ContextLen {
+		return 0, fmt.Errorf("context %d is outside 1..%d, the model's context length", n, e.Model.ContextLen)
+	}
+	return n, nil
+}
+
+// Generate prefills the prompt and samples up to MaxTokens tokens.
+func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
+	var st Stats
+	n, err := e.ContextFor(req.Context)
+	if err != nil {
+		return st, err
+	}
+	if len(req.Prompt) == 0 {
+		return st, errors.New("empty prompt")
+	}
+	if len(req.Prompt) >= n {
+		return st, fmt.Errorf("%w: the prompt has %d tokens, the context holds %d", ErrContext, len(req.Prompt), n)
+	}
+	maxTokens := req.MaxTokens
+	if maxTokens < 0 || len(req.Prompt)+maxTokens > n {
+		maxTokens = n - len(req.Prompt)
+	}
+	sampler, err := sample.New(req.Sampling)
+	if err != nil {
+		return st, err
+	}
+	cache, err := kv.New(e.Model.CacheShape(), req.CacheType, n)
+	if err != nil {
+		return st, err
+	}
+	state := e.Model.NewState(e.Pool, min(512, len(req.Prompt)), n)
+	for _, id := range req.Prompt {
+		sampler.Accept(id)
+	}
+	t0 := time.Now()
+	logits, err := state.Forward(cache, req.Prompt, 0)
+	if err != nil {
+		return st, err
+	}
+	st.PromptTokens, st.PromptTime = len(req.Prompt), time.Since(t0)
+	t1 := time.Now()
+	pos := len(req.Prompt)
+	for st.GeneratedTokens < maxTokens {
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		id := sampler.Sample(logits)
+		sampler.Accept(id)
+		if req.StopAtEOG && e.Tok.IsEOG(id) {
+			break
+		}
+		st.GeneratedTokens++
+		if req.OnToken != nil {
+			if err := req.OnToken(id); err != nil {
+				return st, err
+			}
+		}
+		if st.GeneratedTokens == maxTokens {
+			break
+		}
+		if logits, err = state.Forward(cache, []int{id}, pos); err != nil {
+			return st, err
+		}
+		pos++
+	}
+	st.GenerateTime = time.Since(t1)
+	st.KVBytes = cache.Bytes()
+	return st, nil
+}

@@ -1,0 +1,194 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/kvgo/kvgo/kernel"
+	"github.com/kvgo/kvgo/kv"
+)
+
+// State is the scratch memory of a forward pass for batches of up to
+// MaxBatch tokens. A State is used by one sequence at a time.
+type State struct {
+	m        *Model
+	pool     *kernel.Pool
+	maxBatch int
+
+	x, xn      []float32 // residual stream and its normalized copy, [n][Embd]
+	q, k, v    []float32 // [n][Heads*HeadDim], [n][KVHeads*HeadDim]
+	att, attO  []float32 // attention output per head, projected back, [n][...]
+	gate, up   []float32 // [n][FFN]
+	logits     []float32 // [n][Vocab]
+	act        []byte    // activations converted for quantized weights
+	scores     [][]float32
+	pos        []int32
+	lastLogits int
+}
+
+// NewState allocates scratch for batches of up to maxBatch tokens with a
+// context of up to ctx tokens.
+func (m *Model) NewState(pool *kernel.Pool, maxBatch, ctx int) *State {
+	c := m.Config
+	n := maxBatch
+	s := &State{
+		m: m, pool: pool, maxBatch: n,
+		x:      make([]float32, n*c.Embd),
+		xn:     make([]float32, n*c.Embd),
+		q:      make([]float32, n*c.Heads*c.HeadDim),
+		k:      make([]float32, n*c.KVHeads*c.HeadDim),
+		v:      make([]float32, n*c.KVHeads*c.HeadDim),
+		att:    make([]float32, n*c.Heads*c.HeadDim),
+		attO:   make([]float32, n*c.Embd),
+		gate:   make([]float32, n*c.FFN),
+		up:     make([]float32, n*c.FFN),
+		logits: make([]float32, n*c.Vocab),
+		pos:    make([]int32, n),
+	}
+	actBytes := 0
+	for _, mat := range m.matrices() {
+		actBytes = max(actBytes, mat.ActivationBytes(n))
+	}
+	s.act = make([]byte, actBytes)
+	s.scores = make([][]float32, pool.Threads())
+	for i := range s.scores {
+		s.scores[i] = make([]float32, ctx)
+	}
+	return s
+}
+
+func (m *Model) matrices() []*kernel.Matrix {
+	ms := []*kernel.Matrix{m.TokenEmbd, m.Output}
+	for i := range m.Layers {
+		l := &m.Layers[i]
+		ms = append(ms, l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down)
+	}
+	return ms
+}
+
+// Forward runs tokens at consecutive positions starting at startPos through
+// the model, storing their keys and values in cache, and returns the logits
+// of the last token. The returned slice is reused by the next call.
+func (s *State) Forward(cache *kv.Cache, tokens []int, startPos int) ([]float32, error) {
+	var last []float32
+	err := s.ForwardEach(cache, tokens, startPos, len(tokens)-1, func(_ int, logits []float32) error {
+		last = logits
+		return nil
+	})
+	return last, err
+}
+
+// ForwardEach is Forward that hands the logits of every token from index
+// from on to fn, batch by batch, without keeping them all in memory (a
+// context of 2048 tokens with a 150k vocabulary would need 1.2 GB). The
+// logits slice is only valid during the call.
+func (s *State) ForwardEach(cache *kv.Cache, tokens []int, startPos, from int, fn func(i int, logits []float32) error) error {
+	if len(tokens) == 0 {
+		return fmt.Errorf("model: empty batch")
+	}
+	for i, t := range tokens {
+		if t < 0 || t >= s.m.Vocab {
+			return fmt.Errorf("model: token %d at batch index %d is outside the vocabulary [0, %d)", t, i, s.m.Vocab)
+		}
+	}
+	if startPos < 0 || startPos+len(tokens) > len(s.scores[0]) {
+		return fmt.Errorf("model: positions %d..%d exceed the context of %d tokens", startPos, startPos+len(tokens)-1, len(s.scores[0]))
+	}
+	V := s.m.Vocab
+	for done := 0; done < len(tokens); done += s.maxBatch {
+		end := min(done+s.maxBatch, len(tokens))
+		first := max(from, done) - done // first row of this batch that needs logits
+		if err := s.forwardBatch(cache, tokens[done:end], startPos+done, first); err != nil {
+			return err
+		}
+		for i := done + first; i < end; i++ {
+			r := i - done - first
+			if err := fn(i, s.logits[r*V:(r+1)*V]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// forwardBatch is one pass over the weights for up to maxBatch tokens.
+// Logits are computed for rows first..n-1 of the batch (none when first >= n).
+func (s *State) forwardBatch(cache *kv.Cache, tokens []int, startPos int, first int) error {
+	m, c := s.m, s.m.Config
+	n := len(tokens)
+	E, D := c.Embd, c.HeadDim
+	qDim, kvDim := c.Heads*D, c.KVHeads*D
+	pos := s.pos[:n]
+	for i := range pos {
+		pos[i] = int32(startPos + i)
+	}
+	if err := cache.Begin(pos); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	x, xn := s.x[:n*E], s.xn[:n*E]
+	for i, t := range tokens {
+		if err := m.TokenEmbd.Row(t, x[i*E:(i+1)*E]); err != nil {
+			return fmt.Errorf("model: embedding of token %d: %w", t, err)
+		}
+	}
+	q, k, v := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim]
+	att, attO := s.att[:n*qDim], s.attO[:n*E]
+	gate, up := s.gate[:n*c.FFN], s.up[:n*c.FFN]
+	group := c.Heads / c.KVHeads
+
+	for li := range m.Layers {
+		l := &m.Layers[li]
+		for i := 0; i < n; i++ {
+			kernel.RMSNorm(xn[i*E:(i+1)*E], x[i*E:(i+1)*E], l.AttnNorm, c.RMSEps)
+		}
+		l.Q.MatMul(s.pool, q, xn, n, s.act)
+		l.K.MatMul(s.pool, k, xn, n, s.act)
+		l.V.MatMul(s.pool, v, xn, n, s.act)
+		for i := 0; i < n; i++ {
+			qi, ki, vi := q[i*qDim:(i+1)*qDim], k[i*kvDim:(i+1)*kvDim], v[i*kvDim:(i+1)*kvDim]
+			if c.QKVBias {
+				kernel.Add(qi, l.QBias)
+				kernel.Add(ki, l.KBias)
+				kernel.Add(vi, l.VBias)
+			}
+			if c.QKNorm {
+				for h := 0; h < c.Heads; h++ {
+					kernel.RMSNorm(qi[h*D:(h+1)*D], qi[h*D:(h+1)*D], l.QNorm, c.RMSEps)
+				}
+				for h := 0; h < c.KVHeads; h++ {
+					kernel.RMSNorm(ki[h*D:(h+1)*D], ki[h*D:(h+1)*D], l.KNorm, c.RMSEps)
+				}
+			}
+			m.rope.Apply(qi, D, float64(pos[i]))
+			m.rope.Apply(ki, D, float64(pos[i]))
+		}
+		cache.Store(li, k, v)
+		s.pool.ForWorker(n*c.Heads, 1, func(w, lo, hi int) {
+			for j := lo; j < hi; j++ {
+				i, h := j/c.Heads, j%c.Heads
+				off := i*qDim + h*D
+				cache.Attend(li, h/group, q[off:off+D], pos[i], att[off:off+D], s.scores[w])
+			}
+		})
+		l.O.MatMul(s.pool, attO, att, n, s.act)
+		kernel.Add(x, attO)
+
+		for i := 0; i < n; i++ {
+			kernel.RMSNorm(xn[i*E:(i+1)*E], x[i*E:(i+1)*E], l.FFNNorm, c.RMSEps)
+		}
+		l.Gate.MatMul(s.pool, gate, xn, n, s.act)
+		l.Up.MatMul(s.pool, up, xn, n, s.act)
+		kernel.SwiGLU(gate, up)
+		l.Down.MatMul(s.pool, attO, gate, n, s.act)
+		kernel.Add(x, attO)
+	}
+
+	if first >= n {
+		return nil
+	}
+	rows := n - first
+	for i := first; i < n; i++ {
+		kernel.RMSNorm(xn[(i-first)*E:(i-first+1)*E], x[i*E:(i+1)*E], m.OutputNorm, c.RMSEps)
+	}
+	m.Output.MatMul(s.pool, s.logits[:rows*c.Vocab], xn[:rows*E], rows, s.act)
+	return nil
+}
