@@ -20,9 +20,9 @@ type State struct {
 	gate, up   []float32 // [n][FFN]
 	logits     []float32 // [n][Vocab]
 	act        []byte    // activations converted for quantized weights
-	scores     [][]float32
+	scratch    []*kv.Scratch
 	pos        []int32
-	lastLogits int
+	ctx        int
 }
 
 // NewState allocates scratch for batches of up to maxBatch tokens with a
@@ -49,9 +49,10 @@ func (m *Model) NewState(pool *kernel.Pool, maxBatch, ctx int) *State {
 		actBytes = max(actBytes, mat.ActivationBytes(n))
 	}
 	s.act = make([]byte, actBytes)
-	s.scores = make([][]float32, pool.Threads())
-	for i := range s.scores {
-		s.scores[i] = make([]float32, ctx)
+	s.ctx = ctx
+	s.scratch = make([]*kv.Scratch, pool.Threads())
+	for i := range s.scratch {
+		s.scratch[i] = kv.NewScratch(c.Heads / c.KVHeads)
 	}
 	return s
 }
@@ -90,8 +91,8 @@ func (s *State) ForwardEach(cache *kv.Cache, tokens []int, startPos, from int, f
 			return fmt.Errorf("model: token %d at batch index %d is outside the vocabulary [0, %d)", t, i, s.m.Vocab)
 		}
 	}
-	if startPos < 0 || startPos+len(tokens) > len(s.scores[0]) {
-		return fmt.Errorf("model: positions %d..%d exceed the context of %d tokens", startPos, startPos+len(tokens)-1, len(s.scores[0]))
+	if startPos < 0 || startPos+len(tokens) > s.ctx {
+		return fmt.Errorf("model: positions %d..%d exceed the context of %d tokens", startPos, startPos+len(tokens)-1, s.ctx)
 	}
 	V := s.m.Vocab
 	for done := 0; done < len(tokens); done += s.maxBatch {
@@ -162,11 +163,13 @@ func (s *State) forwardBatch(cache *kv.Cache, tokens []int, startPos int, first 
 			m.rope.Apply(ki, D, float64(pos[i]))
 		}
 		cache.Store(li, k, v)
-		s.pool.ForWorker(n*c.Heads, 1, func(w, lo, hi int) {
+		// One task per (token, KV head): the group of query heads that share
+		// a KV head reads each cached page once.
+		s.pool.ForWorker(n*c.KVHeads, 1, func(w, lo, hi int) {
 			for j := lo; j < hi; j++ {
-				i, h := j/c.Heads, j%c.Heads
-				off := i*qDim + h*D
-				cache.Attend(li, h/group, q[off:off+D], pos[i], att[off:off+D], s.scores[w])
+				i, h := j/c.KVHeads, j%c.KVHeads
+				off := i*qDim + h*group*D
+				cache.Attend(li, h, q[off:off+group*D], group, pos[i], att[off:off+group*D], s.scratch[w])
 			}
 		})
 		l.O.MatMul(s.pool, attO, att, n, s.act)
@@ -182,6 +185,7 @@ func (s *State) forwardBatch(cache *kv.Cache, tokens []int, startPos int, first 
 		kernel.Add(x, attO)
 	}
 
+	cache.End()
 	if first >= n {
 		return nil
 	}

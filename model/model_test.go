@@ -7,6 +7,7 @@ import (
 	"github.com/kvgo/kvgo/internal/golden"
 	"github.com/kvgo/kvgo/kernel"
 	"github.com/kvgo/kvgo/kv"
+	kvquant "github.com/kvgo/kvgo/kv/quant"
 )
 
 func openModel(t *testing.T, rel string) (*Model, *gguf.File) {
@@ -45,11 +46,11 @@ func TestLogitsMatchLlamaCpp(t *testing.T) {
 			m, _ := openModel(t, run.Model)
 			pool := kernel.NewPool(2)
 			defer pool.Close()
-			dt := kv.F32
+			cfg := kv.Config{K: kvquant.F32{}, V: kvquant.F32{}}
 			if run.CacheTypeK == "f16" {
-				dt = kv.F16
+				cfg = kv.Config{K: kvquant.F16{}, V: kvquant.F16{}}
 			}
-			cache, err := kv.New(m.CacheShape(), dt, 512)
+			cache, err := kv.New(m.CacheShape(), cfg, 512)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +105,7 @@ func TestGreedyMatchesLlamaCpp(t *testing.T) {
 		m, _ := openModel(t, model)
 		pool := kernel.NewPool(2)
 		defer pool.Close()
-		cache, _ := kv.New(m.CacheShape(), kv.F32, 512)
+		cache, _ := kv.New(m.CacheShape(), kv.Config{K: kvquant.F32{}, V: kvquant.F32{}}, 512)
 		st := m.NewState(pool, 32, 512)
 		out, err := st.Forward(cache, g.PromptIDs, 0)
 		if err != nil {

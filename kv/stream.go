@@ -1,0 +1,410 @@
+package kv
+
+import (
+	"math"
+	"sync"
+
+	"github.com/kvgo/kvgo/kernel"
+)
+
+// Stream is the cache of one (layer, KV head): its tokens' keys and values
+// in order, as encoded pages followed by a full-precision tail, and each
+// token's absolute position. Policies see a stream as a list of tokens
+// indexed 0..Len()-1 in that order.
+type Stream struct {
+	d        int
+	kc, vc   Codec
+	residual int // tokens kept in F32 at the end (max of the codecs' Residual)
+	group    int // tokens per sealed page
+
+	pos   []int32 // every token, in stream order
+	pages []pagePair
+	// The tail: tokens not yet encoded, in F32.
+	tk, tv []float32
+
+	// obs accumulates the attention probabilities a policy asked for
+	// (observation window after prefill, or the last decode step), summed
+	// over the query heads that share this KV head. acc is the policy's own
+	// per-token state (e.g. H2O's accumulated attention). Both stay aligned
+	// with pos when tokens are deleted.
+	obs []float32
+	acc []float32
+	mu  sync.Mutex // guards obs while attention runs in parallel
+}
+
+type pagePair struct {
+	k, v Page
+}
+
+func newStream(d int, kc, vc Codec) *Stream {
+	s := &Stream{d: d, kc: kc, vc: vc, residual: max(kc.Residual(), vc.Residual())}
+	s.group = max(kc.Group(), vc.Group())
+	if s.group == 0 && s.residual > 0 {
+		s.group = PageTokens
+	}
+	return s
+}
+
+// Len is the number of tokens in the stream.
+func (s *Stream) Len() int { return len(s.pos) }
+
+// Positions are the tokens' absolute positions, in stream order. The slice
+// is the stream's own; do not modify it.
+func (s *Stream) Positions() []int32 { return s.pos }
+
+// Observed returns the attention probabilities collected for the policy,
+// one per token (read-only).
+func (s *Stream) Observed() []float32 { return s.obs }
+
+// Acc is per-token state that a policy may read and write; it is compacted
+// along with the tokens.
+func (s *Stream) Acc() []float32 { return s.acc }
+
+// tailLen is the number of tokens in the F32 tail.
+func (s *Stream) tailLen() int { return len(s.tk) / s.d }
+
+// Bytes is the memory of the stream's keys, values and positions.
+func (s *Stream) Bytes() int64 {
+	b := int64(cap(s.tk)+cap(s.tv))*4 + int64(cap(s.pos))*4
+	for _, p := range s.pages {
+		b += p.k.Bytes() + p.v.Bytes()
+	}
+	return b
+}
+
+// append adds one token. When seal is false the token stays in the F32
+// tail (prefill before an eviction policy has chosen what to keep).
+func (s *Stream) append(k, v []float32, pos int32, seal bool) {
+	s.pos = append(s.pos, pos)
+	s.obs = append(s.obs, 0)
+	s.acc = append(s.acc, 0)
+	if seal && s.group == 0 {
+		// Per-token codecs: encode now, into the last page if it has room.
+		n := len(s.pages)
+		if n == 0 || s.pages[n-1].k.Len() >= PageTokens {
+			s.pages = append(s.pages, pagePair{s.kc.NewPage(s.d, PageTokens), s.vc.NewPage(s.d, PageTokens)})
+			n++
+		}
+		s.pages[n-1].k.Append(k, 1)
+		s.pages[n-1].v.Append(v, 1)
+		return
+	}
+	s.tk = append(s.tk, k...)
+	s.tv = append(s.tv, v...)
+	if seal {
+		s.seal(s.residual)
+	}
+}
+
+// seal encodes the oldest tail tokens into pages while more than keep
+// tokens (plus a whole group) remain in the tail.
+func (s *Stream) seal(keep int) {
+	if s.group == 0 {
+		// Flush a staged tail into per-token pages.
+		n := s.tailLen()
+		for i := 0; i < n; i++ {
+			last := len(s.pages)
+			if last == 0 || s.pages[last-1].k.Len() >= PageTokens {
+				s.pages = append(s.pages, pagePair{s.kc.NewPage(s.d, PageTokens), s.vc.NewPage(s.d, PageTokens)})
+				last++
+			}
+			s.pages[last-1].k.Append(s.tk[i*s.d:(i+1)*s.d], 1)
+			s.pages[last-1].v.Append(s.tv[i*s.d:(i+1)*s.d], 1)
+		}
+		s.tk, s.tv = s.tk[:0], s.tv[:0]
+		s.shrinkTail()
+		return
+	}
+	g := s.group
+	sealed := 0
+	for s.tailLen()-sealed >= keep+g {
+		k, v := s.kc.NewPage(s.d, g), s.vc.NewPage(s.d, g)
+		k.Append(s.tk[sealed*s.d:(sealed+g)*s.d], g)
+		v.Append(s.tv[sealed*s.d:(sealed+g)*s.d], g)
+		s.pages = append(s.pages, pagePair{k, v})
+		sealed += g
+	}
+	if sealed > 0 {
+		s.tk = append(s.tk[:0], s.tk[sealed*s.d:]...)
+		s.tv = append(s.tv[:0], s.tv[sealed*s.d:]...)
+		s.shrinkTail()
+	}
+}
+
+// shrinkTail gives back tail memory after a large staged prefill was
+// encoded, so the bytes a recipe saves are really freed.
+func (s *Stream) shrinkTail() {
+	want := (s.residual + max(s.group, 1)) * s.d
+	if cap(s.tk) > 2*want && cap(s.tk) > 2*len(s.tk) {
+		s.tk = append(make([]float32, 0, max(len(s.tk), want)), s.tk...)
+		s.tv = append(make([]float32, 0, max(len(s.tv), want)), s.tv...)
+	}
+}
+
+// Keep deletes every token whose keep[i] is false. It frees the memory of
+// the deleted tokens: the tail and the positions are compacted, pages lose
+// the tokens' codes, and pages left sparse are re-encoded densely.
+func (s *Stream) Keep(keep []bool) {
+	if len(keep) != len(s.pos) {
+		panic("kv: Keep mask length differs from stream length")
+	}
+	// Pages first, from the back so indices stay valid within a page.
+	base := 0
+	out := s.pages[:0]
+	for _, p := range s.pages {
+		n := p.k.Len()
+		for i := n - 1; i >= 0; i-- {
+			if !keep[base+i] {
+				p.k.Delete(i)
+				p.v.Delete(i)
+			}
+		}
+		base += n
+		if p.k.Len() > 0 {
+			out = append(out, p)
+		}
+	}
+	clear(s.pages[len(out):])
+	s.pages = out
+	// Tail.
+	d := s.d
+	w := 0
+	for i := 0; i < s.tailLen(); i++ {
+		if keep[base+i] {
+			copy(s.tk[w*d:(w+1)*d], s.tk[i*d:(i+1)*d])
+			copy(s.tv[w*d:(w+1)*d], s.tv[i*d:(i+1)*d])
+			w++
+		}
+	}
+	s.tk, s.tv = s.tk[:w*d], s.tv[:w*d]
+	// Per-token arrays.
+	w = 0
+	for i := range s.pos {
+		if keep[i] {
+			s.pos[w], s.obs[w], s.acc[w] = s.pos[i], s.obs[i], s.acc[i]
+			w++
+		}
+	}
+	s.pos, s.obs, s.acc = s.pos[:w], s.obs[:w], s.acc[:w]
+	if cap(s.pos) > 2*len(s.pos)+64 {
+		s.pos = append([]int32(nil), s.pos...)
+		s.obs = append([]float32(nil), s.obs...)
+		s.acc = append([]float32(nil), s.acc...)
+	}
+	s.compact()
+}
+
+// compact re-encodes the pages when deletions left many of them sparse,
+// so that memory follows the number of live tokens. For per-token codecs
+// this is exact; for per-channel key groups (KIVI) the regrouped tokens are
+// quantized again from their decoded values.
+func (s *Stream) compact() {
+	live := 0
+	for _, p := range s.pages {
+		live += p.k.Len()
+	}
+	per := s.group
+	if per == 0 {
+		per = PageTokens
+	}
+	dense := (live + per - 1) / per
+	if len(s.pages) <= 2*dense+1 {
+		return
+	}
+	k := make([]float32, live*s.d)
+	v := make([]float32, live*s.d)
+	i := 0
+	for _, p := range s.pages {
+		for j := 0; j < p.k.Len(); j++ {
+			p.k.Decode(j, k[i*s.d:(i+1)*s.d])
+			p.v.Decode(j, v[i*s.d:(i+1)*s.d])
+			i++
+		}
+	}
+	s.pages = nil
+	// Re-encode through the tail so group codecs get whole groups; a
+	// partial group stays in F32 in front of the existing tail.
+	s.tk = append(k, s.tk...)
+	s.tv = append(v, s.tv...)
+	if s.group == 0 {
+		s.seal(0)
+	} else {
+		s.seal(s.residual)
+	}
+}
+
+// truncate keeps the first n tokens.
+func (s *Stream) truncate(n int) {
+	if n >= len(s.pos) {
+		return
+	}
+	keep := make([]bool, len(s.pos))
+	for i := 0; i < n; i++ {
+		keep[i] = true
+	}
+	s.Keep(keep)
+}
+
+// attend runs attention of g query heads q (g*d values) at position qpos
+// over the stream, with an online softmax across pages so that no page is
+// ever decoded to F32 as a whole. out receives g*d values. When collect is
+// set, the probabilities each token received, summed over the g heads,
+// are added to s.obs.
+func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, collect bool) {
+	d := s.d
+	T := len(s.pos)
+	m, l := sc.m[:g], sc.l[:g]
+	for j := range m {
+		m[j] = float32(math.Inf(-1))
+		l[j] = 0
+	}
+	clear(out[:g*d])
+	var all []float32
+	if collect {
+		all = sc.all(g * T)
+	}
+	base := 0
+	for _, p := range s.pages {
+		s.block(p.k, p.v, q, g, qpos, scale, out, sc, all, base)
+		base += p.k.Len()
+	}
+	if s.tailLen() > 0 {
+		tk, tv := f32View{s.tk, d}, f32View{s.tv, d}
+		s.block(tk, tv, q, g, qpos, scale, out, sc, all, base)
+	}
+	for j := 0; j < g; j++ {
+		if l[j] > 0 {
+			inv := 1 / l[j]
+			oj := out[j*d : (j+1)*d]
+			for c := range oj {
+				oj[c] *= inv
+			}
+		}
+	}
+	if collect {
+		s.mu.Lock()
+		for j := 0; j < g; j++ {
+			if l[j] == 0 {
+				continue
+			}
+			inv := 1 / l[j]
+			for i := 0; i < T; i++ {
+				s.obs[i] += float32(math.Exp(float64(all[j*T+i]-m[j]))) * inv
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// block folds one page (or the tail) into the running online softmax:
+// m and l in sc hold each head's running maximum and normalizer, out the
+// unnormalized weighted sum of values.
+func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, all []float32, base int) {
+	d, T := s.d, len(s.pos)
+	n := k.Len()
+	m, l := sc.m, sc.l
+	w := sc.scoreBuf(g * n)
+	k.Dot(q, g, w)
+	for j := 0; j < g; j++ {
+		row := w[j*n : (j+1)*n]
+		bm := float32(math.Inf(-1))
+		pos := s.pos[base : base+n]
+		for i := range row {
+			x := row[i] * scale
+			if pos[i] > qpos {
+				x = float32(math.Inf(-1))
+			}
+			row[i] = x
+			bm = max(bm, x)
+		}
+		if all != nil {
+			copy(all[j*T+base:j*T+base+n], row)
+		}
+		if bm > m[j] {
+			f := float32(math.Exp(float64(m[j] - bm)))
+			l[j] *= f
+			oj := out[j*d : (j+1)*d]
+			for c := range oj {
+				oj[c] *= f
+			}
+			m[j] = bm
+		}
+		if math.IsInf(float64(m[j]), -1) {
+			clear(row)
+			continue
+		}
+		var sum float32
+		mj := m[j]
+		for i, x := range row {
+			e := float32(math.Exp(float64(x - mj)))
+			row[i] = e
+			sum += e
+		}
+		l[j] += sum
+	}
+	v.AddWeighted(w, g, out)
+}
+
+// attendable is the part of a Page attention uses.
+type attendable interface {
+	Len() int
+	Dot(q []float32, g int, out []float32)
+	AddWeighted(w []float32, g int, out []float32)
+}
+
+// f32View lets attention read the F32 tail like a page.
+type f32View struct {
+	x []float32
+	d int
+}
+
+func (t f32View) Len() int { return len(t.x) / t.d }
+
+func (t f32View) Dot(q []float32, g int, out []float32) {
+	d, n := t.d, t.Len()
+	for j := 0; j < g; j++ {
+		qj := q[j*d : (j+1)*d]
+		for i := 0; i < n; i++ {
+			out[j*n+i] = kernel.Dot(qj, t.x[i*d:(i+1)*d])
+		}
+	}
+}
+
+func (t f32View) AddWeighted(w []float32, g int, out []float32) {
+	d, n := t.d, t.Len()
+	for j := 0; j < g; j++ {
+		oj := out[j*d : (j+1)*d]
+		for i := 0; i < n; i++ {
+			if a := w[j*n+i]; a != 0 {
+				kernel.AXPY(oj, a, t.x[i*d:(i+1)*d])
+			}
+		}
+	}
+}
+
+// Scratch is per-worker memory for attention, reused across calls so the
+// decode loop does not allocate.
+type Scratch struct {
+	scores []float32
+	allBuf []float32
+	m, l   []float32
+}
+
+// NewScratch returns scratch for up to maxHeads query heads per KV head.
+func NewScratch(maxHeads int) *Scratch {
+	return &Scratch{m: make([]float32, maxHeads), l: make([]float32, maxHeads)}
+}
+
+func (sc *Scratch) scoreBuf(n int) []float32 {
+	if cap(sc.scores) < n {
+		sc.scores = make([]float32, n+n/2)
+	}
+	return sc.scores[:n]
+}
+
+func (sc *Scratch) all(n int) []float32 {
+	if cap(sc.allBuf) < n {
+		sc.allBuf = make([]float32, n+n/2)
+	}
+	return sc.allBuf[:n]
+}
