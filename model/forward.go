@@ -14,15 +14,15 @@ type State struct {
 	pool     *kernel.Pool
 	maxBatch int
 
-	x, xn      []float32 // residual stream and its normalized copy, [n][Embd]
-	q, k, v    []float32 // [n][Heads*HeadDim], [n][KVHeads*HeadDim]
-	att, attO  []float32 // attention output per head, projected back, [n][...]
-	gate, up   []float32 // [n][FFN]
-	logits     []float32 // [n][Vocab]
-	act        []byte    // activations converted for quantized weights
-	scratch    []*kv.Scratch
-	pos        []int32
-	ctx        int
+	x, xn     []float32 // residual stream and its normalized copy, [n][Embd]
+	q, k, v   []float32 // [n][Heads*HeadDim], [n][KVHeads*HeadDim]
+	att, attO []float32 // attention output per head, projected back, [n][...]
+	gate, up  []float32 // [n][FFN]
+	logits    []float32 // [n][Vocab]
+	act       []byte    // activations converted for quantized weights
+	scratch   []*kv.Scratch
+	pos       []int32
+	ctx       int
 }
 
 // NewState allocates scratch for batches of up to maxBatch tokens with a
