@@ -408,3 +408,23 @@ func (sc *Scratch) all(n int) []float32 {
 	}
 	return sc.allBuf[:n]
 }
+
+// Vector decodes token i's key and value into k and v (HeadDim values
+// each). It is for tests, re-rotation and re-encoding, never for attention.
+func (s *Stream) Vector(i int, k, v []float32) {
+	for _, p := range s.pages {
+		if n := p.k.Len(); i >= n {
+			i -= n
+			continue
+		}
+		p.k.Decode(i, k)
+		p.v.Decode(i, v)
+		return
+	}
+	d := s.d
+	copy(k, s.tk[i*d:(i+1)*d])
+	copy(v, s.tv[i*d:(i+1)*d])
+}
+
+// Dim is the head size of the stream's vectors.
+func (s *Stream) Dim() int { return s.d }
