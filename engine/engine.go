@@ -12,6 +12,7 @@ import (
 	"github.com/kvgo/kvgo/internal/defaultmodel"
 	"github.com/kvgo/kvgo/kernel"
 	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/model"
 	"github.com/kvgo/kvgo/sample"
 	"github.com/kvgo/kvgo/tokenizer"
@@ -72,7 +73,8 @@ type Request struct {
 	Prompt    []int
 	MaxTokens int
 	Sampling  sample.Params
-	CacheType kv.DType
+	// KV is the cache recipe (nil = the full F16 cache).
+	KV *recipe.Recipe
 	// Context is the cache capacity in tokens (0 = the model's training
 	// context). It may not exceed the model's context length.
 	Context int
@@ -89,7 +91,33 @@ type Stats struct {
 	PromptTime      time.Duration
 	GeneratedTokens int
 	GenerateTime    time.Duration
-	KVBytes         int64
+	KVBytes         int64 // at the end
+	PeakKVBytes     int64 // largest seen (a staged prompt before eviction)
+	// FullKVBytes is what a full F16 cache would hold for the same tokens.
+	FullKVBytes int64
+}
+
+// NewCache makes an empty cache for n positions from a recipe (nil = the
+// full F16 cache).
+func (e *Engine) NewCache(r *recipe.Recipe, n int) (*kv.Cache, error) {
+	if r == nil {
+		var err error
+		if r, err = recipe.Parse(""); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return nil, err
+	}
+	return kv.New(e.Model.CacheShape(), cfg, n)
+}
+
+// FullCacheBytes is what the full F16 cache holds for n tokens (whole
+// pages of keys and values plus 4 bytes of position per token and
+// stream): the baseline of compression ratios.
+func (e *Engine) FullCacheBytes(n int) int64 {
+	return kv.FullF16Bytes(e.Model.CacheShape(), n)
 }
 
 // ContextFor validates a requested context size against the model.
@@ -124,7 +152,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
-	cache, err := kv.New(e.Model.CacheShape(), req.CacheType, n)
+	cache, err := e.NewCache(req.KV, n)
 	if err != nil {
 		return st, err
 	}
@@ -133,10 +161,13 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 		sampler.Accept(id)
 	}
 	t0 := time.Now()
+	cache.BeginPrefill(len(req.Prompt))
 	logits, err := state.Forward(cache, req.Prompt, 0)
 	if err != nil {
 		return st, err
 	}
+	st.PeakKVBytes = cache.Bytes()
+	cache.EndPrefill()
 	st.PromptTokens, st.PromptTime = len(req.Prompt), time.Since(t0)
 	t1 := time.Now()
 	pos := len(req.Prompt)
@@ -161,9 +192,12 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 		if logits, err = state.Forward(cache, []int{id}, pos); err != nil {
 			return st, err
 		}
+		st.PeakKVBytes = max(st.PeakKVBytes, cache.Bytes())
 		pos++
 	}
 	st.GenerateTime = time.Since(t1)
 	st.KVBytes = cache.Bytes()
+	st.PeakKVBytes = max(st.PeakKVBytes, st.KVBytes)
+	st.FullKVBytes = e.FullCacheBytes(cache.NextPos())
 	return st, nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/model"
+	"github.com/kvgo/kvgo/kv/recipe"
 )
 
 // PerplexityResult is the outcome of Perplexity.
@@ -26,54 +28,90 @@ type PerplexityResult struct {
 // chunks of ctx tokens; each chunk starts from an empty cache with its
 // first token replaced by BOS (when the model adds BOS); the logits at
 // positions ctx/2 .. ctx-2 score the token that follows each of them.
-func Perplexity(ctx context.Context, e *engine.Engine, tokens []int, n int, cacheType kv.DType, onChunk func(chunk int, ppl float64)) (PerplexityResult, error) {
-	var r PerplexityResult
+//
+// With a recipe that evicts, the first ctx/2+1 tokens of a chunk are the
+// context: they are prefilled and compressed by the recipe, and the rest
+// is decoded one token at a time through the compressed cache, so the
+// score reflects what the recipe kept. Without eviction the chunk runs as
+// one batch, which gives the same numbers faster.
+func Perplexity(ctx context.Context, e *engine.Engine, tokens []int, n int, r *recipe.Recipe, onChunk func(chunk int, ppl float64)) (PerplexityResult, error) {
+	var res PerplexityResult
 	if _, err := e.ContextFor(n); err != nil {
-		return r, err
+		return res, err
 	}
 	if n < 4 {
-		return r, fmt.Errorf("perplexity context %d is too small (need at least 4 tokens)", n)
+		return res, fmt.Errorf("perplexity context %d is too small (need at least 4 tokens)", n)
 	}
-	r.Chunks = len(tokens) / n
-	if r.Chunks == 0 {
-		return r, fmt.Errorf("the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", len(tokens), n)
+	res.Chunks = len(tokens) / n
+	if res.Chunks == 0 {
+		return res, fmt.Errorf("the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", len(tokens), n)
 	}
+	split := r != nil && r.Evictor != nil
 	state := e.Model.NewState(e.Pool, min(n, 512), n)
 	chunk := make([]int, n)
 	var nll, nll2 float64
-	for c := 0; c < r.Chunks; c++ {
+	score := func(j int, logits []float32) error {
+		v := -LogSoftmaxAt(logits, chunk[j+1])
+		nll += v
+		nll2 += v * v
+		res.Tokens++
+		return nil
+	}
+	for c := 0; c < res.Chunks; c++ {
 		if err := ctx.Err(); err != nil {
-			return r, err
+			return res, err
 		}
 		copy(chunk, tokens[c*n:(c+1)*n])
 		if e.Tok.AddBOS() {
 			chunk[0] = e.Tok.BOS()
 		}
-		cache, err := kv.New(e.Model.CacheShape(), cacheType, n)
+		cache, err := e.NewCache(r, n)
 		if err != nil {
-			return r, err
+			return res, err
 		}
-		err = state.ForwardEach(cache, chunk[:n-1], 0, n/2, func(j int, logits []float32) error {
-			v := -LogSoftmaxAt(logits, chunk[j+1])
-			nll += v
-			nll2 += v * v
-			r.Tokens++
-			return nil
-		})
+		if !split {
+			err = state.ForwardEach(cache, chunk[:n-1], 0, n/2, score)
+		} else {
+			err = scoreSplit(state, cache, chunk, score)
+		}
 		if err != nil {
-			return r, fmt.Errorf("chunk %d: %w", c, err)
+			return res, fmt.Errorf("chunk %d: %w", c, err)
 		}
-		r.Cumulative = append(r.Cumulative, math.Exp(nll/float64(r.Tokens)))
+		res.Cumulative = append(res.Cumulative, math.Exp(nll/float64(res.Tokens)))
 		if onChunk != nil {
-			onChunk(c, r.Cumulative[c])
+			onChunk(c, res.Cumulative[c])
 		}
 	}
-	mean := nll / float64(r.Tokens)
-	r.PPL = math.Exp(mean)
-	if variance := nll2/float64(r.Tokens) - mean*mean; variance > 0 && r.Tokens > 1 {
-		r.StdErr = r.PPL * math.Sqrt(variance/float64(r.Tokens-1))
+	mean := nll / float64(res.Tokens)
+	res.PPL = math.Exp(mean)
+	if variance := nll2/float64(res.Tokens) - mean*mean; variance > 0 && res.Tokens > 1 {
+		res.StdErr = res.PPL * math.Sqrt(variance/float64(res.Tokens-1))
 	}
-	return r, nil
+	return res, nil
+}
+
+// scoreSplit prefills chunk[:n/2+1] as the compressed context, then decodes
+// the rest token by token, scoring the same positions as the batch path.
+func scoreSplit(state *model.State, cache *kv.Cache, chunk []int, score func(int, []float32) error) error {
+	n := len(chunk)
+	ctxLen := n/2 + 1
+	cache.BeginPrefill(ctxLen)
+	logits, err := state.Forward(cache, chunk[:ctxLen], 0)
+	if err != nil {
+		return err
+	}
+	cache.EndPrefill()
+	for j := ctxLen - 1; j < n-1; j++ {
+		if j >= ctxLen {
+			if logits, err = state.Forward(cache, chunk[j:j+1], j); err != nil {
+				return err
+			}
+		}
+		if err := score(j, logits); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LogSoftmaxAt returns log(softmax(logits)[i]), computed stably in float64.

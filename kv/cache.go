@@ -247,3 +247,11 @@ func (c *Cache) Truncate(pos int) {
 	}
 	c.next = min(c.next, int32(pos))
 }
+
+// FullF16Bytes is what a cache with the F16 codec and no eviction holds for
+// n tokens: the baseline of every compression ratio.
+func FullF16Bytes(s Shape, n int) int64 {
+	pages := (n + PageTokens - 1) / PageTokens
+	perStream := int64(pages*PageTokens)*int64(2*s.HeadDim*2) + int64(n)*4
+	return int64(s.Streams()) * perStream
+}

@@ -63,9 +63,10 @@ func (s *Stream) Acc() []float32 { return s.acc }
 // tailLen is the number of tokens in the F32 tail.
 func (s *Stream) tailLen() int { return len(s.tk) / s.d }
 
-// Bytes is the memory of the stream's keys, values and positions.
+// Bytes is the memory of the stream's keys, values and positions: pages
+// and the tail by their allocated capacity, positions at 4 bytes a token.
 func (s *Stream) Bytes() int64 {
-	b := int64(cap(s.tk)+cap(s.tv))*4 + int64(cap(s.pos))*4
+	b := int64(cap(s.tk)+cap(s.tv))*4 + int64(len(s.pos))*4
 	for _, p := range s.pages {
 		b += p.k.Bytes() + p.v.Bytes()
 	}

@@ -46,7 +46,7 @@ func main() {
 }
 
 // runMain runs the command line and returns the exit code: 0 on success,
-// 1 on an error (printed on one line, never a stack trace), 2 on bad usage.
+// 1 on any error, printed on one line (never a stack trace).
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
@@ -62,9 +62,6 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
-		case errors.As(err, new(usageError)):
-			fmt.Fprintf(stderr, "kvgo %s: %v\n", c.name, err)
-			return 2
 		default:
 			fmt.Fprintf(stderr, "kvgo %s: %v\n", c.name, err)
 			return 1
@@ -72,7 +69,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "kvgo: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return 2
+	return 1
 }
 
 // usageError marks errors in how a command was called.

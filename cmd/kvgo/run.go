@@ -13,7 +13,7 @@ import (
 
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/eval"
-	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/sample"
 )
 
@@ -35,16 +35,13 @@ func (m *modelFlags) load() (*engine.Engine, error) {
 	return engine.Load(m.path, m.threads)
 }
 
-// parseCacheType maps --kv to a cache storage type. The KV-cache issue
-// grows this flag into full recipes; today it names the plain cache type.
-func parseCacheType(s string) (kv.DType, error) {
-	switch s {
-	case "", "f16":
-		return kv.F16, nil
-	case "f32":
-		return kv.F32, nil
+// parseRecipe parses --kv, turning recipe errors into usage errors.
+func parseRecipe(s string) (*recipe.Recipe, error) {
+	r, err := recipe.Parse(s)
+	if err != nil {
+		return nil, usageError{err.Error()}
 	}
-	return 0, usagef("unknown KV recipe %q (valid: f16, f32)", s)
+	return r, nil
 }
 
 func checkPrompt(p string) error {
@@ -62,7 +59,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	promptFile := fs.String("f", "", "read the prompt from `file`")
 	n := fs.Int("n", 128, "tokens to generate (-1: until the context is full)")
 	nctx := fs.Int("ctx", 0, "context size in tokens (default: the model's)")
-	kvFlag := fs.String("kv", "f16", "KV cache `recipe` (f16 or f32)")
+	kvFlag := fs.String("kv", recipe.Default, "KV cache `recipe`, e.g. \"snapkv(budget=0.25)+kivi(bits=4)\" (see kvgo kv list)")
 	d := sample.DefaultParams()
 	temp := fs.Float64("temp", float64(d.Temperature), "sampling temperature (0 = greedy)")
 	topK := fs.Int("top-k", d.TopK, "top-k sampling (0 = off)")
@@ -98,7 +95,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *n < -1 {
 		return usagef("invalid value %d for -n (want -1 or more)", *n)
 	}
-	cacheType, err := parseCacheType(*kvFlag)
+	rcp, err := parseRecipe(*kvFlag)
 	if err != nil {
 		return err
 	}
@@ -119,7 +116,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer out.Flush()
 	dec := e.Tok.NewStreamDecoder()
 	st, err := e.Generate(ctx, engine.Request{
-		Prompt: ids, MaxTokens: *n, Sampling: params, CacheType: cacheType, Context: *nctx,
+		Prompt: ids, MaxTokens: *n, Sampling: params, KV: rcp, Context: *nctx,
 		StopAtEOG: !*ignoreEOS,
 		OnToken: func(id int) error {
 			out.WriteString(dec.Next(id))
@@ -132,11 +129,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	full := int64(st.PromptTokens+st.GeneratedTokens) * e.Model.CacheShape().TokenBytes(kv.F16)
-	fmt.Fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | KV: %s (%s, %.2fx of full f16)\n",
+	fmt.Fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | KV: %s = %.3fx of a full f16 cache (%s), peak %s | recipe %s\n",
 		st.PromptTokens, rate(st.PromptTokens, st.PromptTime.Seconds()),
 		st.GeneratedTokens, rate(st.GeneratedTokens, st.GenerateTime.Seconds()),
-		bytesString(st.KVBytes), cacheType, float64(st.KVBytes)/float64(max(full, 1)))
+		bytesString(st.KVBytes), float64(st.KVBytes)/float64(max(st.FullKVBytes, 1)), bytesString(st.FullKVBytes),
+		bytesString(st.PeakKVBytes), rcp)
 	return nil
 }
 
@@ -198,7 +195,7 @@ func cmdPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	mf.register(fs)
 	file := fs.String("f", "", "text `file` to score")
 	nctx := fs.Int("ctx", 512, "tokens per chunk")
-	kvFlag := fs.String("kv", "f16", "KV cache `recipe` (f16 or f32)")
+	kvFlag := fs.String("kv", recipe.Default, "KV cache `recipe`, e.g. \"snapkv(budget=0.25)+kivi(bits=4)\" (see kvgo kv list)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -209,7 +206,7 @@ func cmdPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *file == "" {
 		return usagef("a text file is required (-f FILE)")
 	}
-	cacheType, err := parseCacheType(*kvFlag)
+	rcp, err := parseRecipe(*kvFlag)
 	if err != nil {
 		return err
 	}
@@ -228,7 +225,7 @@ func cmdPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer e.Close()
 	ids := e.Tok.Encode(text, true, false)
 	fmt.Fprintf(stderr, "%d tokens, %d chunks of %d\n", len(ids), len(ids)/max(*nctx, 1), *nctx)
-	r, err := eval.Perplexity(ctx, e, ids, *nctx, cacheType, func(c int, ppl float64) {
+	r, err := eval.Perplexity(ctx, e, ids, *nctx, rcp, func(c int, ppl float64) {
 		fmt.Fprintf(stderr, "[%d]%.4f,", c+1, ppl)
 	})
 	fmt.Fprintln(stderr)
