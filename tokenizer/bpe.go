@@ -179,7 +179,7 @@ func (t *Tokenizer) bpeWord(word []byte, sc *bpeScratch, out []int) []int {
 		if lid < 0 || rid < 0 {
 			return
 		}
-		if m, ok := t.merges[mergeKey(lid, rid)]; ok {
+		if m, ok := t.merges.get(mergeKey(lid, rid)); ok {
 			h.push(bpeCand{rank: m.rank, left: l, right: r, lid: lid, rid: rid, result: m.result})
 		}
 	}
@@ -249,4 +249,60 @@ func decodeGPT2(text string, dst []byte) []byte {
 		dst = append(dst, ']')
 	}
 	return dst
+}
+
+// pairTable maps an ordered pair of token ids to its merge. It is a flat
+// open-addressing table (linear probing, Fibonacci hashing): with hundreds
+// of thousands of merges, building and probing it is dominated by cache
+// misses, and one 16-byte slot per probe keeps that to one line.
+type pairTable struct {
+	slots []pairSlot
+	shift uint // 64 - log2(len(slots))
+}
+
+type pairSlot struct {
+	key1 uint64 // mergeKey + 1; 0 marks an empty slot
+	val  mergeVal
+}
+
+func newPairTable(n int) pairTable {
+	size, bits := 16, uint(4)
+	for size < n+n/3+1 {
+		size *= 2
+		bits++
+	}
+	return pairTable{slots: make([]pairSlot, size), shift: 64 - bits}
+}
+
+func (p *pairTable) index(key uint64) uint64 { return (key * 0x9E3779B97F4A7C15) >> p.shift }
+
+// insert adds key unless present and reports whether it did.
+func (p *pairTable) insert(key uint64, v mergeVal) bool {
+	mask := uint64(len(p.slots) - 1)
+	for i := p.index(key); ; i = (i + 1) & mask {
+		s := &p.slots[i]
+		if s.key1 == 0 {
+			*s = pairSlot{key + 1, v}
+			return true
+		}
+		if s.key1 == key+1 {
+			return false
+		}
+	}
+}
+
+func (p *pairTable) get(key uint64) (mergeVal, bool) {
+	if len(p.slots) == 0 {
+		return mergeVal{}, false
+	}
+	mask := uint64(len(p.slots) - 1)
+	for i := p.index(key); ; i = (i + 1) & mask {
+		s := &p.slots[i]
+		if s.key1 == key+1 {
+			return s.val, true
+		}
+		if s.key1 == 0 {
+			return mergeVal{}, false
+		}
+	}
 }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/kvgo/kvgo/gguf"
 )
@@ -214,9 +216,43 @@ func (t *Tokenizer) loadMerges(md metadata) error {
 	if len(merges) > math.MaxInt32 {
 		return fmt.Errorf("tokenizer: %d merges is too many", len(merges))
 	}
-	t.merges = make(map[uint64]mergeVal, len(merges))
+	// Resolving the strings is the expensive part (three hash lookups per
+	// merge, each a cache miss on a vocabulary of 100k+ tokens), so it is
+	// spread over the available cores; the map is then filled in rank order.
+	parts := make([]mergeParts, len(merges))
+	workers := min(runtime.GOMAXPROCS(0), 4, len(merges)/4096+1)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		lo, hi := w*len(merges)/workers, (w+1)*len(merges)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = t.resolveMerges(merges[lo:hi], parts[lo:hi], lo)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err // the lowest-ranked bad merge
+		}
+	}
+	t.merges = newPairTable(len(merges))
+	for rank, p := range parts {
+		// A repeated pair keeps its first (lowest) rank, as with emplace.
+		t.merges.insert(mergeKey(p.left, p.right), mergeVal{rank: int32(rank), result: p.result})
+	}
+	return nil
+}
+
+// mergeParts is one merge resolved to token ids.
+type mergeParts struct{ left, right, result int32 }
+
+// resolveMerges looks up the tokens of merges (whose first rank is base).
+func (t *Tokenizer) resolveMerges(merges []string, out []mergeParts, base int) error {
 	var buf []byte
-	for rank, m := range merges {
+	for i, m := range merges {
+		rank := base + i
 		// llama.cpp splits at the first space after the first byte, so a
 		// left part may itself start with a space.
 		sep := -1
@@ -237,16 +273,12 @@ func (t *Tokenizer) loadMerges(md metadata) error {
 		if !ok {
 			return fmt.Errorf("tokenizer: merge %d (%q) references unknown token %q", rank, m, right)
 		}
-		k := mergeKey(lid, rid)
-		if _, dup := t.merges[k]; dup {
-			continue // the first (lowest) rank wins, as with emplace
-		}
 		buf = append(append(buf[:0], left...), right...)
 		res, ok := t.toID[string(buf)]
 		if !ok {
-			res = -1
+			res = -1 // llama.cpp merges it anyway; the result falls back to bytes
 		}
-		t.merges[k] = mergeVal{rank: int32(rank), result: res}
+		out[i] = mergeParts{lid, rid, res}
 	}
 	return nil
 }

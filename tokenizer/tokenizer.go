@@ -87,7 +87,7 @@ type Tokenizer struct {
 
 	// BPE.
 	preset     bpePreset
-	merges     map[uint64]mergeVal
+	merges     pairTable
 	bpeByte    [256]int32 // token of the GPT-2 character of each byte
 	singleByte [256]int32 // token whose text is exactly that one byte
 
