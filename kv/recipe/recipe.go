@@ -163,7 +163,10 @@ func split(s string) ([]rawTerm, error) {
 			name = rest[:end]
 		}
 		name = strings.TrimSpace(name)
-		if name == "" || strings.ContainsAny(name, ")=, ") {
+		if name == "" {
+			return nil, errors.New("empty method name (a '+' with nothing before or after it?)")
+		}
+		if strings.ContainsAny(name, ")=, ") {
 			return nil, fmt.Errorf("malformed method name %q", name)
 		}
 		t := rawTerm{name: name}

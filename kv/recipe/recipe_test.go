@@ -1,0 +1,165 @@
+package recipe
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/kvgo/kvgo/kv"
+)
+
+func TestParseValid(t *testing.T) {
+	cases := map[string]string{
+		"":          "f16",
+		"f16":       "f16",
+		" f32 ":     "f32",
+		"f32()":     "f32",
+		"f16 + f32": "", // two codecs: error, checked below
+	}
+	for in, want := range cases {
+		r, err := Parse(in)
+		if want == "" {
+			if err == nil {
+				t.Errorf("%q: no error", in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if got := r.String(); got != want {
+			t.Errorf("%q: canonical form %q, want %q", in, got, want)
+		}
+		cfg, err := r.Config()
+		if err != nil || cfg.K == nil || cfg.V == nil || cfg.Evictor != nil {
+			t.Errorf("%q: config %+v, %v", in, cfg, err)
+		}
+	}
+}
+
+func TestParseErrorsListWhatIsValid(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"bogus", "unknown method \"bogus\" (valid: "},
+		{"f16(bits=2)", "takes no parameters"},
+		{"f16(", "missing ')'"},
+		{"f16)", "malformed method name"},
+		{"f16+", "empty method name"},
+		{"+f16", "empty method name"},
+		{"f16(x)", "not key=value"},
+		{"f16 f32", "malformed method name"},
+		{"f16()f32", "expected '+'"},
+	}
+	for _, c := range cases {
+		_, err := Parse(c.in)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want one containing %q", c.in, err, c.want)
+		}
+	}
+}
+
+// TestBind checks parameter validation on a synthetic method, so it does
+// not depend on which methods are registered.
+func TestBind(t *testing.T) {
+	m := kv.Method{Name: "demo", Params: []kv.Param{
+		{Name: "budget", Kind: kv.BudgetParam, Default: "0.5"},
+		{Name: "bits", Kind: kv.ChoiceParam, Choices: []string{"2", "4"}, Default: "2"},
+		{Name: "window", Kind: kv.IntParam, Min: 1, Max: 64, Default: "32"},
+		{Name: "alpha", Kind: kv.FloatParam, Min: 0, Max: 1},
+	}}
+	good := []struct {
+		args [][2]string
+		want string
+	}{
+		{[][2]string{{"alpha", "0.3"}}, "demo(budget=0.5,bits=2,window=32,alpha=0.3)"},
+		{[][2]string{{"budget", "512"}, {"bits", "4"}, {"alpha", "1"}}, "demo(budget=512,bits=4,window=32,alpha=1)"},
+	}
+	for _, g := range good {
+		term, err := bind(m, g.args)
+		if err != nil {
+			t.Fatalf("%v: %v", g.args, err)
+		}
+		if term.String() != g.want {
+			t.Errorf("%v: %s, want %s", g.args, term, g.want)
+		}
+	}
+	bad := []struct {
+		args [][2]string
+		want string
+	}{
+		{nil, `parameter "alpha" is required`},
+		{[][2]string{{"alpha", "2"}}, "outside [0, 1]"},
+		{[][2]string{{"alpha", "nan"}}, "not a number"},
+		{[][2]string{{"alpha", "0"}, {"bits", "3"}}, "not one of [2 4]"},
+		{[][2]string{{"alpha", "0"}, {"window", "0"}}, "outside [1, 64]"},
+		{[][2]string{{"alpha", "0"}, {"window", "x"}}, "not an integer"},
+		{[][2]string{{"alpha", "0"}, {"budget", "0"}}, "at least 1 token"},
+		{[][2]string{{"alpha", "0"}, {"budget", "1.5"}}, "must be in (0, 1]"},
+		{[][2]string{{"alpha", "0"}, {"budget", "-0.5"}}, "must be in (0, 1]"},
+		{[][2]string{{"alpha", "0"}, {"frob", "1"}}, "unknown parameter \"frob\" (valid: budget, bits, window, alpha)"},
+		{[][2]string{{"alpha", "0"}, {"alpha", "1"}}, "given twice"},
+	}
+	for _, b := range bad {
+		_, err := bind(m, b.args)
+		if err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("%v: error %v, want %q", b.args, err, b.want)
+		}
+	}
+}
+
+func TestBudgetResolve(t *testing.T) {
+	cases := []struct {
+		s      string
+		prompt int
+		want   int
+	}{{"512", 100, 512}, {"0.25", 1000, 250}, {"0.125", 512, 64}, {"1", 10, 1}, {"1.0", 10, 10}, {"0.001", 10, 1}}
+	for _, c := range cases {
+		b, err := kv.ParseBudget(c.s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := b.Resolve(c.prompt); got != c.want {
+			t.Errorf("%s of %d = %d, want %d", c.s, c.prompt, got, c.want)
+		}
+	}
+}
+
+// TestEveryMethodBuildsWithDefaults parses each registered method alone
+// with its defaults and builds a config, so a broken registration fails.
+func TestEveryMethodBuildsWithDefaults(t *testing.T) {
+	for _, m := range Methods() {
+		r, err := Parse(m.Name)
+		if err != nil {
+			t.Errorf("%s: %v", m.Name, err)
+			continue
+		}
+		cfg, err := r.Config()
+		if err != nil {
+			t.Errorf("%s: %v", m.Name, err)
+			continue
+		}
+		if (m.Kind == kv.EvictorMethod) != (cfg.Evictor != nil) {
+			t.Errorf("%s: kind %s but evictor %v", m.Name, m.Kind, cfg.Evictor)
+		}
+		if m.Summary == "" || m.Paper == "" {
+			t.Errorf("%s: missing summary or paper", m.Name)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"f16", "snapkv(budget=0.25)+kivi(bits=2)", "a(b=c,d=e)+f", "((", "+)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := Parse(s)
+		if err != nil {
+			return
+		}
+		// A recipe that parses renders to a canonical form that parses to
+		// the same recipe.
+		r2, err := Parse(r.String())
+		if err != nil || r2.String() != r.String() {
+			t.Fatalf("canonical form %q of %q does not round-trip: %v", r.String(), s, err)
+		}
+	})
+}
