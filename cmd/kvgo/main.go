@@ -27,6 +27,7 @@ func commands() []command {
 		{"perplexity", "measure perplexity on a text file as llama.cpp does", cmdPerplexity},
 		{"info", "describe a GGUF model file", cmdInfo},
 		{"tokenize", "print the token ids of a text", cmdTokenize},
+		{"kv", "list the KV methods a recipe can name (kvgo kv list)", cmdKV},
 		{"gen", "write a random-weight model of a real shape (for tests and speed work)", cmdGen},
 	}
 }

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kvgo/kvgo/kv/recipe"
+)
+
+// cmdKV groups commands about KV methods; today "kvgo kv list".
+func cmdKV(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("kv", "list")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || pos[0] != "list" {
+		return usagef("want the subcommand list (kvgo kv list)")
+	}
+	fmt.Fprintf(stdout, "KV recipes: name(key=value,...)+name(...), at most one codec and one evictor, e.g. snapkv(budget=0.25)+kivi(bits=4).\n")
+	fmt.Fprintf(stdout, "Budgets are tokens per (layer, KV head) (an integer) or a fraction of the prompt (0 < f <= 1).\n")
+	fmt.Fprintf(stdout, "No --kv means the full F16 cache.\n")
+	for _, m := range recipe.Methods() {
+		fmt.Fprintf(stdout, "\n%s [%s]  %s\n  paper: %s\n", m.Name, m.Kind, m.Summary, m.Paper)
+		for _, p := range m.Params {
+			def := p.Default
+			if def == "" {
+				def = "required"
+			}
+			fmt.Fprintf(stdout, "  %-10s default %-8s %s", p.Name, def, p.Describe())
+			if p.Help != "" {
+				fmt.Fprintf(stdout, "  %s", strings.TrimSpace(p.Help))
+			}
+			fmt.Fprintln(stdout)
+		}
+	}
+	return nil
+}
