@@ -59,6 +59,9 @@ func Load(path string, threads int) (*Engine, error) {
 	return &Engine{File: f, Model: m, Tok: tok, Pool: kernel.NewPool(threads), Source: source}, nil
 }
 
+// Params is the number of weights of the model.
+func (e *Engine) Params() uint64 { return model.ParamCount(e.File) }
+
 // Close releases the workers and the mapped file.
 func (e *Engine) Close() error {
 	e.Pool.Close()

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/kvgo/kvgo/bench"
+	"github.com/kvgo/kvgo/kv/recipe"
+)
+
+// benchReport is the --json output of kvgo bench (schema kvgo-bench/1,
+// documented in docs/PERFORMANCE.md).
+type benchReport struct {
+	Schema       string         `json:"schema"`
+	Model        string         `json:"model"`
+	Params       uint64         `json:"params"`
+	Threads      int            `json:"threads"`
+	GOARCH       string         `json:"goarch"`
+	Results      []bench.Result `json:"results"`
+	PeakRSSBytes int64          `json:"peak_rss_bytes"`
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "[-m FILE] [-p 512] [-n 128] [-d 0,2048,8192] [-r 5] [--kv RECIPE;RECIPE] [--json]")
+	var mf modelFlags
+	mf.register(fs)
+	p := fs.Int("p", 512, "prompt tokens per pp test (0 = skip)")
+	n := fs.Int("n", 128, "generated tokens per tg test (0 = skip)")
+	depths := fs.String("d", "0,2048,8192", "comma-separated context `depths`")
+	reps := fs.Int("r", 5, "repetitions per test")
+	batch := fs.Int("b", 512, "prompt tokens per forward pass")
+	kvFlag := fs.String("kv", recipe.Default, "KV `recipes` to compare, separated by ';'")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	if *p < 0 || *n < 0 || (*p == 0 && *n == 0) {
+		return usagef("-p and -n must be >= 0 and not both 0")
+	}
+	if *reps < 1 || *batch < 1 {
+		return usagef("-r and -b must be at least 1")
+	}
+	var ds []int
+	for _, s := range strings.Split(*depths, ",") {
+		d, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			return usagef("invalid depth %q in -d", s)
+		}
+		ds = append(ds, d)
+	}
+	var recipes []*recipe.Recipe
+	for _, s := range strings.Split(*kvFlag, ";") {
+		r, err := parseRecipe(s)
+		if err != nil {
+			return err
+		}
+		recipes = append(recipes, r)
+	}
+	e, err := mf.load()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes}
+	if !*asJSON {
+		fmt.Fprintf(stdout, "model: %s (%s, %s params), %d threads\n\n", e.Source, e.Model.Arch, paramString(e.Params()), e.Pool.Threads())
+		fmt.Fprintf(stdout, "| %-40s | %-7s | %6s | %20s | %11s | %6s |\n", "recipe", "test", "depth", "t/s", "KV", "ratio")
+		fmt.Fprintf(stdout, "|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 42), strings.Repeat("-", 9), strings.Repeat("-", 8), strings.Repeat("-", 22), strings.Repeat("-", 13), strings.Repeat("-", 8))
+		cfg.Progress = func(r bench.Result) {
+			fmt.Fprintf(stdout, "| %-40s | %-7s | %6d | %10.2f ± %7.2f | %11s | %6.3f |\n", r.Recipe, r.Test, r.Depth, r.TokPerSec, r.StdDev, bytesString(r.KVBytes), r.Ratio)
+		}
+	}
+	results, err := bench.Run(ctx, e, cfg)
+	rss := peakRSS()
+	if *asJSON {
+		rep := benchReport{Schema: "kvgo-bench/1", Model: e.Source, Params: e.Params(), Threads: e.Pool.Threads(), GOARCH: runtime.GOARCH, Results: results, PeakRSSBytes: rss}
+		if rep.Results == nil {
+			rep.Results = []bench.Result{}
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		fmt.Fprintf(stdout, "\npeak RSS: %s\n", bytesString(rss))
+	}
+	return err
+}
