@@ -1,0 +1,208 @@
+package evict
+
+import (
+	"math"
+
+	"github.com/kvgo/kvgo/kv"
+)
+
+// SnapKV (Li et al. 2024, arXiv:2404.14469, §4 and its Listing 1): each
+// head attends to a stable set of prompt positions during generation, and
+// that set can be read from an observation window at the end of the
+// prompt. So, per head: sum the window queries' attention to every earlier
+// token, smooth it with a 1-D pooling so that the neighbours of an
+// important token survive with it (clustered, not isolated, positions),
+// keep the top (budget - window) tokens and the window itself.
+//
+// Choices the paper leaves open or that differ here:
+//   - It compresses the prompt only, once, after prefill; tokens generated
+//     afterwards are all kept, as in the paper (its budget is the prompt's
+//     compressed size). AfterStep does nothing.
+//   - Per KV stream: the window attention is summed over the query heads
+//     of the GQA group before pooling (the cache collects the group sum),
+//     where the paper, written for MHA, pools per query head.
+//   - Pooling covers the tokens before the window only, centred, with the
+//     window clipped at the ends: max pooling ignores the padding (as
+//     PyTorch's -inf padding does), avg pooling divides by the full kernel
+//     (PyTorch's avg_pool1d default count_include_pad=true, which the
+//     authors' code uses). Defaults are the paper's LongBench setting:
+//     window 32, kernel 7, max pooling.
+//   - If the window is not smaller than the budget (short prompts, tiny
+//     budgets), the kept window shrinks to half the budget (at least one
+//     token) and the rest is selected by score; the scores still come from
+//     every query of the observation window.
+type SnapKV struct {
+	Budget kv.Budget
+	Win    int
+	Kernel int
+	Pool   string // "max" or "avg"
+	sc     scratch
+}
+
+func (*SnapKV) Name() string            { return "snapkv" }
+func (e *SnapKV) Window() int           { return e.Win }
+func (*SnapKV) StepStats() bool         { return false }
+func (*SnapKV) AfterStep(*kv.LayerView) {}
+
+func (e *SnapKV) check() error { return checkKernel(e.Kernel) }
+
+func (e *SnapKV) AfterPrefill(l *kv.LayerView, _ int) {
+	b, ok := resolve(e.Budget, l.Prompt)
+	if !ok {
+		return
+	}
+	for _, s := range l.Streams {
+		n := s.Len()
+		if n <= b {
+			continue
+		}
+		w := snapWindow(e.Win, n, b)
+		e.selectStream(s, w, b-w)
+	}
+}
+
+// snapWindow is how many of the last tokens a budget of b out of n keeps
+// as the observation window.
+func snapWindow(win, n, b int) int {
+	w := min(win, n)
+	if w >= b {
+		w = max(1, b/2)
+	}
+	return w
+}
+
+// selectStream keeps the last w tokens of s and the top sel of the others
+// by pooled window attention.
+func (e *SnapKV) selectStream(s *kv.Stream, w, sel int) {
+	n := s.Len()
+	if w+sel >= n {
+		return
+	}
+	pre := n - w
+	sc := e.sc.scores(pre)
+	pool(sc, s.Observed()[:pre], e.Kernel, e.Pool == "avg")
+	m := e.sc.maskOf(n, true)
+	e.sc.keepTop(m, sc, pre, sel)
+	s.Keep(m)
+}
+
+// pool writes the centred 1-D pooling of x with an odd kernel k into dst
+// (len(x) values): the maximum over the window clipped to x, or with avg
+// the sum over the clipped window divided by k.
+func pool(dst, x []float32, k int, avg bool) {
+	h := k / 2
+	n := len(x)
+	for i := range dst[:n] {
+		lo, hi := max(0, i-h), min(n, i+h+1)
+		if avg {
+			var sum float32
+			for _, v := range x[lo:hi] {
+				sum += v
+			}
+			dst[i] = sum / float32(k)
+			continue
+		}
+		m := float32(math.Inf(-1))
+		for _, v := range x[lo:hi] {
+			m = max(m, v)
+		}
+		dst[i] = m
+	}
+}
+
+// PyramidKV (Cai et al. 2024, arXiv:2406.02069, §3, "pyramidal
+// information funneling"): attention is spread widely in the lower layers
+// and concentrated on a few tokens in the upper ones, so lower layers get
+// more cache and upper layers less, with SnapKV's selection inside each
+// layer.
+//
+// Budget allocation, as the paper (and its code) defines it: the selected
+// part of the budget (budget - window, the window being kept in every
+// layer) forms an arithmetic sequence over the layers, from
+// 2·sel - sel/Beta at the bottom layer to sel/Beta at the top one, so its
+// mean is sel and the average layer budget is exactly `budget`. Beta sets
+// the slope: 1 gives every layer the same budget (plain SnapKV), the
+// authors' default 20 makes the top layer keep 1/20 of the mean selection.
+// When the bottom layer would need more tokens than the prompt has before
+// the window, it is capped there and the top layer gets the rest, as the
+// authors' code does.
+//
+// Choices the paper leaves open: per-layer budgets are rounded by largest
+// remainder (ties to the lower layer) so that they stay non-increasing with
+// depth and sum exactly to Layers × budget. A layer always keeps at least
+// its window (one token or more), even when its selection rounds to zero.
+type PyramidKV struct {
+	SnapKV
+	Beta float64
+}
+
+func (*PyramidKV) Name() string { return "pyramidkv" }
+
+func (e *PyramidKV) AfterPrefill(l *kv.LayerView, _ int) {
+	b, ok := resolve(e.Budget, l.Prompt)
+	if !ok {
+		return
+	}
+	for _, s := range l.Streams {
+		n := s.Len()
+		if n <= b {
+			continue
+		}
+		w, sel := e.layerSplit(b, n, l.Layer, l.Layers)
+		e.selectStream(s, w, sel)
+	}
+}
+
+// LayerBudget is the number of tokens each stream of the given layer keeps
+// when a budget of b tokens (the average over layers) is applied to
+// streams of n tokens.
+func (e *PyramidKV) LayerBudget(b, n, layer, layers int) int {
+	if n <= b {
+		return n
+	}
+	w, sel := e.layerSplit(b, n, layer, layers)
+	return w + sel
+}
+
+// layerSplit returns the window and the number of selected tokens of one
+// layer.
+func (e *PyramidKV) layerSplit(b, n, layer, layers int) (w, sel int) {
+	w = snapWindow(e.Win, n, b)
+	mean := b - w
+	if layers <= 1 || mean == 0 {
+		return w, mean
+	}
+	avail := float64(n - w)
+	top := float64(mean) / max(e.Beta, 1)
+	bottom := 2*float64(mean) - top
+	if bottom > avail {
+		bottom = avail
+		top = 2*float64(mean) - bottom
+	}
+	// Real budgets, their floors and the remainder to hand out.
+	at := func(j int) float64 {
+		return bottom - (bottom-top)*float64(j)/float64(layers-1)
+	}
+	const eps = 1e-9
+	rest := layers * mean
+	for j := 0; j < layers; j++ {
+		rest -= int(math.Floor(at(j) + eps))
+	}
+	// The layer gets one more than its floor if its fractional part is
+	// among the `rest` largest (ties to lower layers).
+	x := at(layer)
+	f := x - math.Floor(x+eps)
+	rank := 0
+	for j := 0; j < layers; j++ {
+		y := at(j)
+		g := y - math.Floor(y+eps)
+		if g > f+eps || (math.Abs(g-f) <= eps && j < layer) {
+			rank++
+		}
+	}
+	sel = int(math.Floor(x + eps))
+	if rank < rest {
+		sel++
+	}
+	return w, sel
+}
