@@ -1,9 +1,26 @@
 // Package quant holds the KV-cache codecs that keep every token but store
 // it in fewer bits: the plain F32 and F16 caches, per-token Q8/Q4 blocks
-// (llama.cpp's cache types) and KIVI.
+// (llama.cpp's cache types, Block) and KIVI (NewKIVI).
+//
+// Bytes per token and per KV head at head size d (codes plus F16 scales;
+// pages hold 32 tokens, KIVI key pages one group of G tokens):
+//
+//	q8 sym    d + 2·d/32          (d=128: 136)
+//	q8 asym   d + 4·d/32          (d=128: 144)
+//	q4 sym    d/2 + 2·d/32        (d=128: 72)
+//	q4 asym   d/2 + 4·d/32        (d=128: 80)
+//	kivi-k2   d/4 + 4·d/G         (d=128, G=32: 48)
+//	kivi-v2   d/4 + 4·d/32        (d=128: 48)
+//	kivi-k4   d/2 + 4·d/G         (d=128, G=32: 80)
+//	kivi-v4   d/2 + 4·d/32        (d=128: 80)
+//
+// against 2·d for F16 (256) and 4·d for F32; KIVI adds the F32 residual of
+// R tokens (8·d bytes each for key and value).
 package quant
 
 import (
+	"fmt"
+
 	"github.com/kvgo/kvgo/kernel"
 	"github.com/kvgo/kvgo/kv"
 	ggml "github.com/kvgo/kvgo/quant"
@@ -155,4 +172,48 @@ var Methods = []kv.Method{
 		Paper:    "baseline",
 		NewCodec: func(kv.Args) (kv.Codec, kv.Codec, error) { return F16{}, F16{}, nil },
 	},
+	blockMethod(8, "8-bit per-token blocks along the head dim (llama.cpp q8_0 cache; mode=asym adds a minimum per block)",
+		"llama.cpp/ggml Q8_0 block format (--cache-type-k q8_0)"),
+	blockMethod(4, "4-bit per-token blocks along the head dim (llama.cpp q4_0 cache; mode=asym is q4_1)",
+		"llama.cpp/ggml Q4_0 and Q4_1 block formats (--cache-type-k q4_0, q4_1)"),
+	{
+		Name: "kivi", Kind: kv.CodecMethod,
+		Summary: "2/4-bit asymmetric: keys per channel over groups of G tokens, values per token in groups of G channels, the last R tokens in F32",
+		Paper:   "KIVI, Liu et al. 2024, arXiv:2402.02750",
+		Params: []kv.Param{
+			{Name: "bits", Kind: kv.ChoiceParam, Choices: []string{"2", "4"}, Default: "2", Help: "bits per key and value code"},
+			{Name: "group", Kind: kv.IntParam, Min: 1, Max: 1024, Default: "32", Help: "G: tokens per key group (one page) and channels per value group (shrinks to the head size)"},
+			{Name: "residual", Kind: kv.IntParam, Min: 0, Max: 1 << 20, Default: "128", Help: "R: most recent tokens kept in full precision"},
+		},
+		NewCodec: func(a kv.Args) (kv.Codec, kv.Codec, error) {
+			bits := 2
+			if a.Choice("bits") == "4" {
+				bits = 4
+			}
+			k, v, err := NewKIVI(bits, a.Int("group"), a.Int("residual"))
+			if err != nil {
+				return nil, nil, err
+			}
+			return k, v, nil
+		},
+	},
+}
+
+// blockMethod is the recipe entry of the per-token block codec with bits
+// bits: "q8" or "q4".
+func blockMethod(bits int, summary, paper string) kv.Method {
+	return kv.Method{
+		Name: fmt.Sprintf("q%d", bits), Kind: kv.CodecMethod, Summary: summary, Paper: paper,
+		Params: []kv.Param{
+			{Name: "group", Kind: kv.IntParam, Min: 1, Max: 1024, Default: "32", Help: "values per block along the head dim; a head smaller than the group uses one block, a head the group does not divide uses the largest divisor below it"},
+			{Name: "mode", Kind: kv.ChoiceParam, Choices: []string{"sym", "asym"}, Default: "sym", Help: "sym: one F16 scale per block; asym: F16 scale and minimum"},
+		},
+		NewCodec: func(a kv.Args) (kv.Codec, kv.Codec, error) {
+			b, err := NewBlock(bits, a.Int("group"), a.Choice("mode") == "asym")
+			if err != nil {
+				return nil, nil, err
+			}
+			return b, b, nil
+		},
+	}
 }

@@ -1,0 +1,308 @@
+package quant
+
+import (
+	"fmt"
+
+	"github.com/kvgo/kvgo/kernel"
+	"github.com/kvgo/kvgo/kv"
+)
+
+// Block is per-token block quantization along the head dimension, the
+// scheme of llama.cpp's quantized caches (--cache-type-k q8_0, q4_0, q4_1):
+// each token's d values are cut into blocks of BlockSize(d, group) values,
+// and each block gets its own scale (symmetric) or scale and minimum
+// (asymmetric), stored as IEEE half floats like ggml's block formats.
+//
+//   - q8 sym is Q8_0: d = max|x|/127, codes round(x/d) in [-127, 127].
+//   - q4 sym is Q4_0: d = m/-8 where m is the value of largest magnitude
+//     (with its sign), codes round(x/d)+8 clamped to [0, 15]. Using the sign
+//     buys a 16th level: m itself is exact, and values near -m are clipped
+//     by up to one step d, as in ggml.
+//   - asym (q4 like Q4_1; q8 asym has no ggml cache type but is the same
+//     scheme with 8-bit codes): min m, scale s = (max-m)/(2^bits-1), codes
+//     round((x-m)/s).
+//
+// Departure from ggml, for a guaranteed error bound: the F16 scale is
+// rounded away from zero and the F16 minimum downward (ggml rounds both to
+// nearest), and codes are computed against the stored, rounded values.
+// Then no value of a block is clipped by the scale's rounding, and the
+// round-trip error is at most half a step of the stored scale (Q4_0: one
+// step for the values clipped at the positive end, as in ggml).
+//
+// KIVI's per-token value quantization is this codec with 2 or 4 bits,
+// asymmetric, and a full-precision residual (see NewKIVI).
+//
+// The zero Block is q8 with blocks of 32, symmetric.
+type Block struct {
+	bits     int // 8 or 4; 2 for KIVI values; 0 means 8
+	group    int // values per block before the head-size rule; 0 means 32
+	asym     bool
+	residual int  // tokens kept in F32 (KIVI values)
+	kivi     bool // named as KIVI's value codec
+}
+
+// NewBlock returns the per-token block codec with bits 8 or 4 (2 only
+// asymmetric), blocks of group values along the head (see BlockSize for
+// heads that group does not divide), symmetric or asymmetric.
+func NewBlock(bits, group int, asym bool) (Block, error) {
+	switch {
+	case bits != 8 && bits != 4 && bits != 2:
+		return Block{}, fmt.Errorf("kv/quant: %d bits per value; want 8, 4 or 2", bits)
+	case bits == 2 && !asym:
+		return Block{}, fmt.Errorf("kv/quant: 2-bit blocks must be asymmetric (mode=asym)")
+	case group < 1:
+		return Block{}, fmt.Errorf("kv/quant: group %d must be at least 1", group)
+	}
+	return Block{bits: bits, group: group, asym: asym}, nil
+}
+
+func (b Block) nbits() int {
+	if b.bits == 0 {
+		return 8
+	}
+	return b.bits
+}
+
+func (b Block) ngroup() int {
+	if b.group == 0 {
+		return 32
+	}
+	return b.group
+}
+
+// Name is "q8", "q4", "q8-asym", ... with "-gN" when the group is not 32;
+// "kivi-v2" or "kivi-v4" for KIVI's values.
+func (b Block) Name() string {
+	var s string
+	switch {
+	case b.kivi:
+		s = fmt.Sprintf("kivi-v%d", b.nbits())
+	case b.asym:
+		s = fmt.Sprintf("q%d-asym", b.nbits())
+	default:
+		s = fmt.Sprintf("q%d", b.nbits())
+	}
+	if b.ngroup() != 32 {
+		s += fmt.Sprintf("-g%d", b.ngroup())
+	}
+	if b.kivi && b.residual != 128 {
+		s += fmt.Sprintf("-r%d", b.residual)
+	}
+	return s
+}
+
+// Residual is 0 for q8/q4 (every token is encoded as it arrives) and R for
+// KIVI's values.
+func (b Block) Residual() int { return b.residual }
+
+// Group is 0: tokens are encoded one at a time.
+func (b Block) Group() int { return 0 }
+
+// NewPage returns an empty page; its block size follows BlockSize(d, group).
+func (b Block) NewPage(d, capacity int) kv.Page {
+	bits := b.nbits()
+	bs := BlockSize(d, b.ngroup())
+	p := &blockPage{d: d, bits: bits, bs: bs, nb: d / bs, asym: b.asym, rb: rowBytes(d, bits)}
+	p.spt = p.nb
+	if b.asym {
+		p.spt = 2 * p.nb
+	}
+	switch {
+	case b.asym:
+	case bits == 8:
+		p.signed = true
+	default:
+		p.off = 8
+	}
+	p.codes = make([]byte, 0, capacity*p.rb)
+	p.scales = make([]uint16, 0, capacity*p.spt)
+	return p
+}
+
+// blockPage holds n tokens as rows of packed codes and, per token, nb F16
+// scales (sym) or nb (scale, minimum) pairs (asym). A value decodes to
+// (code-off)*scale (+ minimum).
+type blockPage struct {
+	d, bits int
+	bs, nb  int  // block size and blocks per token
+	spt     int  // F16 words per token
+	rb      int  // code bytes per token
+	asym    bool // scale and minimum per block
+	signed  bool // int8 codes (Q8_0)
+	off     float32
+	codes   []byte
+	scales  []uint16
+}
+
+func (p *blockPage) Len() int { return len(p.codes) / p.rb }
+
+func (p *blockPage) Bytes() int64 { return int64(cap(p.codes)) + 2*int64(cap(p.scales)) }
+
+func (p *blockPage) Append(x []float32, n int) {
+	d := p.d
+	var cb [maxStackD]uint8
+	codes := cb[:]
+	if d > len(cb) {
+		codes = make([]uint8, d)
+	}
+	codes = codes[:d]
+	for t := 0; t < n; t++ {
+		p.encode(x[t*d:(t+1)*d], codes)
+	}
+}
+
+// encode appends one token.
+func (p *blockPage) encode(x []float32, codes []uint8) {
+	bs := p.bs
+	qmax := int32(1)<<p.bits - 1
+	for b := 0; b < p.nb; b++ {
+		blk := x[b*bs : (b+1)*bs]
+		cs := codes[b*bs : (b+1)*bs]
+		switch {
+		case p.asym:
+			mn, mx := blk[0], blk[0]
+			for _, v := range blk {
+				mn, mx = min(mn, v), max(mx, v)
+			}
+			zh := f16Down(mn)
+			z := f16(zh)
+			sh := f16Up((mx - z) / float32(qmax))
+			is := inv(f16(sh))
+			for c, v := range blk {
+				cs[c] = uint8(roundClamp((v-z)*is, 0, qmax))
+			}
+			p.scales = append(p.scales, sh, zh)
+		case p.signed: // Q8_0
+			var amax float32
+			for _, v := range blk {
+				amax = max(amax, abs(v))
+			}
+			dh := f16Up(amax / 127)
+			id := inv(f16(dh))
+			for c, v := range blk {
+				cs[c] = uint8(int8(roundClamp(v*id, -127, 127)))
+			}
+			p.scales = append(p.scales, dh)
+		default: // Q4_0
+			var m float32
+			for _, v := range blk {
+				if abs(v) > abs(m) {
+					m = v
+				}
+			}
+			dh := f16Away(m / -8)
+			id := inv(f16(dh))
+			for c, v := range blk {
+				cs[c] = uint8(roundClamp(v*id+8, 0, 15))
+			}
+			p.scales = append(p.scales, dh)
+		}
+	}
+	off := len(p.codes)
+	if cap(p.codes)-off >= p.rb {
+		p.codes = p.codes[:off+p.rb]
+	} else {
+		p.codes = append(p.codes, make([]byte, p.rb)...)
+	}
+	pack(p.codes[off:off+p.rb], codes, p.bits)
+}
+
+func abs(v float32) float32 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+// inv is 1/s, or 0 for a zero (or NaN) scale, whose block codes all to 0.
+func inv(s float32) float32 {
+	if s != 0 && s == s {
+		return 1 / s
+	}
+	return 0
+}
+
+// decode writes token i into dst (d values): codes unpacked once, then
+// scaled block by block. This is the per-token scratch that Dot and
+// AddWeighted share among the g query heads (see Dot).
+func (p *blockPage) decode(i int, dst []float32) {
+	d := p.d
+	dst = dst[:d]
+	unpack(p.codes[i*p.rb:(i+1)*p.rb], dst, p.bits, p.off, p.signed)
+	sc := p.scales[i*p.spt : (i+1)*p.spt]
+	bs := p.bs
+	if p.asym {
+		for b := 0; b < p.nb; b++ {
+			s, z := f16(sc[2*b]), f16(sc[2*b+1])
+			blk := dst[b*bs : (b+1)*bs]
+			for c, u := range blk {
+				blk[c] = u*s + z
+			}
+		}
+		return
+	}
+	for b := 0; b < p.nb; b++ {
+		s := f16(sc[b])
+		blk := dst[b*bs : (b+1)*bs]
+		for c, u := range blk {
+			blk[c] = u * s
+		}
+	}
+}
+
+func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
+
+// Dot reads each token's codes once into a stack scratch of d floats, with
+// the block scales applied, and takes the g query heads' dot products with
+// it. Unpacking once per token rather than once per (token, head) is what
+// makes grouped-query attention (g = 4..8 heads per KV head) cheap, and
+// leaves the per-head work to kernel.Dot (SIMD where the kernel has it).
+// The page as a whole is never decoded.
+func (p *blockPage) Dot(q []float32, g int, out []float32) {
+	d, n := p.d, p.Len()
+	var buf [maxStackD]float32
+	x := scratch(buf[:], d)
+	for i := 0; i < n; i++ {
+		p.decode(i, x)
+		for j := 0; j < g; j++ {
+			out[j*n+i] = kernel.Dot(q[j*d:(j+1)*d], x)
+		}
+	}
+}
+
+// AddWeighted decodes each token with a non-zero weight into the scratch
+// once and adds it to every head's output with that head's weight.
+func (p *blockPage) AddWeighted(w []float32, g int, out []float32) {
+	d, n := p.d, p.Len()
+	var buf [maxStackD]float32
+	x := scratch(buf[:], d)
+	for i := 0; i < n; i++ {
+		if !anyWeight(w, g, n, i) {
+			continue
+		}
+		p.decode(i, x)
+		for j := 0; j < g; j++ {
+			if a := w[j*n+i]; a != 0 {
+				kernel.AXPY(out[j*d:(j+1)*d], a, x)
+			}
+		}
+	}
+}
+
+// anyWeight reports whether token i has a non-zero weight in any of the g
+// rows (masked future tokens have none, and need not be decoded).
+func anyWeight(w []float32, g, n, i int) bool {
+	for j := 0; j < g; j++ {
+		if w[j*n+i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *blockPage) Delete(i int) {
+	p.codes = append(p.codes[:i*p.rb], p.codes[(i+1)*p.rb:]...)
+	p.scales = append(p.scales[:i*p.spt], p.scales[(i+1)*p.spt:]...)
+	p.codes = shrink(p.codes)
+	p.scales = shrink(p.scales)
+}

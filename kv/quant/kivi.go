@@ -1,0 +1,259 @@
+package quant
+
+import (
+	"fmt"
+
+	"github.com/kvgo/kvgo/kernel"
+	"github.com/kvgo/kvgo/kv"
+)
+
+// KIVI is "KIVI: A Tuning-Free Asymmetric 2bit Quantization for KV Cache"
+// (Liu et al., ICML 2024, arXiv:2402.02750). Its finding (section 3) is
+// that keys have a few outlier channels of large magnitude while values
+// have no channel structure, so keys are quantized per channel and values
+// per token, both asymmetrically (min and scale, no tuning), and the most
+// recent tokens stay in full precision.
+//
+// Choices where the paper or its reference code leaves room:
+//
+//   - Keys: a page holds one group of G consecutive tokens; each channel of
+//     the group has its own scale and minimum (F16, as the reference code
+//     keeps them in fp16). The stream (kv.Stream) seals the oldest G tail
+//     tokens whenever more than R+G are waiting, so between R and R+G-1
+//     recent tokens are in F32 (the reference code instead quantizes keys
+//     R at a time in groups of G, holding 0..R-1 in full precision; both
+//     keep "the most recent tokens" exact and quantize whole groups).
+//   - Values: per token, groups of G channels along the head (shrinking to
+//     the head size, or to a divisor of it; see BlockSize), 2 or 4 bits,
+//     scale and minimum per group: the asymmetric Block codec.
+//   - One group parameter serves keys (tokens per group) and values
+//     (channels per group), as in the reference code's group_size.
+//   - Scales are rounded up and minimums down to F16 before codes are
+//     computed, so every value is within half a step of its reconstruction.
+//   - Deleting a token from a key page (eviction) keeps the group's
+//     per-channel scales: the remaining codes stay exact.
+//
+// Attention never dequantizes a key page: the per-channel scale s_c is
+// folded into the query once per page (q'_c = q_c·s_c) and the zero point
+// contributes Σ_c q_c·z_c once per page, so q·k_i = q'·u_i + Σ q·z over
+// the integer codes u_i.
+
+// NewKIVI returns KIVI's key and value codecs: bits 2 or 4, group G >= 1
+// (tokens per key group, channels per value group), residual R >= 0 tokens
+// in full precision.
+func NewKIVI(bits, group, residual int) (KIVIKeys, Block, error) {
+	if bits != 2 && bits != 4 {
+		return KIVIKeys{}, Block{}, fmt.Errorf("kv/quant: kivi bits=%d; want 2 or 4", bits)
+	}
+	if group < 1 {
+		return KIVIKeys{}, Block{}, fmt.Errorf("kv/quant: kivi group=%d must be at least 1", group)
+	}
+	if residual < 0 {
+		return KIVIKeys{}, Block{}, fmt.Errorf("kv/quant: kivi residual=%d must not be negative", residual)
+	}
+	k := KIVIKeys{bits: bits, group: group, residual: residual}
+	v := Block{bits: bits, group: group, asym: true, residual: residual, kivi: true}
+	return k, v, nil
+}
+
+// KIVIKeys is KIVI's key codec: per-channel asymmetric quantization over
+// groups of G tokens. Build it with NewKIVI.
+type KIVIKeys struct {
+	bits, group, residual int
+}
+
+// Name is "kivi-k2" or "kivi-k4", with "-gG" and "-rR" when they are not
+// the defaults 32 and 128.
+func (k KIVIKeys) Name() string {
+	s := fmt.Sprintf("kivi-k%d", k.bits)
+	if k.group != 32 {
+		s += fmt.Sprintf("-g%d", k.group)
+	}
+	if k.residual != 128 {
+		s += fmt.Sprintf("-r%d", k.residual)
+	}
+	return s
+}
+
+// Residual is R: the stream keeps the most recent R tokens in F32.
+func (k KIVIKeys) Residual() int { return k.residual }
+
+// Group is G: a key page is one group, quantized at once.
+func (k KIVIKeys) Group() int { return max(k.group, 1) }
+
+// NewPage returns an empty key page for one group of up to capacity tokens.
+func (k KIVIKeys) NewPage(d, capacity int) kv.Page {
+	bits := k.bits
+	if bits == 0 {
+		bits = 2
+	}
+	rb := rowBytes(d, bits)
+	return &kiviKeyPage{
+		d: d, bits: bits, rb: rb,
+		codes: make([]byte, 0, capacity*rb),
+		sz:    make([]uint16, 0, 2*d),
+	}
+}
+
+// kiviKeyPage holds one group of tokens: a row of packed unsigned codes
+// per token, and per channel c an F16 scale sz[c] and minimum sz[d+c]. A
+// value decodes to u·s_c + z_c.
+type kiviKeyPage struct {
+	d, bits, rb int
+	codes       []byte
+	sz          []uint16
+}
+
+func (p *kiviKeyPage) Len() int { return len(p.codes) / p.rb }
+
+func (p *kiviKeyPage) Bytes() int64 { return int64(cap(p.codes)) + 2*int64(cap(p.sz)) }
+
+// Append quantizes the page's group: n tokens into an empty page. The
+// per-channel statistics need the whole group, so a page is appended to
+// once (kv.Stream does so); a second call is a programming error.
+func (p *kiviKeyPage) Append(x []float32, n int) {
+	if len(p.codes) > 0 || len(p.sz) > 0 {
+		panic("kv/quant: a KIVI key page is quantized once, from a whole group")
+	}
+	if n == 0 {
+		return
+	}
+	d := p.d
+	qmax := int32(1)<<p.bits - 1
+	var mb, xb [2 * maxStackD]float32
+	mnmx := scratch(mb[:], 2*d)
+	mn, mx := mnmx[:d], mnmx[d:]
+	copy(mn, x[:d])
+	copy(mx, x[:d])
+	for t := 1; t < n; t++ {
+		row := x[t*d : (t+1)*d]
+		for c, v := range row {
+			mn[c], mx[c] = min(mn[c], v), max(mx[c], v)
+		}
+	}
+	p.sz = p.sz[:2*d]
+	zs := scratch(xb[:], 2*d)
+	z, is := zs[:d], zs[d:]
+	for c := 0; c < d; c++ {
+		zh := f16Down(mn[c])
+		z[c] = f16(zh)
+		sh := f16Up((mx[c] - z[c]) / float32(qmax))
+		is[c] = inv(f16(sh))
+		p.sz[c], p.sz[d+c] = sh, zh
+	}
+	var cb [maxStackD]uint8
+	codes := cb[:]
+	if d > len(cb) {
+		codes = make([]uint8, d)
+	}
+	codes = codes[:d]
+	if cap(p.codes) < n*p.rb {
+		p.codes = make([]byte, 0, n*p.rb)
+	}
+	p.codes = p.codes[:n*p.rb]
+	for t := 0; t < n; t++ {
+		for c, v := range x[t*d : (t+1)*d] {
+			codes[c] = uint8(roundClamp((v-z[c])*is[c], 0, qmax))
+		}
+		pack(p.codes[t*p.rb:(t+1)*p.rb], codes, p.bits)
+	}
+}
+
+// scalesInto writes the per-channel scales and minimums as floats.
+func (p *kiviKeyPage) scalesInto(s, z []float32) {
+	d := p.d
+	for c := 0; c < d; c++ {
+		s[c], z[c] = f16(p.sz[c]), f16(p.sz[d+c])
+	}
+}
+
+func (p *kiviKeyPage) Decode(i int, dst []float32) {
+	d := p.d
+	dst = dst[:d]
+	unpack(p.codes[i*p.rb:(i+1)*p.rb], dst, p.bits, 0, false)
+	for c, u := range dst {
+		dst[c] = u*f16(p.sz[c]) + f16(p.sz[d+c])
+	}
+}
+
+// qChunk bounds the stack scratch of folded queries in Dot; heads beyond
+// it are processed in further passes over the page.
+const qChunk = 2048
+
+// Dot folds the per-channel scales into each query once per page and adds
+// the zero points' contribution once per page and head, so each token costs
+// one unpack of its codes (shared by the g heads) and g plain dot products.
+func (p *kiviKeyPage) Dot(q []float32, g int, out []float32) {
+	d, n := p.d, p.Len()
+	if n == 0 {
+		return
+	}
+	var szb [2 * maxStackD]float32
+	var ub [maxStackD]float32
+	var qb [qChunk]float32
+	var cb [qChunk / 4]float32
+	sz := scratch(szb[:], 2*d)
+	s, z := sz[:d], sz[d:]
+	p.scalesInto(s, z)
+	u := scratch(ub[:], d)
+	hc := max(1, min(g, len(qb)/d, len(cb)))
+	qs := scratch(qb[:], hc*d)
+	cst := cb[:hc]
+	for j0 := 0; j0 < g; j0 += hc {
+		j1 := min(g, j0+hc)
+		for j := j0; j < j1; j++ {
+			qj := q[j*d : (j+1)*d]
+			qsj := qs[(j-j0)*d : (j-j0+1)*d]
+			for c, v := range qj {
+				qsj[c] = v * s[c]
+			}
+			cst[j-j0] = kernel.Dot(qj, z)
+		}
+		for i := 0; i < n; i++ {
+			unpack(p.codes[i*p.rb:(i+1)*p.rb], u, p.bits, 0, false)
+			for j := j0; j < j1; j++ {
+				out[j*n+i] = kernel.Dot(qs[(j-j0)*d:(j-j0+1)*d], u) + cst[j-j0]
+			}
+		}
+	}
+}
+
+// AddWeighted (not used by attention for keys, but part of a page's
+// contract) also folds the scales: Σ_i w_i·k_i = s ⊙ Σ_i w_i·u_i + z·Σ_i w_i.
+func (p *kiviKeyPage) AddWeighted(w []float32, g int, out []float32) {
+	d, n := p.d, p.Len()
+	if n == 0 {
+		return
+	}
+	var szb [2 * maxStackD]float32
+	var ub, ab [maxStackD]float32
+	sz := scratch(szb[:], 2*d)
+	s, z := sz[:d], sz[d:]
+	p.scalesInto(s, z)
+	u := scratch(ub[:], d)
+	acc := scratch(ab[:], d)
+	for j := 0; j < g; j++ {
+		clear(acc)
+		var wsum float32
+		for i := 0; i < n; i++ {
+			a := w[j*n+i]
+			if a == 0 {
+				continue
+			}
+			wsum += a
+			unpack(p.codes[i*p.rb:(i+1)*p.rb], u, p.bits, 0, false)
+			kernel.AXPY(acc, a, u)
+		}
+		oj := out[j*d : (j+1)*d]
+		for c := range oj {
+			oj[c] += s[c]*acc[c] + z[c]*wsum
+		}
+	}
+}
+
+// Delete removes token i's codes. The group's per-channel scales and
+// minimums stay, so every other token decodes to exactly what it did.
+func (p *kiviKeyPage) Delete(i int) {
+	p.codes = append(p.codes[:i*p.rb], p.codes[(i+1)*p.rb:]...)
+	p.codes = shrink(p.codes)
+}
