@@ -26,6 +26,7 @@ func commands() []command {
 		{"run", "generate text from a prompt", cmdRun},
 		{"perplexity", "measure perplexity on a text file as llama.cpp does", cmdPerplexity},
 		{"bench", "measure prompt and generation speed (like llama-bench), per KV recipe", cmdBench},
+		{"eval", "measure KV recipes against the full cache (kvgo eval fidelity)", cmdEval},
 		{"info", "describe a GGUF model file", cmdInfo},
 		{"tokenize", "print the token ids of a text", cmdTokenize},
 		{"kv", "list the KV methods a recipe can name (kvgo kv list)", cmdKV},
