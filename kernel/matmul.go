@@ -8,6 +8,50 @@ import (
 	"github.com/kvgo/kvgo/quant"
 )
 
+// wkind says which kernel family multiplies a weight type.
+type wkind uint8
+
+const (
+	// kRef types (Q4_1, Q5_1, Q2_K, Q3_K) have no fast kernel: each row
+	// goes through quant.Dot.
+	kRef wkind = iota
+	kF32
+	kF16
+	kBF16
+	kQ8_0
+	kQ4_0
+	kQ5_0
+	kQ4_K
+	kQ5_K
+	kQ6_K
+)
+
+var kinds = map[gguf.TensorType]wkind{
+	gguf.TypeF32: kF32, gguf.TypeF16: kF16, gguf.TypeBF16: kBF16,
+	gguf.TypeQ8_0: kQ8_0, gguf.TypeQ4_0: kQ4_0, gguf.TypeQ5_0: kQ5_0,
+	gguf.TypeQ4_K: kQ4_K, gguf.TypeQ5_K: kQ5_K, gguf.TypeQ6_K: kQ6_K,
+}
+
+// legacy reports whether k multiplies against Q8_0 activations.
+func (k wkind) legacy() bool { return k == kQ8_0 || k == kQ4_0 || k == kQ5_0 }
+
+// kquant reports whether k multiplies against Q8_K activations.
+func (k wkind) kquant() bool { return k == kQ4_K || k == kQ5_K || k == kQ6_K }
+
+// float reports whether k multiplies against float32 activations (for
+// F16 and BF16 rounded to the weight type first, as ggml does).
+func (k wkind) float() bool { return k == kF32 || k == kF16 || k == kBF16 }
+
+// tileRows is the largest number of weight rows MatMul keeps in cache
+// while it runs every token of a batch over them, and tileBytes the cache
+// budget for those rows: a tile is read from memory once per call, not once
+// per token, and stays in L2 (256 KiB leaves room for the activations on
+// cores with 512 KiB or more).
+const (
+	tileRows  = 64
+	tileBytes = 256 << 10
+)
+
 // Matrix is a weight matrix of Rows rows of Cols elements stored in one of
 // ggml's tensor types, used in place (usually a slice of a mapped file).
 type Matrix struct {
@@ -15,7 +59,10 @@ type Matrix struct {
 	Rows, Cols int
 	Data       []byte
 	rowBytes   int
-	f32        []float32 // Data viewed as float32 when Type is F32
+	kind       wkind
+	nb         int // blocks per row (elements per row for the float types)
+	actRow     int // bytes of one converted activation row
+	tile       int // rows per cache tile
 }
 
 // weightTypes are the tensor types a Matrix can hold: every type with a
@@ -35,13 +82,21 @@ func NewMatrix(t gguf.TensorType, rows, cols int, data []byte) (*Matrix, error) 
 	if !weightTypes[t] {
 		return nil, fmt.Errorf("tensor type %s cannot be used as a weight matrix", t)
 	}
-	if len(data) != rb*rows {
+	if rows < 0 || len(data) != rb*rows {
 		return nil, fmt.Errorf("%d bytes for a %d×%d %s matrix, want %d", len(data), rows, cols, t, rb*rows)
 	}
-	m := &Matrix{Type: t, Rows: rows, Cols: cols, Data: data, rowBytes: rb}
-	if t == gguf.TypeF32 {
-		m.f32 = Float32s(data)
+	m := &Matrix{Type: t, Rows: rows, Cols: cols, Data: data, rowBytes: rb, kind: kinds[t]}
+	m.nb = cols / t.BlockElems()
+	switch {
+	case m.kind.float():
+		m.actRow = 4 * cols
+		if m.kind == kF32 {
+			m.actRow = 0 // the activations are used as they are
+		}
+	default:
+		m.actRow, _ = quant.VecDotType(t).RowBytes(cols)
 	}
+	m.tile = max(1, min(tileRows, tileBytes/max(rb, 1)))
 	return m, nil
 }
 
@@ -69,45 +124,206 @@ func (m *Matrix) Row(r int, dst []float32) error {
 
 // ActivationBytes is the scratch size MatMul needs for n input rows.
 func (m *Matrix) ActivationBytes(n int) int {
-	if m.Type == gguf.TypeF32 {
+	if m.actRow == 0 {
 		return 0
 	}
-	rb, _ := quant.VecDotType(m.Type).RowBytes(m.Cols)
-	return rb * n
+	b := n * m.actRow
+	if m.kind.legacy() {
+		// The block scales again as float32, 4-byte aligned, so the
+		// kernels need not convert them once per weight row.
+		b += 4*n*m.nb + 4
+	}
+	return b
+}
+
+// acts is a batch of activation rows converted for one weight matrix.
+type acts struct {
+	b      []byte    // n rows of stride bytes (quantized types)
+	stride int       // bytes per row of b
+	s      []float32 // legacy types: the Q8_0 block scales, n rows of nb
+	f      []float32 // float types: n rows of Cols
+}
+
+// convert turns x (n rows of Cols) into the activation format of m, in
+// scratch, quantizing several rows in parallel when there are many.
+func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
+	var a acts
+	switch {
+	case m.kind == kF32:
+		a.f = x[:n*m.Cols]
+		return a
+	case m.kind.float():
+		a.f = alignedFloats(scratch, n*m.Cols)
+	default:
+		a.b, a.stride = scratch[:n*m.actRow], m.actRow
+		if m.kind.legacy() {
+			a.s = alignedFloats(scratch[n*m.actRow:], n*m.nb)
+		}
+	}
+	j := &p.qa
+	*j = quantJob{m: m, x: x, a: a}
+	if n*m.Cols < 1<<15 {
+		j.Run(0, 0, n)
+	} else {
+		p.Run(n, 1, j)
+	}
+	*j = quantJob{}
+	return a
+}
+
+// alignedFloats views the first 4n bytes at a 4-byte boundary of b (which
+// has 4 bytes of slack for that) as float32s.
+func alignedFloats(b []byte, n int) []float32 {
+	if n == 0 {
+		return nil
+	}
+	off := int(-uintptr(unsafe.Pointer(&b[0])) & 3)
+	b = b[off : off+4*n]
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n)
+}
+
+// quantJob converts activation rows [lo, hi).
+type quantJob struct {
+	m *Matrix
+	x []float32
+	a acts
+}
+
+func (j *quantJob) Run(_, lo, hi int) {
+	m, a := j.m, &j.a
+	for t := lo; t < hi; t++ {
+		x := j.x[t*m.Cols : (t+1)*m.Cols]
+		switch {
+		case m.kind == kF16:
+			roundF16(a.f[t*m.Cols:(t+1)*m.Cols], x)
+		case m.kind == kBF16:
+			roundBF16(a.f[t*m.Cols:(t+1)*m.Cols], x)
+		case m.kind.legacy():
+			quantizeQ8_0(a.b[t*a.stride:(t+1)*a.stride], a.s[t*m.nb:(t+1)*m.nb], x)
+		case m.kind.kquant():
+			quantizeQ8_K(a.b[t*a.stride:(t+1)*a.stride], x)
+		default:
+			if err := quant.QuantizeActivation(m.Type, x, a.b[t*a.stride:(t+1)*a.stride]); err != nil {
+				panic(fmt.Sprintf("kernel: activation of %d columns for %s: %v", m.Cols, m.Type, err))
+			}
+		}
+	}
 }
 
 // MatMul computes out[t][r] = Σ_c m[r][c]·x[t][c] for n input rows x
 // (n×Cols) into out (n×Rows). Like ggml, it first converts the activations
-// to the weight type's dot-product partner (Q8_0 for Q4_0/Q8_0, Q8_K for the
-// K-quants, F16 for F16), so results match llama.cpp closely. scratch must
-// hold ActivationBytes(n) bytes.
+// to the weight type's dot-product partner (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_K
+// for the K-quants, F16 or BF16 precision for F16 and BF16 weights), so
+// results match llama.cpp closely. scratch must hold ActivationBytes(n)
+// bytes. MatMul does not allocate.
+//
+// The rows are cut into tiles that stay in cache while every token of the
+// batch is multiplied with them, four tokens per pass, so the weights are
+// read from memory once per call whatever n is.
 func (m *Matrix) MatMul(p *Pool, out, x []float32, n int, scratch []byte) {
-	if m.Type == gguf.TypeF32 {
-		p.For(m.Rows, 16, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				w := m.f32[r*m.Cols : (r+1)*m.Cols]
-				for t := 0; t < n; t++ {
-					out[t*m.Rows+r] = Dot(w, x[t*m.Cols:(t+1)*m.Cols])
-				}
-			}
-		})
+	if n <= 0 {
 		return
 	}
-	vt := quant.VecDotType(m.Type)
-	arb, _ := vt.RowBytes(m.Cols)
-	p.For(n, 1, func(lo, hi int) {
-		for t := lo; t < hi; t++ {
-			if err := quant.QuantizeActivation(m.Type, x[t*m.Cols:(t+1)*m.Cols], scratch[t*arb:(t+1)*arb]); err != nil {
-				panic(fmt.Sprintf("kernel: activation of %d columns for %s: %v", m.Cols, m.Type, err))
+	if len(x) < n*m.Cols || len(out) < n*m.Rows || len(scratch) < m.ActivationBytes(n) {
+		panic(fmt.Sprintf("kernel: MatMul of a %d×%d matrix with %d rows: x has %d values, out %d, scratch %d bytes (want %d, %d, %d)",
+			m.Rows, m.Cols, n, len(x), len(out), len(scratch), n*m.Cols, n*m.Rows, m.ActivationBytes(n)))
+	}
+	a := m.convert(p, x, n, scratch)
+	j := &p.mm
+	*j = matJob{m: m, out: out, n: n, a: a, tmp: p.tmp}
+	p.Run(m.Rows, m.tile, j)
+	*j = matJob{}
+}
+
+// matJob multiplies weight rows [lo, hi) with every activation row.
+type matJob struct {
+	m   *Matrix
+	out []float32
+	n   int
+	a   acts
+	tmp [][tileRows * 4]float32
+}
+
+func (j *matJob) Run(w, lo, hi int) {
+	m, n := j.m, j.n
+	tmp := &j.tmp[w]
+	for r0 := lo; r0 < hi; r0 += m.tile {
+		rr := min(m.tile, hi-r0)
+		t := 0
+		for ; t+4 <= n; t += 4 {
+			m.dot4(tmp[:4*rr], r0, rr, &j.a, t)
+			for r := range rr {
+				j.out[t*m.Rows+r0+r] = tmp[4*r]
+				j.out[(t+1)*m.Rows+r0+r] = tmp[4*r+1]
+				j.out[(t+2)*m.Rows+r0+r] = tmp[4*r+2]
+				j.out[(t+3)*m.Rows+r0+r] = tmp[4*r+3]
 			}
 		}
-	})
-	p.For(m.Rows, 16, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			w := m.Data[r*m.rowBytes : (r+1)*m.rowBytes]
-			for t := 0; t < n; t++ {
-				out[t*m.Rows+r] = quant.Dot(m.Type, w, scratch[t*arb:(t+1)*arb], m.Cols)
-			}
+		for ; t < n; t++ {
+			m.dot1(j.out[t*m.Rows+r0:t*m.Rows+r0+rr], r0, rr, &j.a, t)
 		}
-	})
+	}
+}
+
+// rowData returns the bytes of weight rows [r0, r0+rr).
+func (m *Matrix) rowData(r0, rr int) []byte {
+	return m.Data[r0*m.rowBytes : (r0+rr)*m.rowBytes]
+}
+
+// dot1 sets out[r] = row r0+r · activation t for r < rr.
+func (m *Matrix) dot1(out []float32, r0, rr int, a *acts, t int) {
+	if useAVX2 && m.kind != kRef {
+		m.dot1AVX2(out[:rr], r0, rr, a, t)
+		return
+	}
+	for r := range rr {
+		out[r] = m.dotGo(r0+r, a, t)
+	}
+}
+
+// dot4 sets out[4r+i] = row r0+r · activation t+i for r < rr, i < 4.
+func (m *Matrix) dot4(out []float32, r0, rr int, a *acts, t int) {
+	if useAVX2 && m.kind != kRef {
+		m.dot4AVX2(out[:4*rr], r0, rr, a, t)
+		return
+	}
+	for r := range rr {
+		for i := range 4 {
+			out[4*r+i] = m.dotGo(r0+r, a, t+i)
+		}
+	}
+}
+
+// dotGo is the pure-Go dot product of row r with activation t.
+func (m *Matrix) dotGo(r int, a *acts, t int) float32 {
+	w := m.Data[r*m.rowBytes : (r+1)*m.rowBytes]
+	if m.kind.float() {
+		return dotFloatRow(m.kind, w, a.f[t*m.Cols:(t+1)*m.Cols])
+	}
+	return quant.Dot(m.Type, w, a.b[t*a.stride:(t+1)*a.stride], m.Cols)
+}
+
+// dotFloatRow is the pure-Go dot product of one F32, F16 or BF16 weight
+// row with float32 activations.
+func dotFloatRow(k wkind, w []byte, x []float32) float32 {
+	switch k {
+	case kF32:
+		return Dot(Float32s(w), x)
+	case kF16:
+		return dotF16Go(x, halves(w))
+	default:
+		return dotBF16Go(x, halves(w))
+	}
+}
+
+// halves views little-endian 16-bit values as []uint16 (weights are
+// 2-byte aligned in a GGUF file, whose tensor data is 32-byte aligned).
+func halves(b []byte) []uint16 {
+	if len(b) == 0 {
+		return nil
+	}
+	if uintptr(unsafe.Pointer(&b[0]))%2 != 0 {
+		panic("kernel: misaligned 16-bit weights")
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(&b[0])), len(b)/2)
 }

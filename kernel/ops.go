@@ -1,6 +1,10 @@
 package kernel
 
-import "math"
+import (
+	"math"
+
+	"github.com/kvgo/kvgo/quant"
+)
 
 // RMSNorm writes x / sqrt(mean(x²) + eps) * w into out (out may alias x).
 // The sum of squares is accumulated in float64, as ggml does.
@@ -54,6 +58,10 @@ func Add(dst, src []float32) {
 
 // Dot is the float32 inner product of two equal-length vectors.
 func Dot(a, b []float32) float32 {
+	return dotGo(a, b)
+}
+
+func dotGo(a, b []float32) float32 {
 	var s0, s1, s2, s3 float32
 	n := len(a) &^ 3
 	b = b[:len(a)]
@@ -65,6 +73,40 @@ func Dot(a, b []float32) float32 {
 	}
 	for i := n; i < len(a); i++ {
 		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dotF16Go is the pure-Go inner product of float32 q with half-precision k.
+func dotF16Go(q []float32, k []uint16) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(q) &^ 3
+	k = k[:len(q)]
+	for i := 0; i < n; i += 4 {
+		s0 += q[i] * quant.F16ToF32(k[i])
+		s1 += q[i+1] * quant.F16ToF32(k[i+1])
+		s2 += q[i+2] * quant.F16ToF32(k[i+2])
+		s3 += q[i+3] * quant.F16ToF32(k[i+3])
+	}
+	for i := n; i < len(q); i++ {
+		s0 += q[i] * quant.F16ToF32(k[i])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dotBF16Go is dotF16Go for bfloat16 k.
+func dotBF16Go(q []float32, k []uint16) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(q) &^ 3
+	k = k[:len(q)]
+	for i := 0; i < n; i += 4 {
+		s0 += q[i] * quant.BF16ToF32(k[i])
+		s1 += q[i+1] * quant.BF16ToF32(k[i+1])
+		s2 += q[i+2] * quant.BF16ToF32(k[i+2])
+		s3 += q[i+3] * quant.BF16ToF32(k[i+3])
+	}
+	for i := n; i < len(q); i++ {
+		s0 += q[i] * quant.BF16ToF32(k[i])
 	}
 	return (s0 + s1) + (s2 + s3)
 }

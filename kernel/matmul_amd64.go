@@ -1,0 +1,59 @@
+//go:build !kvgo_generic
+
+package kernel
+
+// dot1AVX2 is dot1 on the assembly kernels: out[r] = row r0+r ·
+// activation t for r < rr.
+func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
+	if rr == 0 {
+		return
+	}
+	w := m.rowData(r0, rr)
+	_ = out[rr-1]
+	switch m.kind {
+	case kQ8_0, kQ4_0, kQ5_0:
+		x := a.b[t*a.stride : (t+1)*a.stride]
+		xs := a.s[t*m.nb : (t+1)*m.nb]
+		fn := dotQ8_0x1AVX2
+		if m.kind == kQ4_0 {
+			fn = dotQ4_0x1AVX2
+		} else if m.kind == kQ5_0 {
+			fn = dotQ5_0x1AVX2
+		}
+		fn(&w[0], rr, &x[0], &xs[0], m.nb, &out[0])
+	default:
+		for r := range rr {
+			out[r] = m.dotGo(r0+r, a, t)
+		}
+	}
+}
+
+// dot4AVX2 is dot4 on the assembly kernels: out[4r+i] = row r0+r ·
+// activation t+i for r < rr, i < 4.
+func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
+	if rr == 0 {
+		return
+	}
+	w := m.rowData(r0, rr)
+	_ = out[4*rr-1]
+	switch m.kind {
+	case kQ8_0, kQ4_0, kQ5_0:
+		x := a.b[t*a.stride : (t+4)*a.stride]
+		xs := a.s[t*m.nb : (t+4)*m.nb]
+		fn := dotQ8_0x4AVX2
+		if m.kind == kQ4_0 {
+			fn = dotQ4_0x4AVX2
+		} else if m.kind == kQ5_0 {
+			fn = dotQ5_0x4AVX2
+		}
+		fn(&w[0], rr, &x[0], a.stride, &xs[0], 4*m.nb, m.nb, &out[0])
+	default:
+		var col [tileRows]float32
+		for i := range 4 {
+			m.dot1AVX2(col[:rr], r0, rr, a, t+i)
+			for r := range rr {
+				out[4*r+i] = col[r]
+			}
+		}
+	}
+}
