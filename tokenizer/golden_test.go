@@ -2,6 +2,8 @@ package tokenizer
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -108,5 +110,32 @@ func TestKvgoTiny(t *testing.T) {
 		if p := tok.Piece(id); utf8.RuneCount(p) > 1 && strings.ContainsAny(string(p), "0123456789") {
 			t.Errorf("digit merged into piece %q", p)
 		}
+	}
+}
+
+// TestRetrievalPromptLengths checks the token counts recorded in the eval
+// set (prompt_tokens, kvgo-tiny tokens including BOS) for all 300 prompts.
+func TestRetrievalPromptLengths(t *testing.T) {
+	tok := loadShared(t, "models/kvgo-tiny.gguf")
+	data, err := os.ReadFile(sharedPath(t, "eval/retrieval-dev.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(data)) {
+		var c struct {
+			Prompt       string `json:"prompt"`
+			PromptTokens int    `json:"prompt_tokens"`
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(tok.Encode(c.Prompt, true, false)); got != c.PromptTokens {
+			t.Errorf("case %d: %d tokens, want %d", n, got, c.PromptTokens)
+		}
+		n++
+	}
+	if n != 300 {
+		t.Errorf("%d cases, want 300", n)
 	}
 }

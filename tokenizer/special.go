@@ -1,6 +1,9 @@
 package tokenizer
 
-import "sort"
+import (
+	"slices"
+	"strings"
+)
 
 // Special-token partitioning (llama.cpp's tokenizer_st_partition): before
 // the model-specific tokenizer runs, occurrences of special tokens in the
@@ -8,8 +11,9 @@ import "sort"
 // tokens one at a time, longest first, and splits every remaining text
 // fragment at each leftmost non-overlapping occurrence of that token. A
 // plain leftmost-longest scan is not equivalent (with tokens "ab" and "bcd",
-// "abcd" must give "a" + <bcd>), so this implementation finds all
-// occurrences with one trie walk and then claims them in llama.cpp's order.
+// "abcd" must give "a" + <bcd>), so that order is kept; one trie walk over
+// the text first finds which special tokens occur at all, so vocabularies
+// with many special tokens cost no more than those present.
 
 // fragment is a piece of the input: raw text [start, end) when id < 0,
 // otherwise the special token id.
@@ -58,14 +62,65 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 	if text == "" {
 		return nil
 	}
-	whole := []fragment{{0, len(text), -1}}
+	frags := []fragment{{0, len(text), -1}}
 	if len(t.specials) == 0 || (!parseSpecial && !t.hasUserSpecial) {
-		return whole
+		return frags
 	}
+	present := t.presentSpecials(text, parseSpecial)
+	if len(present) == 0 {
+		return frags
+	}
+	var next []fragment
+	for _, rank := range present {
+		id := t.specials[rank]
+		tokText := t.tokens[id]
+		lstrip := t.attrs[id]&attrLStrip != 0
+		rstrip := t.attrs[id]&attrRStrip != 0
+		next = next[:0]
+		for _, f := range frags {
+			if f.id >= 0 {
+				next = append(next, f)
+				continue
+			}
+			lo, hi := f.start, f.end
+			for {
+				i := strings.Index(text[lo:hi], tokText)
+				if i < 0 {
+					break
+				}
+				m := lo + i
+				left := m
+				if lstrip {
+					for left > lo && isCSpace(text[left-1]) {
+						left--
+					}
+				}
+				if left > lo {
+					next = append(next, fragment{lo, left, -1})
+				}
+				next = append(next, fragment{id: id})
+				lo = m + len(tokText)
+				if rstrip {
+					for lo < hi && isCSpace(text[lo]) {
+						lo++
+					}
+				}
+			}
+			if lo < hi {
+				next = append(next, fragment{lo, hi, -1})
+			}
+		}
+		frags, next = next, frags
+	}
+	return frags
+}
 
-	type occurrence struct{ rank, pos int32 }
-	var occ []occurrence
+// presentSpecials returns, in priority order, the ranks of the special
+// tokens that occur in text and are eligible, so that partition scans the
+// text only for those.
+func (t *Tokenizer) presentSpecials(text string, parseSpecial bool) []int32 {
 	tr := t.trie
+	seen := make(map[int32]bool)
 	for pos := 0; pos < len(text); pos++ {
 		if !tr.first[text[pos]] {
 			continue
@@ -78,69 +133,14 @@ func (t *Tokenizer) partition(text string, parseSpecial bool) []fragment {
 			}
 			node = child
 			if r := tr.term[node]; r >= 0 && (parseSpecial || t.attrs[t.specials[r]]&attrUserDefined != 0) {
-				occ = append(occ, occurrence{r, int32(pos)})
+				seen[r] = true
 			}
 		}
 	}
-	if len(occ) == 0 {
-		return whole
+	ranks := make([]int32, 0, len(seen))
+	for r := range seen {
+		ranks = append(ranks, r)
 	}
-	sort.Slice(occ, func(i, j int) bool {
-		if occ[i].rank != occ[j].rank {
-			return occ[i].rank < occ[j].rank
-		}
-		return occ[i].pos < occ[j].pos
-	})
-
-	// claimed marks bytes taken by an accepted token or removed by its
-	// lstrip/rstrip attribute.
-	claimed := make([]bool, len(text))
-	type accepted struct {
-		lo, hi int // claimed range including stripped whitespace
-		id     int32
-	}
-	var acc []accepted
-	for _, o := range occ {
-		id := t.specials[o.rank]
-		lo, hi := int(o.pos), int(o.pos)+len(t.tokens[id])
-		free := true
-		for i := lo; i < hi; i++ {
-			if claimed[i] {
-				free = false
-				break
-			}
-		}
-		if !free {
-			continue
-		}
-		if t.attrs[id]&attrLStrip != 0 {
-			for lo > 0 && !claimed[lo-1] && isCSpace(text[lo-1]) {
-				lo--
-			}
-		}
-		if t.attrs[id]&attrRStrip != 0 {
-			for hi < len(text) && !claimed[hi] && isCSpace(text[hi]) {
-				hi++
-			}
-		}
-		for i := lo; i < hi; i++ {
-			claimed[i] = true
-		}
-		acc = append(acc, accepted{lo, hi, id})
-	}
-	sort.Slice(acc, func(i, j int) bool { return acc[i].lo < acc[j].lo })
-
-	frags := make([]fragment, 0, 2*len(acc)+1)
-	prev := 0
-	for _, a := range acc {
-		if a.lo > prev {
-			frags = append(frags, fragment{prev, a.lo, -1})
-		}
-		frags = append(frags, fragment{id: a.id})
-		prev = a.hi
-	}
-	if prev < len(text) {
-		frags = append(frags, fragment{prev, len(text), -1})
-	}
-	return frags
+	slices.Sort(ranks)
+	return ranks
 }
