@@ -21,7 +21,9 @@ type State struct {
 	logits    []float32 // [n][Vocab]
 	act       []byte    // activations converted for quantized weights
 	scratch   []*kv.Scratch
-	pos       []int32
+	pos       []int32 // position of each batch row
+	owner     []int32 // segment of each batch row
+	tokens    []int
 	ctx       int
 }
 
@@ -43,6 +45,8 @@ func (m *Model) NewState(pool *kernel.Pool, maxBatch, ctx int) *State {
 		up:     make([]float32, n*c.FFN),
 		logits: make([]float32, n*c.Vocab),
 		pos:    make([]int32, n),
+		owner:  make([]int32, n),
+		tokens: make([]int, 0, n),
 	}
 	actBytes := 0
 	for _, mat := range m.matrices() {
@@ -98,7 +102,8 @@ func (s *State) ForwardEach(cache *kv.Cache, tokens []int, startPos, from int, f
 	for done := 0; done < len(tokens); done += s.maxBatch {
 		end := min(done+s.maxBatch, len(tokens))
 		first := max(from, done) - done // first row of this batch that needs logits
-		if err := s.forwardBatch(cache, tokens[done:end], startPos+done, first); err != nil {
+		seg := []segment{{cache: cache, tokens: tokens[done:end], start: startPos + done, firstLogit: first}}
+		if err := s.forwardBatch(seg); err != nil {
 			return err
 		}
 		for i := done + first; i < end; i++ {
@@ -111,19 +116,92 @@ func (s *State) ForwardEach(cache *kv.Cache, tokens []int, startPos, from int, f
 	return nil
 }
 
-// forwardBatch is one pass over the weights for up to maxBatch tokens.
-// Logits are computed for rows first..n-1 of the batch (none when first >= n).
-func (s *State) forwardBatch(cache *kv.Cache, tokens []int, startPos int, first int) error {
+// Seq is one sequence's share of a multi-sequence batch.
+type Seq struct {
+	Cache  *kv.Cache
+	Tokens []int
+	Start  int  // position of Tokens[0]
+	Logits bool // compute the logits of the last token
+}
+
+// ForwardSeqs runs the tokens of several sequences in one pass over the
+// weights, each against its own cache: the decode steps of all running
+// sequences (and chunks of prompts) share the matrix products, which is
+// what makes continuous batching pay. It returns, per sequence, the logits
+// of its last token (nil when not asked); they are valid until the next
+// call. The total number of tokens may not exceed the State's batch size.
+func (s *State) ForwardSeqs(seqs []Seq) ([][]float32, error) {
+	total := 0
+	segs := make([]segment, len(seqs))
+	for i, q := range seqs {
+		if len(q.Tokens) == 0 {
+			return nil, fmt.Errorf("model: sequence %d of the batch has no tokens", i)
+		}
+		for _, t := range q.Tokens {
+			if t < 0 || t >= s.m.Vocab {
+				return nil, fmt.Errorf("model: token %d is outside the vocabulary [0, %d)", t, s.m.Vocab)
+			}
+		}
+		if q.Start < 0 || q.Start+len(q.Tokens) > s.ctx {
+			return nil, fmt.Errorf("model: positions %d..%d exceed the context of %d tokens", q.Start, q.Start+len(q.Tokens)-1, s.ctx)
+		}
+		total += len(q.Tokens)
+		segs[i] = segment{cache: q.Cache, tokens: q.Tokens, start: q.Start, firstLogit: len(q.Tokens)}
+		if q.Logits {
+			segs[i].firstLogit = len(q.Tokens) - 1
+		}
+	}
+	if total > s.maxBatch {
+		return nil, fmt.Errorf("model: %d tokens exceed the batch size of %d", total, s.maxBatch)
+	}
+	if err := s.forwardBatch(segs); err != nil {
+		return nil, err
+	}
+	out := make([][]float32, len(seqs))
+	V, r := s.m.Vocab, 0
+	for i, q := range seqs {
+		if q.Logits {
+			out[i] = s.logits[r*V : (r+1)*V]
+			r++
+		}
+	}
+	return out, nil
+}
+
+// segment is the part of a batch that belongs to one sequence; logits are
+// computed for its tokens from index firstLogit on.
+type segment struct {
+	cache      *kv.Cache
+	tokens     []int
+	start      int
+	firstLogit int
+}
+
+// forwardBatch is one pass over the weights for up to maxBatch tokens of
+// one or more sequences. Logits rows land in s.logits in segment order.
+func (s *State) forwardBatch(segs []segment) error {
 	m, c := s.m, s.m.Config
-	n := len(tokens)
 	E, D := c.Embd, c.HeadDim
 	qDim, kvDim := c.Heads*D, c.KVHeads*D
-	pos := s.pos[:n]
-	for i := range pos {
-		pos[i] = int32(startPos + i)
+	n := 0
+	for _, sg := range segs {
+		n += len(sg.tokens)
 	}
-	if err := cache.Begin(pos); err != nil {
-		return fmt.Errorf("model: %w", err)
+	pos, owner := s.pos[:n], s.owner[:n]
+	tokens := s.tokens[:0]
+	for si, sg := range segs {
+		for i, t := range sg.tokens {
+			pos[len(tokens)] = int32(sg.start + i)
+			owner[len(tokens)] = int32(si)
+			tokens = append(tokens, t)
+		}
+	}
+	off := 0
+	for _, sg := range segs {
+		if err := sg.cache.Begin(pos[off : off+len(sg.tokens)]); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		off += len(sg.tokens)
 	}
 	x, xn := s.x[:n*E], s.xn[:n*E]
 	for i, t := range tokens {
@@ -162,14 +240,19 @@ func (s *State) forwardBatch(cache *kv.Cache, tokens []int, startPos int, first 
 			m.rope.Apply(qi, D, float64(pos[i]))
 			m.rope.Apply(ki, D, float64(pos[i]))
 		}
-		cache.Store(li, k, v)
+		off := 0
+		for _, sg := range segs {
+			nt := len(sg.tokens)
+			sg.cache.Store(li, k[off*kvDim:(off+nt)*kvDim], v[off*kvDim:(off+nt)*kvDim])
+			off += nt
+		}
 		// One task per (token, KV head): the group of query heads that share
 		// a KV head reads each cached page once.
 		s.pool.ForWorker(n*c.KVHeads, 1, func(w, lo, hi int) {
 			for j := lo; j < hi; j++ {
 				i, h := j/c.KVHeads, j%c.KVHeads
 				off := i*qDim + h*group*D
-				cache.Attend(li, h, q[off:off+group*D], group, pos[i], att[off:off+group*D], s.scratch[w])
+				segs[owner[i]].cache.Attend(li, h, q[off:off+group*D], group, pos[i], att[off:off+group*D], s.scratch[w])
 			}
 		})
 		l.O.MatMul(s.pool, attO, att, n, s.act)
@@ -185,13 +268,18 @@ func (s *State) forwardBatch(cache *kv.Cache, tokens []int, startPos int, first 
 		kernel.Add(x, attO)
 	}
 
-	cache.End()
-	if first >= n {
-		return nil
+	rows := 0
+	off = 0
+	for _, sg := range segs {
+		sg.cache.End()
+		for i := sg.firstLogit; i < len(sg.tokens); i++ {
+			kernel.RMSNorm(xn[rows*E:(rows+1)*E], x[(off+i)*E:(off+i+1)*E], m.OutputNorm, c.RMSEps)
+			rows++
+		}
+		off += len(sg.tokens)
 	}
-	rows := n - first
-	for i := first; i < n; i++ {
-		kernel.RMSNorm(xn[(i-first)*E:(i-first+1)*E], x[i*E:(i+1)*E], m.OutputNorm, c.RMSEps)
+	if rows == 0 {
+		return nil
 	}
 	m.Output.MatMul(s.pool, s.logits[:rows*c.Vocab], xn[:rows*E], rows, s.act)
 	return nil

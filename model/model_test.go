@@ -136,3 +136,54 @@ func TestGreedyMatchesLlamaCpp(t *testing.T) {
 		t.Run(name, func(t *testing.T) { check(t, o.Model, o.GeneratedIDs, nil) })
 	}
 }
+
+// TestForwardSeqsMatchesSeparateRuns batches two sequences that share a
+// prefix (llama.cpp's seq_cp golden): T[0:32] on both, then T[32:40] on
+// the first and T[120:128] on the second in one pass over the weights.
+func TestForwardSeqsMatchesSeparateRuns(t *testing.T) {
+	var ops struct {
+		Tokens []int `json:"tokens"`
+	}
+	golden.ReadJSON(t, "golden/stories260K/kv_ops.json", &ops)
+	want := golden.F32(t, "golden/stories260K/kv_seqcp_both.f32") // [16][512]
+	m, _ := openModel(t, "models/stories260K.gguf")
+	pool := kernel.NewPool(2)
+	defer pool.Close()
+	st := m.NewState(pool, 64, 512)
+	T := ops.Tokens
+	var caches [2]*kv.Cache
+	for i := range caches {
+		caches[i], _ = kv.New(m.CacheShape(), kv.Config{K: kvquant.F32{}, V: kvquant.F32{}}, 512)
+		if _, err := st.Forward(caches[i], T[:32], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Feed the 8 tokens of each sequence one step at a time, both
+	// sequences in every step, and compare each step's logits.
+	for k := 0; k < 8; k++ {
+		out, err := st.ForwardSeqs([]Seq{
+			{Cache: caches[0], Tokens: []int{T[32+k]}, Start: 32 + k, Logits: true},
+			{Cache: caches[1], Tokens: []int{T[120+k]}, Start: 32 + k, Logits: true},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s := 0; s < 2; s++ {
+			row := want[(s*8+k)*512 : (s*8+k+1)*512]
+			if d := golden.MaxAbsDiff(out[s], row); d > 1e-4 {
+				t.Errorf("step %d sequence %d: logits differ from llama.cpp by %.3g", k, s, d)
+			}
+		}
+	}
+	// A batch mixing a prompt chunk with a decode token, and bad input.
+	c3, _ := kv.New(m.CacheShape(), kv.Config{K: kvquant.F32{}, V: kvquant.F32{}}, 512)
+	if _, err := st.ForwardSeqs([]Seq{{Cache: c3, Tokens: T[:10], Start: 0, Logits: true}, {Cache: caches[0], Tokens: []int{1}, Start: 40}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ForwardSeqs([]Seq{{Cache: c3, Tokens: []int{9999}, Start: 10}}); err == nil {
+		t.Error("out-of-vocabulary token accepted")
+	}
+	if _, err := st.ForwardSeqs([]Seq{{Cache: c3, Tokens: make([]int, 65), Start: 10}}); err == nil {
+		t.Error("batch larger than the state accepted")
+	}
+}
