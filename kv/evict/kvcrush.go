@@ -12,8 +12,8 @@ import (
 // heads agree on and throws away whole kinds of tokens at once; KVCrush
 // gives part of the budget to representatives of the tokens the base
 // method drops, grouped by how the heads treat them: each token gets a
-// binary head-behaviour vector (one bit per head: does this head attend to
-// it more than average?), candidates are bucketed by the Hamming distance
+// binary head-behaviour vector (one bit per head: is the token among the
+// ones this head attends to?), candidates are bucketed by the Hamming distance
 // of their vector to an anchor vector, and each bucket keeps a
 // representative. The grouping is a single pass over the tokens, so the
 // cost stays negligible next to attention.
@@ -35,16 +35,25 @@ import (
 //     integration (kvcrush_ratio 0.25 of the budget for representatives),
 //     which keeps most of the budget with the base so that KVCrush is an
 //     addition to it rather than a replacement.
-//   - Head-behaviour vector: bit h is 1 when the token's base score in
-//     stream h (the layer's KV head h; the query heads of a GQA group are
-//     summed by the cache) is above the mean of that stream's scores over
-//     the scored tokens (everything but the protected tail). The reference
-//     implementations mark the top half of each head instead (a median
-//     threshold); the mean is the rule METHODS.md states.
+//   - Head-behaviour vector: one bit per stream of the layer (KV head h;
+//     the cache sums the query heads of a GQA group). With Threshold
+//     "median" (default) bit h is 1 when the token is in the top half of
+//     stream h's base scores over the scored tokens (everything but the
+//     protected tail), as both reference implementations (OpenVINO GenAI,
+//     vLLM) build their indicators. With "mean" it is 1 above the stream's
+//     mean score, the rule METHODS.md states; attention is heavy-tailed, so
+//     the mean sits above almost every token the base drops, their vectors
+//     are nearly all zero and fall into one bucket, and KVCrush then
+//     degenerates into the base ranking continued. The median keeps half
+//     of the bits set whatever the tail, which is what lets the buckets
+//     separate behaviours.
 //   - Anchors: ones, zeros, alternate (0,1,0,1,... by head) and mean (the
-//     bitwise majority of the scored tokens' vectors). Default alternate,
-//     as in the vLLM integration; OpenVINO GenAI defaults to a random
-//     anchor, which kvgo leaves out to stay deterministic.
+//     bitwise majority of the candidates' vectors; over all scored tokens
+//     a median bit is set for exactly half of them, which would make the
+//     majority void). Default alternate, as in the vLLM integration;
+//     OpenVINO GenAI defaults to a random anchor, which kvgo leaves out to
+//     stay deterministic. The paper's full text was not available here to
+//     check which anchor it prefers; only its abstract was.
 //   - Buckets are the Hamming distances 0..H. Each non-empty bucket first
 //     gives its most important candidate (by base importance), then, while
 //     slots remain, the buckets give their next most important ones in
@@ -61,6 +70,9 @@ type KVCrush struct {
 	Base   string // "snapkv" or "h2o"
 	Split  float64
 	Anchor string // "alternate", "ones", "zeros" or "mean"
+	// Threshold sets a head-behaviour bit: "median" (the token is in the
+	// top half of the head's scores) or "mean" (above the head's mean).
+	Threshold string
 	// SnapKV base parameters.
 	Win    int
 	Kernel int
@@ -73,6 +85,7 @@ type KVCrush struct {
 	vec    []uint64  // head-behaviour vectors, words per token
 	anchor []uint64
 	dist   []uint16
+	half   []int32
 	rr     roundRobin
 }
 
@@ -88,6 +101,16 @@ func (e *KVCrush) Window() int {
 func (e *KVCrush) StepStats() bool { return e.Base == "h2o" }
 
 func (e *KVCrush) check() error {
+	switch e.Anchor {
+	case "alternate", "ones", "zeros", "mean":
+	default:
+		return fmt.Errorf("anchor=%s is not one of [alternate ones zeros mean]", e.Anchor)
+	}
+	switch e.Threshold {
+	case "median", "mean":
+	default:
+		return fmt.Errorf("threshold=%s is not one of [median mean]", e.Threshold)
+	}
 	switch e.Base {
 	case "snapkv":
 		return checkKernel(e.Kernel)
@@ -97,15 +120,15 @@ func (e *KVCrush) check() error {
 	return fmt.Errorf("base=%s is not one of [snapkv h2o]", e.Base)
 }
 
-func (e *KVCrush) AfterPrefill(l *kv.LayerView, _ int) { e.apply(l, true) }
+func (e *KVCrush) AfterPrefill(l *kv.LayerView, _ int) { e.apply(l) }
 
 func (e *KVCrush) AfterStep(l *kv.LayerView) {
 	if e.Base == "h2o" {
-		e.apply(l, false)
+		e.apply(l)
 	}
 }
 
-func (e *KVCrush) apply(l *kv.LayerView, prefill bool) {
+func (e *KVCrush) apply(l *kv.LayerView) {
 	h2o := e.Base == "h2o"
 	if h2o {
 		for _, s := range l.Streams {
@@ -128,15 +151,11 @@ func (e *KVCrush) apply(l *kv.LayerView, prefill bool) {
 	} else {
 		tail = snapWindow(e.Win, n, bb)
 	}
-	sel := bb - tail
-	m := n - tail // the scored tokens
-
-	// Per-stream base scores and the layer's importance.
+	m := n - tail // the scored tokens; the tail is kept
 	if cap(e.per) < H*m {
 		e.per = make([]float32, H*m, H*m+H*m/4+16)
 	}
 	per := e.per[:H*m]
-	imp := e.sc.scores(m)
 	for h, s := range l.Streams {
 		row := per[h*m : (h+1)*m]
 		if h2o {
@@ -144,40 +163,53 @@ func (e *KVCrush) apply(l *kv.LayerView, prefill bool) {
 		} else {
 			pool(row, s.Observed()[:m], e.Kernel, e.Pool == "avg")
 		}
-		for i, v := range row {
+	}
+	mask := e.sc.maskOf(n, true)
+	e.crush(mask[:m], per, H, bb-tail, b-bb)
+	for _, s := range l.Streams {
+		s.Keep(mask)
+	}
+}
+
+// crush marks in mask (one entry per scored token, m = len(mask)) the
+// sel tokens with the highest importance (the sum of the H rows of
+// per-stream scores per) and reps representatives of the others, and
+// clears the rest.
+func (e *KVCrush) crush(mask []bool, per []float32, H, sel, reps int) {
+	m := len(mask)
+	imp := e.sc.scores(m)
+	for h := 0; h < H; h++ {
+		for i, v := range per[h*m : (h+1)*m] {
 			imp[i] += v
 		}
 	}
-
-	mask := e.sc.maskOf(n, false)
-	for i := m; i < n; i++ {
-		mask[i] = true
-	}
+	clear(mask)
 	idx := e.sc.iota(m)
 	selectTop(idx, imp, sel)
 	for _, i := range idx[:sel] {
 		mask[i] = true
 	}
-	if reps := b - bb; reps > 0 {
-		words := (H + 63) / 64
-		e.vec = grow(e.vec, m*words)
-		e.anchor = grow(e.anchor, words)
-		headBits(e.vec, per, H, m)
-		anchorBits(e.anchor, e.Anchor, e.vec, H, m)
-		if cap(e.dist) < m {
-			e.dist = make([]uint16, m, m+m/4+16)
-		}
-		dist := e.dist[:m]
-		cands := idx[sel:]
-		for _, i := range cands {
-			dist[i] = hamming(e.vec[int(i)*words:(int(i)+1)*words], e.anchor)
-		}
-		for _, i := range e.rr.pick(cands, dist, imp, reps, H) {
-			mask[i] = true
-		}
+	if reps <= 0 {
+		return
 	}
-	for _, s := range l.Streams {
-		s.Keep(mask)
+	cands := idx[sel:]
+	words := (H + 63) / 64
+	e.vec = grow(e.vec, m*words)
+	e.anchor = grow(e.anchor, words)
+	if cap(e.half) < m {
+		e.half = make([]int32, m, m+m/4+16)
+	}
+	headBits(e.vec, per, H, m, e.Threshold == "mean", e.half[:m])
+	anchorBits(e.anchor, e.Anchor, e.vec, H, cands)
+	if cap(e.dist) < m {
+		e.dist = make([]uint16, m, m+m/4+16)
+	}
+	dist := e.dist[:m]
+	for _, i := range cands {
+		dist[i] = hamming(e.vec[int(i)*words:(int(i)+1)*words], e.anchor)
+	}
+	for _, i := range e.rr.pick(cands, dist, imp, reps, H) {
+		mask[i] = true
 	}
 }
 
@@ -190,30 +222,42 @@ func grow(x []uint64, n int) []uint64 {
 
 // headBits writes the head-behaviour vectors of m tokens into vec
 // (ceil(H/64) words per token) from the per-stream scores per (H rows of
-// m): bit h is set when the token's score in stream h is above the mean of
-// stream h.
-func headBits(vec []uint64, per []float32, H, m int) {
+// m). Bit h is set for the top half (floor(m/2)) of stream h's tokens by
+// score, or with mean for the tokens scoring above stream h's mean. buf
+// holds m indices of scratch.
+func headBits(vec []uint64, per []float32, H, m int, mean bool, buf []int32) {
 	words := (H + 63) / 64
 	clear(vec[:m*words])
 	for h := 0; h < H; h++ {
 		row := per[h*m : (h+1)*m]
-		var sum float64
-		for _, v := range row {
-			sum += float64(v)
-		}
-		mean := float32(sum / float64(m))
 		w, bit := h/64, uint64(1)<<(h%64)
-		for i, v := range row {
-			if v > mean {
-				vec[i*words+w] |= bit
+		if mean {
+			var sum float64
+			for _, v := range row {
+				sum += float64(v)
 			}
+			mu := float32(sum / float64(m))
+			for i, v := range row {
+				if v > mu {
+					vec[i*words+w] |= bit
+				}
+			}
+			continue
+		}
+		idx := buf[:m]
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		selectTop(idx, row, m/2)
+		for _, i := range idx[:m/2] {
+			vec[int(i)*words+w] |= bit
 		}
 	}
 }
 
 // anchorBits writes the anchor vector of the given kind for H heads; mean
-// is the bitwise majority of the m vectors in vec.
-func anchorBits(dst []uint64, kind string, vec []uint64, H, m int) {
+// is the bitwise majority of the vectors of the candidates.
+func anchorBits(dst []uint64, kind string, vec []uint64, H int, cands []int32) {
 	words := (H + 63) / 64
 	clear(dst[:words])
 	for h := 0; h < H; h++ {
@@ -228,12 +272,12 @@ func anchorBits(dst []uint64, kind string, vec []uint64, H, m int) {
 			on = h%2 == 1
 		case "mean":
 			c := 0
-			for i := 0; i < m; i++ {
-				if vec[i*words+w]&bit != 0 {
+			for _, i := range cands {
+				if vec[int(i)*words+w]&bit != 0 {
 					c++
 				}
 			}
-			on = 2*c > m
+			on = 2*c > len(cands)
 		default:
 			panic("evict: unknown KVCrush anchor " + kind)
 		}
