@@ -1,18 +1,38 @@
 // Package quant implements ggml's tensor element formats: the plain F32, F16
 // and BF16 types, the legacy 32-element block quants (Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, Q8_1) and the 256-element K-quants (Q2_K ... Q6_K, Q8_K).
+// Q8_0, Q8_1) and the 256-element K-quants (Q2_K ... Q6_K, Q8_K), as defined
+// by llama.cpp (ggml-common.h, ggml-quants.c, ggml-cpu-quants.c at commit
+// c392e509, the one that made the test goldens).
 //
-// Everything here follows the formulas of llama.cpp's ggml-quants.c and the
-// scalar ("generic") dot products of ggml-cpu-quants.c, operation by
-// operation in float32, so that results are bit-identical to ggml wherever
-// ggml itself is deterministic. It is the slow, readable reference that
-// faster kernels are tested against.
+// Dequantize follows ggml's dequantize_row_* and Quantize its reference
+// quantizers quantize_row_*_ref (the ones llama-quantize uses without an
+// importance matrix, with make_qx_quants, make_q3_quants and
+// make_qkx2_quants for the K-quants). Dot is the slow, readable reference
+// for the dot product kernels: it computes what ggml's scalar ("generic")
+// ggml_vec_dot_* functions compute, operation by operation in float32, so
+// SIMD kernels can be tested against it.
 //
-// A note on floating-point contraction: C compilers may fuse a*b+c into one
-// fused multiply-add, and Go may do the same on some architectures. Where it
-// matters this package states the rounding it implements and forces it with
-// explicit float32(...) conversions, which the Go spec guarantees are not
-// fused away.
+// # Floating-point contraction
+//
+// C compilers may fuse a*b+c into one fused multiply-add (FMA), and the
+// bytes ggml's quantizers produce depend on it. GCC, which builds llama.cpp
+// on Linux, contracts freely in its default GNU C mode when FMA is enabled
+// (GGML_NATIVE on a modern x86-64), and for reductions inside loops the
+// choice even depends on -mtune. This package therefore pins the rounding:
+//
+//   - Q4_0, Q4_1, Q5_0, Q5_1: "x*id + c" is evaluated as one fused
+//     multiply-add before truncation, as GCC builds with FMA do (that is how
+//     the stories260K Q4_0 goldens were made) and as gguf-py's reference
+//     emulates for Q4_0 and Q5_0.
+//   - Everything else (Q8_0, Q8_1, the K-quants, Q8_K, all dequantizers and
+//     dot products) rounds every operation separately, as the C source reads
+//     under ISO C semantics (-ffp-contract=off). Compilers that contract give
+//     different bytes for a minority of K-quant super-blocks.
+//
+// Go itself may fuse a*b+c on arm64, ppc64, s390x and riscv64; every product
+// that feeds an addition is wrapped in an explicit float32(...) conversion,
+// which the Go specification guarantees is not fused away, so results are
+// the same on every architecture.
 package quant
 
 import (
@@ -77,10 +97,11 @@ func checkSizes(t gguf.TensorType, n, nbytes int) error {
 	return nil
 }
 
-// Dequantize decodes len(dst) elements of type t from src into dst. src must
-// hold exactly the bytes of len(dst) elements. It returns an error, and
-// leaves dst unspecified, for unsupported types and wrong sizes; it never
-// panics on malformed data.
+// Dequantize decodes len(dst) elements of type t from src into dst, using
+// ggml's dequantize_row_* formulas. src must hold exactly RowBytes(t,
+// len(dst)) bytes. It returns an error, leaving dst untouched, for
+// unsupported types and wrong sizes; any bytes of the right size decode
+// without panicking (NaN and Inf scales decode to NaN and Inf).
 func Dequantize(t gguf.TensorType, src []byte, dst []float32) error {
 	if err := checkSizes(t, len(dst), len(src)); err != nil {
 		return err
