@@ -46,18 +46,18 @@ var rmseBound = map[gguf.TensorType]float64{
 	gguf.TypeF32:  0,
 	gguf.TypeF16:  0.0003,
 	gguf.TypeBF16: 0.0025,
-	gguf.TypeQ4_0: 0.095, // 0.086
-	gguf.TypeQ4_1: 0.085, // 0.078
-	gguf.TypeQ5_0: 0.047, // 0.043
-	gguf.TypeQ5_1: 0.042, // 0.038
-	gguf.TypeQ8_0: 0.006, // 0.0054
-	gguf.TypeQ8_1: 0.006, // 0.0054
+	gguf.TypeQ4_0: 0.095, // 0.085
+	gguf.TypeQ4_1: 0.085, // 0.077
+	gguf.TypeQ5_0: 0.047, // 0.042
+	gguf.TypeQ5_1: 0.042, // 0.037
+	gguf.TypeQ8_0: 0.006, // 0.0053
+	gguf.TypeQ8_1: 0.006, // 0.0053
 	gguf.TypeQ2_K: 0.32,  // 0.296
 	gguf.TypeQ3_K: 0.165, // 0.150
-	gguf.TypeQ4_K: 0.078, // 0.071
+	gguf.TypeQ4_K: 0.078, // 0.0705
 	gguf.TypeQ5_K: 0.040, // 0.036
 	gguf.TypeQ6_K: 0.020, // 0.0176
-	gguf.TypeQ8_K: 0.008, // 0.0070
+	gguf.TypeQ8_K: 0.008, // 0.0069
 }
 
 // absSlack covers blocks whose f16 scales are subnormal or underflow: the
