@@ -120,7 +120,7 @@ func (h *bpeHeap) pop() bpeCand {
 // bpeScratch holds per-call buffers of the BPE encoder.
 type bpeScratch struct {
 	text  splitText
-	spans []span
+	spans [2][]span
 	word  []byte
 	enc   []byte
 	syms  []bpeSym
@@ -135,8 +135,7 @@ func (t *Tokenizer) encodeBPE(text string, sc *bpeScratch, out []int) []int {
 	for _, r := range st.cpts {
 		st.flags = append(st.flags, flagsOf(r))
 	}
-	sc.spans = t.preset.split(st, sc.spans)
-	for _, s := range sc.spans {
+	for _, s := range t.preset.split(st, &sc.spans) {
 		// llama.cpp re-encodes the code points, so undecodable bytes
 		// become U+FFFD here.
 		sc.word = sc.word[:0]

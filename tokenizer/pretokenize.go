@@ -78,13 +78,14 @@ func regexSplit(m matcher) splitter {
 }
 
 // split applies the preset's splitters in order and returns the word
-// boundaries of t.
-func (p *bpePreset) split(t *splitText, buf []span) []span {
-	cur := append(buf[:0], span{0, len(t.cpts)})
+// boundaries of t. bufs are two reusable buffers; the result aliases one.
+func (p *bpePreset) split(t *splitText, bufs *[2][]span) []span {
+	cur, next := bufs[0][:0], bufs[1][:0]
+	cur = append(cur, span{0, len(t.cpts)})
 	if len(t.cpts) == 0 {
 		return cur[:0]
 	}
-	var next []span
+	defer func() { bufs[0], bufs[1] = cur, next }()
 	for _, sp := range p.splits {
 		next = next[:0]
 		for _, s := range cur {

@@ -14,7 +14,7 @@ func preTokenize(p *bpePreset, text string) []string {
 		st.flags = append(st.flags, flagsOf(r))
 	}
 	var words []string
-	for _, s := range p.split(st, nil) {
+	for _, s := range p.split(st, new([2][]span)) {
 		words = append(words, string(st.cpts[s.start:s.end]))
 	}
 	return words

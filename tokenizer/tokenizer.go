@@ -3,6 +3,24 @@
 // SentencePiece-style BPE (tokenizer.ggml.model = "llama") and byte-level
 // BPE (tokenizer.ggml.model = "gpt2") with llama.cpp's pre-tokenizers,
 // special-token parsing, BOS/EOS handling and detokenization rules.
+// Exactness is the point: a model only behaves as evaluated when it sees the
+// ids llama.cpp would have given it, quirks included.
+//
+// Byte-level BPE pre-tokenizers (tokenizer.ggml.pre) include llama-bpe
+// (Llama 3), qwen2, gpt-2, deepseek-llm, deepseek-coder, falcon, mpt,
+// starcoder, refact, the GPT-NeoX default (key absent) and the aliases
+// llama.cpp maps onto them; any other value is an error rather than a
+// silent fallback, because a wrong split changes the ids.
+//
+// Known differences from llama.cpp, all in situations where llama.cpp's
+// own result is arbitrary or a crash: when several tokens could be the EOT
+// token by text, the first of llama.cpp's list wins (llama.cpp uses hash
+// order); special tokens of equal length are tried in id order (llama.cpp's
+// sort is unstable); a missing byte-fallback token yields the unknown token
+// (llama.cpp throws); 4-byte sequences above U+10FFFF decode as U+FFFD per
+// byte (llama.cpp throws); BOS/EOS ids beyond the vocabulary are load errors
+// (llama.cpp warns and keeps its defaults). BERT (WordPiece), T5 (Unigram)
+// and RWKV vocabularies are not supported.
 //
 // A Tokenizer is immutable after FromGGUF and safe for concurrent use.
 package tokenizer
