@@ -21,6 +21,15 @@ func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
 			fn = dotQ5_0x1AVX2
 		}
 		fn(&w[0], rr, &x[0], &xs[0], m.nb, &out[0])
+	case kQ4_K, kQ5_K, kQ6_K:
+		x := a.b[t*a.stride : (t+1)*a.stride]
+		fn := dotQ4_Kx1AVX2
+		if m.kind == kQ5_K {
+			fn = dotQ5_Kx1AVX2
+		} else if m.kind == kQ6_K {
+			fn = dotQ6_Kx1AVX2
+		}
+		fn(&w[0], rr, &x[0], m.nb, &out[0])
 	default:
 		for r := range rr {
 			out[r] = m.dotGo(r0+r, a, t)
@@ -47,6 +56,15 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 			fn = dotQ5_0x4AVX2
 		}
 		fn(&w[0], rr, &x[0], a.stride, &xs[0], 4*m.nb, m.nb, &out[0])
+	case kQ4_K, kQ5_K, kQ6_K:
+		x := a.b[t*a.stride : (t+4)*a.stride]
+		fn := dotQ4_Kx4AVX2
+		if m.kind == kQ5_K {
+			fn = dotQ5_Kx4AVX2
+		} else if m.kind == kQ6_K {
+			fn = dotQ6_Kx4AVX2
+		}
+		fn(&w[0], rr, &x[0], a.stride, m.nb, &out[0])
 	default:
 		var col [tileRows]float32
 		for i := range 4 {

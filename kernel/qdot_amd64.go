@@ -22,3 +22,21 @@ func dotQ5_0x1AVX2(w *byte, rows int, x *byte, xs *float32, nb int, out *float32
 
 //go:noescape
 func dotQ5_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs *float32, xsstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ4_Kx1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ4_Kx4AVX2(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ5_Kx1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ5_Kx4AVX2(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ6_Kx1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ6_Kx4AVX2(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
