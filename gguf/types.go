@@ -91,6 +91,9 @@ func (t TensorType) RowBytes(n int) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("unsupported tensor type %s", t)
 	}
+	if n < 0 {
+		return 0, fmt.Errorf("negative element count %d", n)
+	}
 	if n%tr.blockElems != 0 {
 		return 0, fmt.Errorf("%d elements of %s are not a whole number of %d-element blocks", n, t, tr.blockElems)
 	}

@@ -255,3 +255,38 @@ func FullF16Bytes(s Shape, n int) int64 {
 	perStream := int64(pages*PageTokens)*int64(2*s.HeadDim*2) + int64(n)*4
 	return int64(s.Streams()) * perStream
 }
+
+// Fork returns a cache that shares this cache's pages: both see the same
+// tokens, and a page is copied only when one of them changes it
+// (copy-on-write). Prefix reuse forks a cached prompt instead of computing
+// it again. Fork must not run while attention reads or writes c.
+func (c *Cache) Fork() *Cache {
+	f := *c
+	f.batch = nil
+	f.streams = make([]*Stream, len(c.streams))
+	for i, s := range c.streams {
+		f.streams[i] = s.fork()
+	}
+	return &f
+}
+
+// Release gives up the cache's claim on pages it shares with forks. The
+// cache must not be used afterwards.
+func (c *Cache) Release() {
+	for _, s := range c.streams {
+		s.release()
+		s.pages = nil
+		s.tk, s.tv, s.pos, s.obs, s.acc = nil, nil, nil, nil, nil
+	}
+}
+
+// OwnedBytes is the cache's share of memory: pages shared by n caches
+// count 1/n in each, so the sum over all live caches is the memory really
+// held. Bytes counts shared pages in full.
+func (c *Cache) OwnedBytes() int64 {
+	var b int64
+	for _, s := range c.streams {
+		b += s.ownedBytes()
+	}
+	return b
+}

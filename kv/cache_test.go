@@ -213,3 +213,67 @@ func TestFullF16BytesIsTheF16Cache(t *testing.T) {
 		}
 	}
 }
+
+// TestForkSharesPagesCopyOnWrite forks a cache, changes both copies and
+// checks that each sees its own tokens while unchanged pages stay shared.
+func TestForkSharesPagesCopyOnWrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	shape := kv.Shape{Layers: 1, KVHeads: 1, HeadDim: 8}
+	for _, codec := range []kv.Codec{kvquant.F32{}, kvquant.F16{}} {
+		a, _ := kv.New(shape, kv.Config{K: codec, V: codec}, 1024)
+		keys, vals := fill(t, a, 100, 100, rng) // 3 full pages + 4 tokens
+		before := a.Bytes()
+		b := a.Fork()
+		if a.OwnedBytes()+b.OwnedBytes() > before+before/10 {
+			t.Errorf("%s: forked caches own %d+%d bytes, want about %d in total", codec.Name(), a.OwnedBytes(), b.OwnedBytes(), before)
+		}
+		// Different continuations.
+		extend := func(c *kv.Cache, seed uint64) ([]float32, []float32) {
+			r := rand.New(rand.NewPCG(seed, 1))
+			k, v := randVec(r, 8), randVec(r, 8)
+			if err := c.Begin([]int32{100}); err != nil {
+				t.Fatal(err)
+			}
+			c.Store(0, k, v)
+			c.End()
+			return k, v
+		}
+		ka, va := extend(a, 1)
+		kb, vb := extend(b, 2)
+		q := randVec(rng, 8)
+		sc := kv.NewScratch(1)
+		for _, x := range []struct {
+			c    *kv.Cache
+			k, v []float32
+		}{{a, ka, va}, {b, kb, vb}} {
+			out := make([]float32, 8)
+			x.c.Attend(0, 0, q, 1, 100, out, sc)
+			want := naiveAttention(q, append(append([][]float32{}, keys[0]...), x.k), append(append([][]float32{}, vals[0]...), x.v))
+			tol := 1e-5
+			if codec.Name() == "f16" {
+				tol = 5e-3
+			}
+			if d := maxDiff(out, want); d > tol {
+				t.Errorf("%s: forked cache attends to the wrong tokens (diff %g)", codec.Name(), d)
+			}
+		}
+		// Truncating one fork leaves the other intact.
+		b.Truncate(50)
+		if b.Len() != 50 || a.Len() != 101 {
+			t.Errorf("%s: after truncating the fork: %d and %d tokens", codec.Name(), a.Len(), b.Len())
+		}
+		k, v := make([]float32, 8), make([]float32, 8)
+		a.Stream(0, 0).Vector(70, k, v)
+		tol := 1e-6
+		if codec.Name() == "f16" {
+			tol = 5e-3
+		}
+		if maxDiff(k, keys[0][70]) > tol {
+			t.Errorf("%s: truncating the fork changed the original", codec.Name())
+		}
+		b.Release()
+		if a.OwnedBytes() != a.Bytes() {
+			t.Errorf("%s: after the fork is released the original owns %d of %d bytes", codec.Name(), a.OwnedBytes(), a.Bytes())
+		}
+	}
+}

@@ -3,6 +3,7 @@ package kv
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kvgo/kvgo/kernel"
 )
@@ -34,6 +35,9 @@ type Stream struct {
 
 type pagePair struct {
 	k, v Page
+	// ref counts the streams that share this page after Cache.Fork; nil
+	// means the page belongs to one stream only.
+	ref *atomic.Int32
 }
 
 func newStream(d int, kc, vc Codec) *Stream {
@@ -83,9 +87,10 @@ func (s *Stream) append(k, v []float32, pos int32, seal bool) {
 		// Per-token codecs: encode now, into the last page if it has room.
 		n := len(s.pages)
 		if n == 0 || s.pages[n-1].k.Len() >= PageTokens {
-			s.pages = append(s.pages, pagePair{s.kc.NewPage(s.d, PageTokens), s.vc.NewPage(s.d, PageTokens)})
+			s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.d, PageTokens), v: s.vc.NewPage(s.d, PageTokens)})
 			n++
 		}
+		s.own(n - 1)
 		s.pages[n-1].k.Append(k, 1)
 		s.pages[n-1].v.Append(v, 1)
 		return
@@ -106,9 +111,10 @@ func (s *Stream) seal(keep int) {
 		for i := 0; i < n; i++ {
 			last := len(s.pages)
 			if last == 0 || s.pages[last-1].k.Len() >= PageTokens {
-				s.pages = append(s.pages, pagePair{s.kc.NewPage(s.d, PageTokens), s.vc.NewPage(s.d, PageTokens)})
+				s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.d, PageTokens), v: s.vc.NewPage(s.d, PageTokens)})
 				last++
 			}
+			s.own(last - 1)
 			s.pages[last-1].k.Append(s.tk[i*s.d:(i+1)*s.d], 1)
 			s.pages[last-1].v.Append(s.tv[i*s.d:(i+1)*s.d], 1)
 		}
@@ -122,7 +128,7 @@ func (s *Stream) seal(keep int) {
 		k, v := s.kc.NewPage(s.d, g), s.vc.NewPage(s.d, g)
 		k.Append(s.tk[sealed*s.d:(sealed+g)*s.d], g)
 		v.Append(s.tv[sealed*s.d:(sealed+g)*s.d], g)
-		s.pages = append(s.pages, pagePair{k, v})
+		s.pages = append(s.pages, pagePair{k: k, v: v})
 		sealed += g
 	}
 	if sealed > 0 {
@@ -152,13 +158,18 @@ func (s *Stream) Keep(keep []bool) {
 	// Pages first, from the back so indices stay valid within a page.
 	base := 0
 	out := s.pages[:0]
-	for _, p := range s.pages {
-		n := p.k.Len()
+	for pi := range s.pages {
+		n := s.pages[pi].k.Len()
 		for i := n - 1; i >= 0; i-- {
 			if !keep[base+i] {
-				p.k.Delete(i)
-				p.v.Delete(i)
+				s.own(pi)
+				s.pages[pi].k.Delete(i)
+				s.pages[pi].v.Delete(i)
 			}
+		}
+		p := s.pages[pi]
+		if p.k.Len() == 0 && p.ref != nil {
+			p.ref.Add(-1)
 		}
 		base += n
 		if p.k.Len() > 0 {
@@ -222,6 +233,7 @@ func (s *Stream) compact() {
 			i++
 		}
 	}
+	s.release()
 	s.pages = nil
 	// Re-encode through the tail so group codecs get whole groups; a
 	// partial group stays in F32 in front of the existing tail.
@@ -429,3 +441,85 @@ func (s *Stream) Vector(i int, k, v []float32) {
 
 // Dim is the head size of the stream's vectors.
 func (s *Stream) Dim() int { return s.d }
+
+// own makes page i private to this stream before it is modified: a page
+// shared with a forked cache is copied first (copy-on-write).
+func (s *Stream) own(i int) {
+	p := &s.pages[i]
+	if p.ref == nil {
+		return
+	}
+	if p.ref.Load() > 1 {
+		p.k, p.v = clonePage(p.k, s.kc, s.d), clonePage(p.v, s.vc, s.d)
+		p.ref.Add(-1)
+	}
+	p.ref = nil
+}
+
+// release drops this stream's claim on shared pages.
+func (s *Stream) release() {
+	for i := range s.pages {
+		if r := s.pages[i].ref; r != nil {
+			r.Add(-1)
+			s.pages[i].ref = nil
+		}
+	}
+}
+
+// fork returns a stream that shares s's pages (counted in ref) and copies
+// the small per-token state and the tail.
+func (s *Stream) fork() *Stream {
+	f := &Stream{d: s.d, kc: s.kc, vc: s.vc, residual: s.residual, group: s.group}
+	f.pos = append([]int32(nil), s.pos...)
+	f.obs = append([]float32(nil), s.obs...)
+	f.acc = append([]float32(nil), s.acc...)
+	f.tk = append([]float32(nil), s.tk...)
+	f.tv = append([]float32(nil), s.tv...)
+	f.pages = make([]pagePair, len(s.pages))
+	for i := range s.pages {
+		p := &s.pages[i]
+		if p.ref == nil {
+			p.ref = new(atomic.Int32)
+			p.ref.Store(1)
+		}
+		p.ref.Add(1)
+		f.pages[i] = *p
+	}
+	return f
+}
+
+// ownedBytes is this stream's share of its memory: each shared page counts
+// 1/n for the n streams holding it, so summing over all live caches gives
+// the memory really in use.
+func (s *Stream) ownedBytes() int64 {
+	b := int64(cap(s.tk)+cap(s.tv))*4 + int64(len(s.pos))*4
+	for _, p := range s.pages {
+		pb := p.k.Bytes() + p.v.Bytes()
+		if p.ref != nil {
+			if n := int64(p.ref.Load()); n > 1 {
+				pb /= n
+			}
+		}
+		b += pb
+	}
+	return b
+}
+
+// cloner is implemented by pages that can copy themselves exactly.
+type cloner interface{ Clone() Page }
+
+// clonePage copies a page exactly when it can clone itself, and otherwise
+// re-encodes its decoded vectors (exact for per-token codecs).
+func clonePage(p Page, c Codec, d int) Page {
+	if cl, ok := p.(cloner); ok {
+		return cl.Clone()
+	}
+	n := p.Len()
+	q := c.NewPage(d, max(n, PageTokens))
+	x := make([]float32, d)
+	for i := 0; i < n; i++ {
+		p.Decode(i, x)
+		q.Append(x, 1)
+	}
+	return q
+}
