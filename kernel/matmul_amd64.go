@@ -2,6 +2,8 @@
 
 package kernel
 
+import "unsafe"
+
 // dot1AVX2 is dot1 on the assembly kernels: out[r] = row r0+r ·
 // activation t for r < rr.
 func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
@@ -11,6 +13,16 @@ func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
 	w := m.rowData(r0, rr)
 	_ = out[rr-1]
 	switch m.kind {
+	case kF32, kF16, kBF16:
+		x := a.f[t*m.Cols : (t+1)*m.Cols]
+		switch m.kind {
+		case kF32:
+			dotF32x1AVX2((*float32)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], m.Cols, &out[0])
+		case kF16:
+			dotF16x1AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], m.Cols, &out[0])
+		default:
+			dotBF16x1AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], m.Cols, &out[0])
+		}
 	case kQ8_0, kQ4_0, kQ5_0:
 		x := a.b[t*a.stride : (t+1)*a.stride]
 		xs := a.s[t*m.nb : (t+1)*m.nb]
@@ -46,6 +58,16 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 	w := m.rowData(r0, rr)
 	_ = out[4*rr-1]
 	switch m.kind {
+	case kF32, kF16, kBF16:
+		x := a.f[t*m.Cols : (t+4)*m.Cols]
+		switch m.kind {
+		case kF32:
+			dotF32x4AVX2((*float32)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0])
+		case kF16:
+			dotF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0])
+		default:
+			dotBF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0])
+		}
 	case kQ8_0, kQ4_0, kQ5_0:
 		x := a.b[t*a.stride : (t+4)*a.stride]
 		xs := a.s[t*m.nb : (t+4)*m.nb]

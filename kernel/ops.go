@@ -58,7 +58,65 @@ func Add(dst, src []float32) {
 
 // Dot is the float32 inner product of two equal-length vectors.
 func Dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	if useAVX2 && len(a) > 0 {
+		var s float32
+		dotF32x1AVX2(&a[0], 0, 1, &b[0], len(a), &s)
+		return s
+	}
 	return dotGo(a, b)
+}
+
+// DotF16 is the inner product of a float32 query q with a half-precision
+// key k of the same length (attention scores over an F16 cache).
+func DotF16(q []float32, k []uint16) float32 {
+	k = k[:len(q)]
+	if useAVX2 && len(q) > 0 {
+		var s float32
+		dotF16x1AVX2(&k[0], 0, 1, &q[0], len(q), &s)
+		return s
+	}
+	return dotF16Go(q, k)
+}
+
+// Dots sets out[i] = q · k[i*stride : i*stride+len(q)] for every i <
+// len(out): the attention scores of one query over len(out) keys stored
+// stride values apart, in one call.
+func Dots(out, q, k []float32, stride int) {
+	if len(q) == 0 {
+		clear(out)
+		return
+	}
+	if len(out) == 0 {
+		return
+	}
+	_ = k[(len(out)-1)*stride+len(q)-1]
+	if useAVX2 {
+		dotF32x1AVX2(&k[0], 4*stride, len(out), &q[0], len(q), &out[0])
+		return
+	}
+	for i := range out {
+		out[i] = dotGo(q, k[i*stride:i*stride+len(q)])
+	}
+}
+
+// DotsF16 is Dots for half-precision keys.
+func DotsF16(out, q []float32, k []uint16, stride int) {
+	if len(q) == 0 {
+		clear(out)
+		return
+	}
+	if len(out) == 0 {
+		return
+	}
+	_ = k[(len(out)-1)*stride+len(q)-1]
+	if useAVX2 {
+		dotF16x1AVX2(&k[0], 2*stride, len(out), &q[0], len(q), &out[0])
+		return
+	}
+	for i := range out {
+		out[i] = dotF16Go(q, k[i*stride:i*stride+len(q)])
+	}
 }
 
 func dotGo(a, b []float32) float32 {
@@ -114,7 +172,90 @@ func dotBF16Go(q []float32, k []uint16) float32 {
 // AXPY adds a·x into y.
 func AXPY(y []float32, a float32, x []float32) {
 	x = x[:len(y)]
-	for i := range y {
+	i := 0
+	if useAVX2 && len(y) >= 8 {
+		i = len(y) &^ 7
+		axpyF32AVX2(&y[0], a, &x[0], i)
+	}
+	for ; i < len(y); i++ {
 		y[i] += a * x[i]
+	}
+}
+
+// AXPYF16 adds a·x into y for half-precision x (attention values over an
+// F16 cache).
+func AXPYF16(y []float32, a float32, x []uint16) {
+	x = x[:len(y)]
+	i := 0
+	if useAVX2 && len(y) >= 8 {
+		i = len(y) &^ 7
+		axpyF16AVX2(&y[0], a, &x[0], i)
+	}
+	for ; i < len(y); i++ {
+		y[i] += a * quant.F16ToF32(x[i])
+	}
+}
+
+// WeightedSum adds Σ_i p[i]·v[i*stride : i*stride+len(y)] into y: the
+// value half of attention for len(p) cached values in one call. Entries
+// with p[i] == 0 are skipped (not multiplied), so a masked-out position
+// contributes nothing even if its value is not finite.
+func WeightedSum(y, p, v []float32, stride int) {
+	if len(p) == 0 || len(y) == 0 {
+		return
+	}
+	_ = v[(len(p)-1)*stride+len(y)-1]
+	if useAVX2 && len(y)%8 == 0 {
+		wsumF32AVX2(&y[0], &p[0], &v[0], 4*stride, len(p), len(y))
+		return
+	}
+	for i, a := range p {
+		if a != 0 {
+			AXPY(y, a, v[i*stride:i*stride+len(y)])
+		}
+	}
+}
+
+// WeightedSumF16 is WeightedSum for half-precision values.
+func WeightedSumF16(y, p []float32, v []uint16, stride int) {
+	if len(p) == 0 || len(y) == 0 {
+		return
+	}
+	_ = v[(len(p)-1)*stride+len(y)-1]
+	if useAVX2 && len(y)%8 == 0 {
+		wsumF16AVX2(&y[0], &p[0], &v[0], 2*stride, len(p), len(y))
+		return
+	}
+	for i, a := range p {
+		if a != 0 {
+			AXPYF16(y, a, v[i*stride:i*stride+len(y)])
+		}
+	}
+}
+
+// ToF16 converts src to half precision in dst (round to nearest even,
+// exactly quant.F32ToF16), for writing an F16 cache.
+func ToF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	i := 0
+	if useAVX2 && len(src) >= 8 {
+		i = len(src) &^ 7
+		f32ToF16AVX2(&dst[0], &src[0], i)
+	}
+	for ; i < len(src); i++ {
+		dst[i] = quant.F32ToF16(src[i])
+	}
+}
+
+// FromF16 widens the halves in src into dst (exactly quant.F16ToF32).
+func FromF16(dst []float32, src []uint16) {
+	dst = dst[:len(src)]
+	i := 0
+	if useAVX2 && len(src) >= 8 {
+		i = len(src) &^ 7
+		f16ToF32AVX2(&dst[0], &src[0], i)
+	}
+	for ; i < len(src); i++ {
+		dst[i] = quant.F16ToF32(src[i])
 	}
 }

@@ -1,0 +1,168 @@
+package kernel
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kvgo/kvgo/quant"
+)
+
+// awkwardLens are vector lengths around the vector widths (8, and 32 per
+// unrolled iteration) and typical head sizes.
+var awkwardLens = []int{0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 259}
+
+func randomHalves(rng *rand.Rand, n int) ([]uint16, []float32) {
+	h := make([]uint16, n)
+	f := make([]float32, n)
+	for i := range h {
+		h[i] = quant.F32ToF16(float32(rng.NormFloat64()))
+		f[i] = quant.F16ToF32(h[i])
+	}
+	return h, f
+}
+
+// near reports whether got is within a summation-order rounding error of
+// want, whose terms had absolute sum mag.
+func near(got, want, mag float64) bool {
+	return math.Abs(got-want) <= 1e-5*mag+1e-6
+}
+
+func dot64(a, b []float32) (s, mag float64) {
+	for i := range a {
+		p := float64(a[i]) * float64(b[i])
+		s += p
+		mag += math.Abs(p)
+	}
+	return s, mag
+}
+
+func TestDots(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, n := range awkwardLens {
+		for _, rows := range []int{1, 3} {
+			t.Run(fmt.Sprintf("n=%d/rows=%d", n, rows), func(t *testing.T) {
+				stride := n + 3
+				q := randomFloats(rng, n)
+				k := randomFloats(rng, rows*stride)
+				kh, kf := randomHalves(rng, rows*stride)
+				got, gotH := make([]float32, rows), make([]float32, rows)
+				Dots(got, q, k, stride)
+				DotsF16(gotH, q, kh, stride)
+				for r := range rows {
+					want, mag := dot64(q, k[r*stride:r*stride+n])
+					if !near(float64(got[r]), want, mag) {
+						t.Errorf("Dots row %d = %g, want %g", r, got[r], want)
+					}
+					if d := Dot(q, k[r*stride:r*stride+n]); !near(float64(d), want, mag) {
+						t.Errorf("Dot row %d = %g, want %g", r, d, want)
+					}
+					want, mag = dot64(q, kf[r*stride:r*stride+n])
+					if !near(float64(gotH[r]), want, mag) {
+						t.Errorf("DotsF16 row %d = %g, want %g", r, gotH[r], want)
+					}
+					if d := DotF16(q, kh[r*stride:r*stride+n]); !near(float64(d), want, mag) {
+						t.Errorf("DotF16 row %d = %g, want %g", r, d, want)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestAXPYAndWeightedSum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 11))
+	for _, n := range awkwardLens {
+		for _, rows := range []int{0, 1, 5} {
+			t.Run(fmt.Sprintf("n=%d/rows=%d", n, rows), func(t *testing.T) {
+				stride := n + 5
+				y0 := randomFloats(rng, n)
+				p := randomFloats(rng, rows)
+				if rows > 2 {
+					p[1] = 0 // skipped: its value row holds an Inf
+				}
+				v := randomFloats(rng, rows*stride)
+				vh, vf := randomHalves(rng, rows*stride)
+				if rows > 2 && n > 0 {
+					v[stride] = float32(math.Inf(1))
+					vh[stride] = 0x7c00
+					vf[stride] = float32(math.Inf(1))
+				}
+				want, wantH := make([]float64, n), make([]float64, n)
+				mag, magH := make([]float64, n), make([]float64, n)
+				for i := range n {
+					want[i], wantH[i] = float64(y0[i]), float64(y0[i])
+					mag[i], magH[i] = math.Abs(want[i]), math.Abs(want[i])
+					for r := range rows {
+						if p[r] == 0 {
+							continue
+						}
+						a, ah := float64(p[r])*float64(v[r*stride+i]), float64(p[r])*float64(vf[r*stride+i])
+						want[i] += a
+						wantH[i] += ah
+						mag[i] += math.Abs(a)
+						magH[i] += math.Abs(ah)
+					}
+				}
+				y, yh := append([]float32(nil), y0...), append([]float32(nil), y0...)
+				WeightedSum(y, p, v, stride)
+				WeightedSumF16(yh, p, vh, stride)
+				ya, yah := append([]float32(nil), y0...), append([]float32(nil), y0...)
+				for r := range rows {
+					if p[r] != 0 {
+						AXPY(ya, p[r], v[r*stride:r*stride+n])
+						AXPYF16(yah, p[r], vh[r*stride:r*stride+n])
+					}
+				}
+				for i := range n {
+					for _, c := range []struct {
+						name      string
+						got       float32
+						want, mag float64
+					}{
+						{"WeightedSum", y[i], want[i], mag[i]},
+						{"WeightedSumF16", yh[i], wantH[i], magH[i]},
+						{"AXPY", ya[i], want[i], mag[i]},
+						{"AXPYF16", yah[i], wantH[i], magH[i]},
+					} {
+						if !near(float64(c.got), c.want, c.mag) {
+							t.Errorf("%s[%d] = %g, want %g", c.name, i, c.got, c.want)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestHalfConversions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 13))
+	for _, n := range awkwardLens {
+		x := randomFloats(rng, n)
+		for i := range x {
+			switch rng.IntN(8) {
+			case 0:
+				x[i] *= 1e-6 // subnormal halves
+			case 1:
+				x[i] *= 1e5 // overflow to Inf
+			}
+		}
+		if n > 2 {
+			x[0] = float32(math.NaN())
+			x[1] = float32(math.Inf(-1))
+		}
+		h := make([]uint16, n)
+		ToF16(h, x)
+		back := make([]float32, n)
+		FromF16(back, h)
+		for i := range x {
+			if want := quant.F32ToF16(x[i]); h[i] != want {
+				t.Errorf("n=%d: ToF16(%g) = %#04x, want %#04x", n, x[i], h[i], want)
+			}
+			if want := quant.F16ToF32(h[i]); math.Float32bits(back[i]) != math.Float32bits(want) {
+				t.Errorf("n=%d: FromF16(%#04x) = %g, want %g", n, h[i], back[i], want)
+			}
+		}
+	}
+}
