@@ -21,6 +21,7 @@ type Config struct {
 	Reps    int   // repetitions per test
 	Batch   int   // prompt tokens per forward pass
 	Recipes []*recipe.Recipe
+
 	// Progress, if set, is told about each finished measurement.
 	Progress func(r Result)
 }
@@ -40,6 +41,10 @@ type Result struct {
 	KVBytes     int64   `json:"kv_bytes"`
 	FullKVBytes int64   `json:"kv_bytes_full_f16"`
 	Ratio       float64 `json:"kv_ratio"`
+	// BoundTokPerSec is, for tg tests when the memory bandwidth was
+	// measured, bandwidth / (weight bytes + KV bytes) per token: the speed
+	// no engine can beat on this machine.
+	BoundTokPerSec float64 `json:"bound_tokens_per_second,omitempty"`
 }
 
 // Run measures every recipe at every depth. Tokens are random ids, as in
@@ -109,6 +114,7 @@ func measure(ctx context.Context, e *engine.Engine, r *recipe.Recipe, depth int,
 		}
 		res.TokPerSec, res.StdDev = meanStd(res.Samples)
 		res.Ratio = float64(res.KVBytes) / float64(max(res.FullKVBytes, 1))
+
 		results = append(results, res)
 		if cfg.Progress != nil {
 			cfg.Progress(res)
@@ -140,6 +146,16 @@ func measure(ctx context.Context, e *engine.Engine, r *recipe.Recipe, depth int,
 		}
 	}
 	return results, nil
+}
+
+// SetBounds fills BoundTokPerSec of the tg results from a measured memory
+// bandwidth (bytes/s) and the weight bytes one decode step reads.
+func SetBounds(results []Result, membw float64, weightBytes int64) {
+	for i := range results {
+		if len(results[i].Test) > 2 && results[i].Test[:2] == "tg" {
+			results[i].BoundTokPerSec = membw / float64(weightBytes+results[i].KVBytes)
+		}
+	}
 }
 
 func meanStd(x []float64) (float64, float64) {

@@ -62,6 +62,22 @@ func Load(path string, threads int) (*Engine, error) {
 // Params is the number of weights of the model.
 func (e *Engine) Params() uint64 { return model.ParamCount(e.File) }
 
+// WeightBytesPerToken is how many weight bytes one decode step reads: every
+// tensor except the embedding table, of which one row is read (unless the
+// output reuses it, in which case all of it is read).
+func (e *Engine) WeightBytesPerToken() int64 {
+	var b int64
+	for i := range e.File.Tensors {
+		t := &e.File.Tensors[i]
+		if t.Name == "token_embd.weight" && !e.Model.TiedOutput {
+			b += int64(t.Size) / int64(t.Shape[len(t.Shape)-1])
+			continue
+		}
+		b += int64(t.Size)
+	}
+	return b
+}
+
 // Close releases the workers and the mapped file.
 func (e *Engine) Close() error {
 	e.Pool.Close()

@@ -23,6 +23,9 @@ type benchReport struct {
 	GOARCH       string         `json:"goarch"`
 	Results      []bench.Result `json:"results"`
 	PeakRSSBytes int64          `json:"peak_rss_bytes"`
+	// MemBW is the measured memory bandwidth in bytes/s (0 = not measured).
+	MemBW               float64 `json:"membw_bytes_per_second"`
+	WeightBytesPerToken int64   `json:"weight_bytes_per_token"`
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,6 +39,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batch := fs.Int("b", 512, "prompt tokens per forward pass")
 	kvFlag := fs.String("kv", recipe.Default, "KV `recipes` to compare, separated by ';'")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	membw := fs.Bool("membw", false, "measure memory bandwidth and show each tg test's bound (bandwidth / bytes read per token)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -71,8 +75,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer e.Close()
 	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes}
+
 	if !*asJSON {
-		fmt.Fprintf(stdout, "model: %s (%s, %s params), %d threads\n\n", e.Source, e.Model.Arch, paramString(e.Params()), e.Pool.Threads())
+		fmt.Fprintf(stdout, "model: %s (%s, %s params, %s of weights read per token), %d threads\n", e.Source, e.Model.Arch, paramString(e.Params()), bytesString(e.WeightBytesPerToken()), e.Pool.Threads())
+		fmt.Fprintln(stdout)
 		fmt.Fprintf(stdout, "| %-40s | %-7s | %6s | %20s | %11s | %6s |\n", "recipe", "test", "depth", "t/s", "KV", "ratio")
 		fmt.Fprintf(stdout, "|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 42), strings.Repeat("-", 9), strings.Repeat("-", 8), strings.Repeat("-", 22), strings.Repeat("-", 13), strings.Repeat("-", 8))
 		cfg.Progress = func(r bench.Result) {
@@ -80,9 +86,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	results, err := bench.Run(ctx, e, cfg)
-	rss := peakRSS()
+	rss := peakRSS() // before the bandwidth test's buffer
+	var bw float64
+	if *membw && err == nil {
+		bw = bench.MemoryBandwidth(e.Pool, 1<<30, 5)
+		bench.SetBounds(results, bw, e.WeightBytesPerToken())
+	}
 	if *asJSON {
-		rep := benchReport{Schema: "kvgo-bench/1", Model: e.Source, Params: e.Params(), Threads: e.Pool.Threads(), GOARCH: runtime.GOARCH, Results: results, PeakRSSBytes: rss}
+		rep := benchReport{Schema: "kvgo-bench/1", Model: e.Source, Params: e.Params(), Threads: e.Pool.Threads(), GOARCH: runtime.GOARCH,
+			Results: results, PeakRSSBytes: rss, MemBW: bw, WeightBytesPerToken: e.WeightBytesPerToken()}
 		if rep.Results == nil {
 			rep.Results = []bench.Result{}
 		}
@@ -90,6 +102,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, string(b))
 	} else {
 		fmt.Fprintf(stdout, "\npeak RSS: %s\n", bytesString(rss))
+		if bw > 0 {
+			fmt.Fprintf(stdout, "memory bandwidth: %.1f GB/s; decode bound = bandwidth / (weights + KV bytes) per token:\n", bw/1e9)
+			for _, r := range results {
+				if r.BoundTokPerSec > 0 {
+					fmt.Fprintf(stdout, "  %-40s %-7s depth %6d: %8.2f t/s = %5.1f%% of the bound %.2f\n", r.Recipe, r.Test, r.Depth, r.TokPerSec, 100*r.TokPerSec/r.BoundTokPerSec, r.BoundTokPerSec)
+				}
+			}
+		}
 	}
 	return err
 }
