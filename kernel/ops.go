@@ -7,52 +7,95 @@ import (
 )
 
 // RMSNorm writes x / sqrt(mean(x²) + eps) * w into out (out may alias x).
-// The sum of squares is accumulated in float64, as ggml does.
+// The sum of squares is accumulated in float64, as ggml does; each output
+// is (x·scale)·w rounded after each product on both paths, so the paths
+// differ only where the float64 sum's order moves scale by an ulp.
 func RMSNorm(out, x, w []float32, eps float32) {
+	out, w = out[:len(x)], w[:len(x)]
+	n8 := 0
 	var ss float64
-	for _, v := range x {
+	if useAVX2 && len(x) >= 8 {
+		n8 = len(x) &^ 7
+		ss = sumSquaresAVX2(&x[0], n8)
+	}
+	for _, v := range x[n8:] {
 		ss += float64(v) * float64(v)
 	}
 	scale := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
-	for i, v := range x {
-		out[i] = v * scale * w[i]
+	if n8 > 0 {
+		scaleMulAVX2(&out[0], &x[0], &w[0], scale, n8)
+	}
+	for i := n8; i < len(x); i++ {
+		out[i] = x[i] * scale * w[i]
 	}
 }
 
-// Softmax replaces x by its softmax in place. -Inf entries get probability 0.
+// Softmax replaces x by its softmax in place. -Inf entries get probability
+// 0. The exponentials are summed in float64. The AVX2 path computes e^x
+// with a polynomial accurate to about one ulp rather than math.Exp.
 func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
 	m := float32(math.Inf(-1))
 	for _, v := range x {
 		if v > m {
 			m = v
 		}
 	}
+	i := 0
 	var sum float64
-	for i, v := range x {
-		e := float32(math.Exp(float64(v - m)))
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		sum = expSubAVX2(&x[0], m, i)
+	}
+	for ; i < len(x); i++ {
+		e := float32(math.Exp(float64(x[i] - m)))
 		x[i] = e
 		sum += float64(e)
 	}
-	inv := float32(1 / sum)
-	for i := range x {
-		x[i] *= inv
+	Scale(x, float32(1/sum))
+}
+
+// Scale multiplies x by a in place.
+func Scale(x []float32, a float32) {
+	i := 0
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		scaleAVX2(&x[0], a, i)
+	}
+	for ; i < len(x); i++ {
+		x[i] *= a
 	}
 }
 
 // SiLU returns x·sigmoid(x).
 func SiLU(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
 
-// SwiGLU writes silu(gate[i]) * up[i] into gate.
+// SwiGLU writes silu(gate[i]) * up[i] into gate. The AVX2 path computes
+// e^-x with a polynomial accurate to about one ulp rather than math.Exp.
 func SwiGLU(gate, up []float32) {
-	for i, g := range gate {
-		gate[i] = SiLU(g) * up[i]
+	up = up[:len(gate)]
+	i := 0
+	if useAVX2 && len(gate) >= 8 {
+		i = len(gate) &^ 7
+		swigluAVX2(&gate[0], &up[0], i)
+	}
+	for ; i < len(gate); i++ {
+		gate[i] = SiLU(gate[i]) * up[i]
 	}
 }
 
 // Add adds src into dst.
 func Add(dst, src []float32) {
-	for i, v := range src {
-		dst[i] += v
+	dst = dst[:len(src)]
+	i := 0
+	if useAVX2 && len(src) >= 8 {
+		i = len(src) &^ 7
+		addAVX2(&dst[0], &src[0], i)
+	}
+	for ; i < len(src); i++ {
+		dst[i] += src[i]
 	}
 }
 

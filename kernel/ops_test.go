@@ -166,3 +166,113 @@ func TestHalfConversions(t *testing.T) {
 		}
 	}
 }
+
+// relNear reports whether got is within rel of want, relatively.
+func relNear(got, want float64, rel float64) bool {
+	if math.IsInf(want, 0) || math.IsNaN(want) {
+		return got == want || (math.IsNaN(got) && math.IsNaN(want))
+	}
+	return math.Abs(got-want) <= rel*math.Abs(want)+1e-38
+}
+
+func TestRMSNormAddScale(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 15))
+	for _, n := range awkwardLens[1:] {
+		x, w := randomFloats(rng, n), randomFloats(rng, n)
+		var ss float64
+		for _, v := range x {
+			ss += float64(v) * float64(v)
+		}
+		scale := 1 / math.Sqrt(ss/float64(n)+1e-6)
+		out := make([]float32, n)
+		RMSNorm(out, x, w, 1e-6)
+		for i := range x {
+			if want := float64(x[i]) * scale * float64(w[i]); !relNear(float64(out[i]), want, 1e-6) {
+				t.Errorf("n=%d: RMSNorm[%d] = %g, want %g", n, i, out[i], want)
+			}
+		}
+		y := append([]float32(nil), x...)
+		Add(y, w)
+		Scale(y, 0.5)
+		for i := range x {
+			if want := (x[i] + w[i]) * 0.5; y[i] != want {
+				t.Errorf("n=%d: (x+w)/2 [%d] = %g, want %g", n, i, y[i], want)
+			}
+		}
+	}
+}
+
+func TestSoftmaxAndSwiGLU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 17))
+	special := []float32{float32(math.Inf(-1)), -200, -104, -87.5, -87.3, -86, -30, -1e-3, 0, 1e-3, 10, 80, 88}
+	for _, n := range awkwardLens[1:] {
+		x := randomFloats(rng, n)
+		for i := range x {
+			x[i] *= 4
+		}
+		if n > 3 {
+			x[1] = float32(math.Inf(-1)) // a masked position
+		}
+		p := append([]float32(nil), x...)
+		Softmax(p)
+		m := math.Inf(-1)
+		for _, v := range x {
+			m = math.Max(m, float64(v))
+		}
+		// x-m is rounded to float32 first, as Softmax does.
+		var sum float64
+		for _, v := range x {
+			sum += math.Exp(float64(v - float32(m)))
+		}
+		for i := range x {
+			if want := math.Exp(float64(x[i]-float32(m))) / sum; !relNear(float64(p[i]), want, 1e-6) {
+				t.Errorf("n=%d: softmax[%d] of %g = %g, want %g", n, i, x[i], p[i], want)
+			}
+		}
+
+		g, u := randomFloats(rng, n), randomFloats(rng, n)
+		copy(g, special[:min(n, len(special))])
+		g[0] *= -1 // -Inf into +Inf
+		got := append([]float32(nil), g...)
+		SwiGLU(got, u)
+		for i := range g {
+			xv := float64(g[i])
+			want := xv / (1 + math.Exp(-xv)) * float64(u[i])
+			if math.IsInf(xv, 1) {
+				want = math.Inf(1) * float64(u[i])
+			}
+			if !relNear(float64(got[i]), want, 1e-6) {
+				t.Errorf("n=%d: swiglu(%g, %g) = %g, want %g", n, g[i], u[i], got[i], want)
+			}
+		}
+	}
+}
+
+// TestExpEdges checks the AVX2 exponential where it leaves the polynomial:
+// underflow to 0, overflow to +Inf, and values around them.
+func TestExpEdges(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("no AVX2")
+	}
+	x := []float32{float32(math.Inf(-1)), -1000, -88, -87.33, -87, -50, -1, -0.3466, 0, 0.3466, 1, 20, 88, 88.7, 89, float32(math.Inf(1))}
+	for len(x)%8 != 0 {
+		x = append(x, 0)
+	}
+	got := append([]float32(nil), x...)
+	sum := expSubAVX2(&got[0], 0, len(got))
+	var want64 float64
+	for i, v := range x {
+		want := float32(math.Exp(float64(v)))
+		want64 += float64(got[i])
+		ok := relNear(float64(got[i]), float64(want), 2.5e-7)
+		if v < -87.3365 {
+			ok = got[i] == 0
+		}
+		if !ok {
+			t.Errorf("exp(%g) = %g, want %g", v, got[i], want)
+		}
+	}
+	if sum != want64 && !(math.IsInf(sum, 1) && math.IsInf(want64, 1)) {
+		t.Errorf("sum %g, want %g", sum, want64)
+	}
+}
