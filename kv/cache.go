@@ -69,6 +69,7 @@ func New(shape Shape, cfg Config, capacity int) (*Cache, error) {
 	c.streams = make([]*Stream, shape.Streams())
 	for i := range c.streams {
 		c.streams[i] = newStream(shape.HeadDim, cfg.K, cfg.V)
+		c.streams[i].track = cfg.Evictor != nil
 	}
 	return c, nil
 }

@@ -28,9 +28,11 @@ type Stream struct {
 	// over the query heads that share this KV head. acc is the policy's own
 	// per-token state (e.g. H2O's accumulated attention). Both stay aligned
 	// with pos when tokens are deleted.
-	obs []float32
-	acc []float32
-	mu  sync.Mutex // guards obs while attention runs in parallel
+	// They exist only when the cache has an evictor (track).
+	obs   []float32
+	acc   []float32
+	track bool
+	mu    sync.Mutex // guards obs while attention runs in parallel
 }
 
 type pagePair struct {
@@ -68,9 +70,10 @@ func (s *Stream) Acc() []float32 { return s.acc }
 func (s *Stream) tailLen() int { return len(s.tk) / s.d }
 
 // Bytes is the memory of the stream's keys, values and positions: pages
-// and the tail by their allocated capacity, positions at 4 bytes a token.
+// and the tail by their allocated capacity, and per token 4 bytes of
+// position (plus 8 bytes of attention statistics when an evictor runs).
 func (s *Stream) Bytes() int64 {
-	b := int64(cap(s.tk)+cap(s.tv))*4 + int64(len(s.pos))*4
+	b := int64(cap(s.tk)+cap(s.tv))*4 + s.tokenStateBytes()
 	for _, p := range s.pages {
 		b += p.k.Bytes() + p.v.Bytes()
 	}
@@ -81,8 +84,10 @@ func (s *Stream) Bytes() int64 {
 // tail (prefill before an eviction policy has chosen what to keep).
 func (s *Stream) append(k, v []float32, pos int32, seal bool) {
 	s.pos = append(s.pos, pos)
-	s.obs = append(s.obs, 0)
-	s.acc = append(s.acc, 0)
+	if s.track {
+		s.obs = append(s.obs, 0)
+		s.acc = append(s.acc, 0)
+	}
 	if seal && s.group == 0 {
 		// Per-token codecs: encode now, into the last page if it has room.
 		n := len(s.pages)
@@ -193,11 +198,17 @@ func (s *Stream) Keep(keep []bool) {
 	w = 0
 	for i := range s.pos {
 		if keep[i] {
-			s.pos[w], s.obs[w], s.acc[w] = s.pos[i], s.obs[i], s.acc[i]
+			s.pos[w] = s.pos[i]
+			if s.track {
+				s.obs[w], s.acc[w] = s.obs[i], s.acc[i]
+			}
 			w++
 		}
 	}
-	s.pos, s.obs, s.acc = s.pos[:w], s.obs[:w], s.acc[:w]
+	s.pos = s.pos[:w]
+	if s.track {
+		s.obs, s.acc = s.obs[:w], s.acc[:w]
+	}
 	if cap(s.pos) > 2*len(s.pos)+64 {
 		s.pos = append([]int32(nil), s.pos...)
 		s.obs = append([]float32(nil), s.obs...)
@@ -469,7 +480,7 @@ func (s *Stream) release() {
 // fork returns a stream that shares s's pages (counted in ref) and copies
 // the small per-token state and the tail.
 func (s *Stream) fork() *Stream {
-	f := &Stream{d: s.d, kc: s.kc, vc: s.vc, residual: s.residual, group: s.group}
+	f := &Stream{d: s.d, kc: s.kc, vc: s.vc, residual: s.residual, group: s.group, track: s.track}
 	f.pos = append([]int32(nil), s.pos...)
 	f.obs = append([]float32(nil), s.obs...)
 	f.acc = append([]float32(nil), s.acc...)
@@ -492,7 +503,7 @@ func (s *Stream) fork() *Stream {
 // 1/n for the n streams holding it, so summing over all live caches gives
 // the memory really in use.
 func (s *Stream) ownedBytes() int64 {
-	b := int64(cap(s.tk)+cap(s.tv))*4 + int64(len(s.pos))*4
+	b := int64(cap(s.tk)+cap(s.tv))*4 + s.tokenStateBytes()
 	for _, p := range s.pages {
 		pb := p.k.Bytes() + p.v.Bytes()
 		if p.ref != nil {
@@ -522,4 +533,14 @@ func clonePage(p Page, c Codec, d int) Page {
 		q.Append(x, 1)
 	}
 	return q
+}
+
+// tokenStateBytes is the per-token bookkeeping: positions, and the
+// evictor's statistics when tracked.
+func (s *Stream) tokenStateBytes() int64 {
+	b := int64(len(s.pos)) * 4
+	if s.track {
+		b += int64(len(s.pos)) * 8
+	}
+	return b
 }
