@@ -91,3 +91,125 @@ func BenchmarkMatMul(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRowKernel runs one weight tile through the row kernels with one
+// (x1) and four (x4) activation rows, on one core and without the pool:
+// the kernels' own speed, weights in cache. GB/s counts weight bytes per
+// activation row, so x4 at the same GB/s as x1 would mean no gain.
+func BenchmarkRowKernel(b *testing.B) {
+	p := NewPool(1)
+	defer p.Close()
+	for _, t := range benchTypes {
+		const cols = 4096
+		m := benchMatrix(b, t, 16, cols)
+		for _, n := range []int{1, 4} {
+			b.Run(fmt.Sprintf("%s/x%d", t, n), func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(2, 3))
+				x := randomFloats(rng, n*cols)
+				scratch := make([]byte, m.ActivationBytes(n))
+				a := m.convert(p, x, n, scratch)
+				out := make([]float32, 4*m.Rows)
+				for b.Loop() {
+					if n == 1 {
+						m.dot1(out, 0, m.Rows, &a, 0)
+					} else {
+						m.dot4(out, 0, m.Rows, &a, 0)
+					}
+				}
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(float64(n*len(m.Data))/sec/1e9, "GB/s")
+				b.ReportMetric(float64(n*m.Rows*cols)/sec/1e9, "GMAC/s")
+			})
+		}
+	}
+}
+
+// BenchmarkConvert is the activation conversion for each weight type, per
+// 4096-element row.
+func BenchmarkConvert(b *testing.B) {
+	p := NewPool(1)
+	defer p.Close()
+	for _, t := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeF16, gguf.TypeBF16} {
+		m := benchMatrix(b, t, 1, 4096)
+		b.Run(t.String(), func(b *testing.B) {
+			x := randomFloats(rand.New(rand.NewPCG(1, 1)), 4096)
+			scratch := make([]byte, m.ActivationBytes(1))
+			b.SetBytes(4 * 4096)
+			for b.Loop() {
+				m.convert(p, x, 1, scratch)
+			}
+		})
+	}
+}
+
+// BenchmarkAttention is one query against 4096 cached F16 keys and values
+// of a 64-wide head: the inner loops of decode at depth 4096.
+func BenchmarkAttention(b *testing.B) {
+	const d, n = 64, 4096
+	rng := rand.New(rand.NewPCG(1, 2))
+	q := randomFloats(rng, d)
+	k, _ := randomHalves(rng, n*d)
+	v, _ := randomHalves(rng, n*d)
+	scores := make([]float32, n)
+	out := make([]float32, d)
+	b.Run("DotsF16", func(b *testing.B) {
+		b.SetBytes(2 * n * d)
+		for b.Loop() {
+			DotsF16(scores, q, k, d)
+		}
+	})
+	b.Run("Softmax", func(b *testing.B) {
+		b.SetBytes(4 * n)
+		for b.Loop() {
+			DotsF16(scores, q, k, d)
+			Softmax(scores)
+		}
+	})
+	b.Run("WeightedSumF16", func(b *testing.B) {
+		for i := range scores {
+			scores[i] = 1 / float32(n)
+		}
+		b.SetBytes(2 * n * d)
+		for b.Loop() {
+			WeightedSumF16(out, scores, v, d)
+		}
+	})
+	b.Run("DotF16-per-key", func(b *testing.B) {
+		b.SetBytes(2 * n * d)
+		for b.Loop() {
+			for i := range n {
+				scores[i] = DotF16(q, k[i*d:(i+1)*d])
+			}
+		}
+	})
+}
+
+// BenchmarkElementwise covers the per-token vector operations at
+// qwen2.5-0.5b sizes (896 embedding, 4864 FFN).
+func BenchmarkElementwise(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x, w, out := randomFloats(rng, 896), randomFloats(rng, 896), make([]float32, 896)
+	g, u := randomFloats(rng, 4864), randomFloats(rng, 4864)
+	b.Run("RMSNorm/896", func(b *testing.B) {
+		b.SetBytes(4 * 896)
+		for b.Loop() {
+			RMSNorm(out, x, w, 1e-6)
+		}
+	})
+	b.Run("SwiGLU/4864", func(b *testing.B) {
+		b.SetBytes(4 * 4864)
+		gg := make([]float32, len(g))
+		for b.Loop() {
+			copy(gg, g)
+			SwiGLU(gg, u)
+		}
+	})
+	b.Run("Softmax/4864", func(b *testing.B) {
+		b.SetBytes(4 * 4864)
+		gg := make([]float32, len(g))
+		for b.Loop() {
+			copy(gg, g)
+			Softmax(gg)
+		}
+	})
+}
