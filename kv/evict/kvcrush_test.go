@@ -1,0 +1,266 @@
+package evict
+
+import (
+	"slices"
+	"testing"
+)
+
+// crushVectors are the hand-made head-behaviour vectors (bits of heads
+// 0..3, written b0b1b2b3) of tokens 2..15; tokens 0 and 1 are the base's
+// clear winners. Each head has exactly six ones among tokens 2..15, so
+// that with tokens 0 and 1 its top half (8 of 16) is exactly its ones.
+var crushVectors = map[int]string{
+	2: "1111", 3: "1111",
+	4: "1110", 5: "0111",
+	6: "1100", 7: "0011", 8: "1001", 9: "0110",
+	10: "1000", 11: "0001",
+	12: "0000", 13: "0000", 14: "0000", 15: "0000",
+}
+
+// crushScores builds per-stream scores (4 rows of 16) realizing
+// crushVectors: 1 + bit + i/1000 for token i, 100 for tokens 0 and 1.
+func crushScores() []float32 {
+	const H, m = 4, 16
+	per := make([]float32, H*m)
+	for h := 0; h < H; h++ {
+		for i := 0; i < m; i++ {
+			v := float32(100)
+			if i >= 2 {
+				v = 1 + float32(i)/1000
+				if crushVectors[i][h] == '1' {
+					v++
+				}
+			}
+			per[h*m+i] = v
+		}
+	}
+	return per
+}
+
+func bitString(vec []uint64, i, H int) string {
+	b := make([]byte, H)
+	for h := 0; h < H; h++ {
+		b[h] = '0'
+		if vec[i]>>h&1 == 1 {
+			b[h] = '1'
+		}
+	}
+	return string(b)
+}
+
+func TestKVCrushHeadBits(t *testing.T) {
+	per := crushScores()
+	vec := make([]uint64, 16)
+	headBits(vec, per, 4, 16, false, make([]int32, 16))
+	for i := 0; i < 16; i++ {
+		want := "1111"
+		if i >= 2 {
+			want = crushVectors[i]
+		}
+		if got := bitString(vec, i, 4); got != want {
+			t.Errorf("median bits of token %d: %s, want %s", i, got, want)
+		}
+	}
+	// With the mean rule the two dominant tokens lift every mean (about
+	// 13.9) above all the others: every candidate's vector is zero.
+	headBits(vec, per, 4, 16, true, make([]int32, 16))
+	for i := 0; i < 16; i++ {
+		want := "0000"
+		if i < 2 {
+			want = "1111"
+		}
+		if got := bitString(vec, i, 4); got != want {
+			t.Errorf("mean bits of token %d: %s, want %s", i, got, want)
+		}
+	}
+	// More than 64 heads take more than one word.
+	const H, m = 70, 4
+	big := make([]float32, H*m)
+	for h := 0; h < H; h++ {
+		big[h*m+h%m] = 1
+	}
+	vb := make([]uint64, 2*m)
+	headBits(vb, big, H, m, true, make([]int32, m))
+	if vb[2*1] != 1<<1|1<<5|1<<9|1<<13|1<<17|1<<21|1<<25|1<<29|1<<33|1<<37|1<<41|1<<45|1<<49|1<<53|1<<57|1<<61 || vb[2*1+1] != 1<<(65-64)|1<<(69-64) {
+		t.Errorf("token 1 over 70 heads: %x %x", vb[2], vb[3])
+	}
+}
+
+func TestKVCrushAnchors(t *testing.T) {
+	vec := make([]uint64, 16)
+	headBits(vec, crushScores(), 4, 16, false, make([]int32, 16))
+	cands := []int32{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	want := map[string]string{"ones": "1111", "zeros": "0000", "alternate": "0101", "mean": "0000"}
+	for kind, w := range want {
+		a := make([]uint64, 1)
+		anchorBits(a, kind, vec, 4, cands)
+		if got := bitString(a, 0, 4); got != w {
+			t.Errorf("anchor %s = %s, want %s", kind, got, w)
+		}
+	}
+	// The mean anchor is the majority of the candidates: among 2..6 heads
+	// 0, 1 and 2 are mostly set.
+	a := make([]uint64, 1)
+	anchorBits(a, "mean", vec, 4, []int32{2, 4, 5, 6, 10})
+	if got := bitString(a, 0, 4); got != "1110" {
+		t.Errorf("mean anchor of 2,4,5,6,10 = %s, want 1110", got)
+	}
+}
+
+// TestKVCrushRoundRobin checks the representative picks on hand-made
+// distances: one per bucket first (the most important of each), then
+// round robin in increasing distance.
+func TestKVCrushRoundRobin(t *testing.T) {
+	imp := make([]float32, 16)
+	for i := range imp {
+		imp[i] = float32(i) // later tokens are more important
+	}
+	// Buckets by distance to ones: d0 {2,3}, d1 {4,5}, d2 {6..9},
+	// d3 {10,11}, d4 {12..15}.
+	dist := []uint16{0, 0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3, 4, 4, 4, 4}
+	cands := []int32{15, 2, 9, 4, 13, 6, 11, 3, 8, 12, 5, 7, 10, 14}
+	cases := []struct {
+		r    int
+		want []int32
+	}{
+		{1, []int32{3}},
+		{3, []int32{3, 5, 9}},
+		{5, []int32{3, 5, 9, 11, 15}},
+		{6, []int32{2, 3, 5, 9, 11, 15}},
+		{9, []int32{2, 3, 4, 5, 8, 9, 10, 11, 15}},
+		{11, []int32{2, 3, 4, 5, 7, 8, 9, 10, 11, 14, 15}},
+		{13, []int32{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15}},
+		{14, []int32{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}},
+		{0, nil},
+	}
+	var rr roundRobin
+	for _, c := range cases {
+		got := slices.Clone(rr.pick(slices.Clone(cands), dist, imp, c.r, 4))
+		slices.Sort(got)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("r=%d: picks %v, want %v", c.r, got, c.want)
+		}
+	}
+}
+
+// TestKVCrushSelect runs the whole selection on hand-made per-stream
+// scores: the base keeps its top tokens and the representatives come
+// from distinct behaviours, which the base alone would not keep.
+func TestKVCrushSelect(t *testing.T) {
+	cases := []struct {
+		anchor string
+		want   []int
+	}{
+		// Buckets to ones: d0 {2,3} d1 {4,5} d2 {6..9} d3 {10,11} d4
+		// {12..15}; round 1 takes 3, 5, 9, 11, 15, round 2 starts with 2.
+		{"ones", []int{0, 1, 2, 3, 5, 9, 11, 15}},
+		{"zeros", []int{0, 1, 3, 5, 9, 11, 14, 15}},
+		// To 0101: d1 {5,11} d2 {2,3,6,7,8,9,12..15} d3 {4,10}.
+		{"alternate", []int{0, 1, 2, 3, 4, 5, 10, 11}},
+		{"mean", []int{0, 1, 3, 5, 9, 11, 14, 15}},
+	}
+	for _, c := range cases {
+		e := &KVCrush{Anchor: c.anchor, Threshold: "median"}
+		mask := make([]bool, 16)
+		e.crush(mask, crushScores(), 4, 2, 6)
+		var got []int
+		for i, k := range mask {
+			if k {
+				got = append(got, i)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("anchor %s keeps %v, want %v", c.anchor, got, c.want)
+		}
+	}
+	// The base alone with the same 8 slots keeps the next most important
+	// tokens instead: 4 and 5 (three heads), then 9 and 8.
+	e := &KVCrush{Anchor: "ones", Threshold: "median"}
+	mask := make([]bool, 16)
+	e.crush(mask, crushScores(), 4, 8, 0)
+	var got []int
+	for i, k := range mask {
+		if k {
+			got = append(got, i)
+		}
+	}
+	if want := []int{0, 1, 2, 3, 4, 5, 8, 9}; !slices.Equal(got, want) {
+		t.Errorf("base alone keeps %v, want %v", got, want)
+	}
+}
+
+// crushPattern: four KV heads, one query head each. Every head's window
+// queries (the last 8 of 128) point at the needle 50 (axis 1) and, with
+// head-specific noise, spread the rest of their attention differently.
+var crushPattern = pattern{
+	key: func(l, h, p int) []float32 {
+		if p == 50 {
+			return spike(seed(l, 0, p), 1, 6)
+		}
+		return noise(seed(l, h, p), 10)
+	},
+	query: func(l, h, p int) []float32 {
+		if p >= 120 {
+			return spike(seed(l, h, p)+1<<50, 1, 3)
+		}
+		return noise(seed(l, h, p)+1<<50, 10)
+	},
+}
+
+func crushRun(t *testing.T, e *KVCrush, pat pattern, heads, g, prompt, steps int) *rig {
+	r := newRig(t, 1, heads, g, e, pat)
+	r.prefill(prompt)
+	for i := 0; i < steps; i++ {
+		r.step()
+	}
+	return r
+}
+
+func TestKVCrushOnSnapKV(t *testing.T) {
+	mk := func(budget int, split float64) *KVCrush {
+		return &KVCrush{Budget: tokens(budget), Base: "snapkv", Split: split, Anchor: "alternate", Threshold: "median", Win: 8, Kernel: 7, Pool: "max"}
+	}
+	r := crushRun(t, mk(32, 0.75), crushPattern, 4, 1, 128, 0)
+	kept := r.checkAligned()[0]
+	if len(kept) != 32 {
+		t.Fatalf("keeps %d tokens, want 32", len(kept))
+	}
+	if !contains(kept, union(rangeInts(47, 54), rangeInts(120, 128))...) {
+		t.Fatalf("lost the needle or the window: %v", kept)
+	}
+	// The base's own selection at its part of the budget (24 of 32) is
+	// kept whole.
+	base := crushRun(t, mk(24, 1), crushPattern, 4, 1, 128, 0).checkAligned()[0]
+	if len(base) != 24 || !contains(kept, base...) {
+		t.Fatalf("base selection %v is not inside %v", base, kept)
+	}
+	// The representatives are not the base's next choices.
+	more := crushRun(t, mk(32, 1), crushPattern, 4, 1, 128, 0).checkAligned()[0]
+	if slices.Equal(more, kept) {
+		t.Fatalf("representatives equal the base's next tokens: %v", kept)
+	}
+	// Prefill only with base snapkv.
+	r.step()
+	if n := r.c.Stream(0, 0).Len(); n != 33 {
+		t.Fatalf("decode step with base snapkv: %d tokens, want 33", n)
+	}
+}
+
+func TestKVCrushOnH2O(t *testing.T) {
+	e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Recent: 0.5}
+	if e.Window() != -1 || !e.StepStats() {
+		t.Fatal("base h2o needs all prompt queries and step statistics")
+	}
+	r := newRig(t, 1, 2, 2, e, h2oPattern)
+	r.prefill(64)
+	for i := 0; i <= 10; i++ {
+		kept := r.checkAligned()[0]
+		// Base part 9: 5 recent tokens and 4 heavy hitters by the layer's
+		// summed score (0 in both heads; 20, 25, 40 seen longest of
+		// 20, 25, 40, 45); 3 representatives.
+		if len(kept) != 12 || !contains(kept, 0, 20, 25, 40) || !contains(kept, rangeInts(r.next-5, r.next)...) {
+			t.Fatalf("step %d keeps %v", i, kept)
+		}
+		r.step()
+	}
+}
