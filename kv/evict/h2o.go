@@ -2,11 +2,12 @@ package evict
 
 import "github.com/kvgo/kvgo/kv"
 
-// H2O is the Heavy-Hitter Oracle (Zhang et al. 2023, arXiv:2306.14048,
-// §3-4, Algorithm 1 "H2 eviction"): a few tokens receive most of the
-// attention, and their accumulated attention identifies them; the cache
-// keeps a window of recent tokens plus the tokens with the highest
-// accumulated attention, and evicts the lowest whenever it is over budget.
+// H2O is the Heavy-Hitter Oracle (Zhang et al. 2023, arXiv:2306.14048;
+// its heavy-hitter observations and Algorithm 1, the greedy H2 eviction):
+// a few tokens receive most of the attention, and their accumulated
+// attention identifies them; the cache keeps a window of recent tokens
+// plus the tokens with the highest accumulated attention, and evicts the
+// lowest whenever it is over budget.
 //
 // Choices the paper leaves open or that differ here:
 //   - Scores are per KV stream: the attention probabilities of the query

@@ -8,15 +8,15 @@ import (
 )
 
 // KVCrush (Jha et al. 2025, arXiv:2503.00022) is an add-on to an
-// importance-based eviction method. Importance alone keeps tokens that the
+// importance-based eviction method. Importance alone keeps the tokens the
 // heads agree on and throws away whole kinds of tokens at once; KVCrush
 // gives part of the budget to representatives of the tokens the base
 // method drops, grouped by how the heads treat them: each token gets a
-// binary head-behaviour vector (one bit per head: is the token among the
-// ones this head attends to?), candidates are bucketed by the Hamming distance
-// of their vector to an anchor vector, and each bucket keeps a
-// representative. The grouping is a single pass over the tokens, so the
-// cost stays negligible next to attention.
+// binary head-behaviour vector (one bit per head: is the token among those
+// this head attends to?), the candidates are bucketed by the Hamming
+// distance of their vector to an anchor vector, and each bucket keeps a
+// representative. Grouping by distance to one anchor is a single pass, not
+// a clustering, so its cost stays negligible next to attention.
 //
 // How kvgo reads it (choices the paper leaves open or that differ):
 //   - Layer-wise: KVCrush keeps the same tokens in every stream of a layer

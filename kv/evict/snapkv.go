@@ -110,27 +110,32 @@ func pool(dst, x []float32, k int, avg bool) {
 	}
 }
 
-// PyramidKV (Cai et al. 2024, arXiv:2406.02069, §3, "pyramidal
-// information funneling"): attention is spread widely in the lower layers
-// and concentrated on a few tokens in the upper ones, so lower layers get
-// more cache and upper layers less, with SnapKV's selection inside each
-// layer.
+// PyramidKV (Cai et al. 2024, arXiv:2406.02069; the "pyramidal
+// information funneling" analysis and the budget allocation of its method
+// section): attention is spread widely in the lower layers and
+// concentrated on a few tokens in the upper ones, so lower layers get more
+// cache and upper layers less, with SnapKV's selection inside each layer.
 //
-// Budget allocation, as the paper (and its code) defines it: the selected
-// part of the budget (budget - window, the window being kept in every
-// layer) forms an arithmetic sequence over the layers, from
-// 2·sel - sel/Beta at the bottom layer to sel/Beta at the top one, so its
-// mean is sel and the average layer budget is exactly `budget`. Beta sets
-// the slope: 1 gives every layer the same budget (plain SnapKV), the
-// authors' default 20 makes the top layer keep 1/20 of the mean selection.
-// When the bottom layer would need more tokens than the prompt has before
-// the window, it is capped there and the top layer gets the rest, as the
-// authors' code does.
+// Budget allocation, as the paper and its code define it: the selected
+// part of the budget (budget - window; the window is kept in every layer)
+// forms an arithmetic sequence over the layers, from 2·sel - sel/Beta at
+// the bottom layer to sel/Beta at the top one, so its mean is sel and the
+// average layer budget is `budget`. Beta sets the slope: 1 gives every
+// layer the same budget (plain SnapKV); the authors' default 20 makes the
+// top layer select 1/20 of the mean. When the bottom layer would need more
+// tokens than the prompt has before the window, it is capped there and the
+// top layer gets the rest, as in the authors' code.
 //
-// Choices the paper leaves open: per-layer budgets are rounded by largest
-// remainder (ties to the lower layer) so that they stay non-increasing with
-// depth and sum exactly to Layers × budget. A layer always keeps at least
-// its window (one token or more), even when its selection rounds to zero.
+// Choices the paper leaves open or that differ from the authors' code:
+//   - Layer budgets are rounded by largest remainder (ties to the lower
+//     layer), so they stay non-increasing with depth and sum exactly to
+//     Layers × budget; the code's integer step makes the average drift.
+//   - The code falls back to the same budget in every layer when the
+//     prompt is shorter than twice the selected budget; kvgo keeps the
+//     pyramid there too (capped as above), so that large fractional
+//     budgets are still allocated by depth.
+//   - A layer always keeps at least its window (one token or more), even
+//     when its selection rounds to zero.
 type PyramidKV struct {
 	SnapKV
 	Beta float64
