@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -27,118 +28,249 @@ type Fidelity struct {
 	KVBytes     int64   `json:"kv_bytes"`      // mean over chunks, at the end of each chunk
 	FullKVBytes int64   `json:"kv_bytes_full"` // the full cache for the same tokens
 	Ratio       float64 `json:"kv_ratio"`
+	// Error is why the recipe could not be measured (the other fields are
+	// then zero).
+	Error string `json:"error,omitempty"`
+}
+
+// FidelityOptions tunes CompareFidelityWith.
+type FidelityOptions struct {
+	// MaxChunks caps the chunks used (0 = all).
+	MaxChunks int
+	// Progress, if set, is told how many tokens each forward pass of each
+	// cache processed, for a progress bar.
+	Progress func(tokens int)
 }
 
 // CompareFidelity scores each recipe against base (the full cache) on
 // chunks of n tokens of tokens: the first n/2+1 tokens of a chunk are the
 // context, prefilled and compressed; the rest is decoded one token at a
-// time and every decode position is compared. The two caches run in
-// lockstep, so no logits are stored.
+// time and every decode position is compared. The caches run in lockstep,
+// so no logits are stored.
 func CompareFidelity(ctx context.Context, e *engine.Engine, tokens []int, n int, base *recipe.Recipe, recipes []*recipe.Recipe, maxChunks int) ([]Fidelity, error) {
-	if _, err := e.ContextFor(n); err != nil {
-		return nil, err
-	}
-	chunks := len(tokens) / n
-	if maxChunks > 0 {
-		chunks = min(chunks, maxChunks)
-	}
-	if chunks == 0 || n < 8 {
-		return nil, fmt.Errorf("the text has %d tokens, fewer than one chunk of %d", len(tokens), n)
-	}
-	var out []Fidelity
-	for _, r := range recipes {
-		f, err := compareOne(ctx, e, tokens, n, chunks, base, r)
-		if err != nil {
-			return out, fmt.Errorf("%s: %w", r, err)
-		}
-		out = append(out, f)
-	}
-	return out, nil
+	return CompareFidelityWith(ctx, e, tokens, n, base, recipes, FidelityOptions{MaxChunks: maxChunks})
 }
 
-func compareOne(ctx context.Context, e *engine.Engine, tokens []int, n, chunks int, base, r *recipe.Recipe) (Fidelity, error) {
-	f := Fidelity{Recipe: r.String()}
-	sb := e.Model.NewState(e.Pool, min(n, 512), n)
-	sr := e.Model.NewState(e.Pool, min(n, 512), n)
-	var klds []float64
-	var nllBase, nllRec float64
-	var agree int
-	var bytesSum, fullSum int64
-	chunk := make([]int, n)
+// CompareFidelityWith is CompareFidelity with options. All recipes advance
+// together with one base sequence, so the base is computed once per
+// position however many recipes are compared.
+//
+// A recipe whose cache cannot be built or run gets a result with Error set
+// and the others go on; the returned error joins those failures. When ctx
+// is cancelled the results cover the chunks that finished (recipes with
+// none are left out) and the error is ctx's.
+func CompareFidelityWith(ctx context.Context, e *engine.Engine, tokens []int, n int, base *recipe.Recipe, recipes []*recipe.Recipe, opt FidelityOptions) ([]Fidelity, error) {
+	res, ok, err := compareAligned(ctx, e, tokens, n, base, recipes, opt)
+	var out []Fidelity
+	for i, f := range res {
+		if ok[i] {
+			out = append(out, f)
+		}
+	}
+	return out, err
+}
+
+// compareAligned returns one result per recipe, in order, with ok[i]
+// false for a recipe that has neither a finished chunk nor an error.
+func compareAligned(ctx context.Context, e *engine.Engine, tokens []int, n int, base *recipe.Recipe, recipes []*recipe.Recipe, opt FidelityOptions) ([]Fidelity, []bool, error) {
+	if _, err := e.ContextFor(n); err != nil {
+		return nil, nil, err
+	}
+	chunks := len(tokens) / n
+	if opt.MaxChunks > 0 {
+		chunks = min(chunks, opt.MaxChunks)
+	}
+	if chunks == 0 || n < 8 {
+		return nil, nil, fmt.Errorf("the text has %d tokens, fewer than one chunk of %d", len(tokens), n)
+	}
+	progress := opt.Progress
+	if progress == nil {
+		progress = func(int) {}
+	}
+	ctxLen := n/2 + 1
+	lanes := make([]*lane, len(recipes))
+	for i, r := range recipes {
+		lanes[i] = &lane{r: r, lp: make([]float64, e.Model.Vocab)}
+	}
 	lpBase := make([]float64, e.Model.Vocab)
-	lpRec := make([]float64, e.Model.Vocab)
+	chunk := make([]int, n)
+	var stopErr error
+chunkLoop:
 	for c := 0; c < chunks; c++ {
-		if err := ctx.Err(); err != nil {
-			return f, err
+		if stopErr = ctx.Err(); stopErr != nil {
+			break
 		}
 		copy(chunk, tokens[c*n:(c+1)*n])
 		if e.Tok.AddBOS() {
 			chunk[0] = e.Tok.BOS()
 		}
-		cb, err := e.NewCache(base, n)
+		bs, err := newSession(e, base, n, ctxLen)
 		if err != nil {
-			return f, err
+			return nil, nil, fmt.Errorf("base %s: %w", base, err)
 		}
-		cr, err := e.NewCache(r, n)
+		lb, err := bs.prefill(chunk[:ctxLen])
 		if err != nil {
-			return f, err
+			return nil, nil, fmt.Errorf("base %s: %w", base, err)
 		}
-		ctxLen := n/2 + 1
-		lb, err := prefill(sb, cb, chunk[:ctxLen])
-		if err != nil {
-			return f, err
-		}
-		lb = append([]float32(nil), lb...)
-		lr, err := prefill(sr, cr, chunk[:ctxLen])
-		if err != nil {
-			return f, err
+		progress(ctxLen)
+		for _, l := range lanes {
+			l.startChunk(e, n, chunk[:ctxLen])
+			if l.err == nil {
+				progress(ctxLen)
+			}
 		}
 		for j := ctxLen - 1; j < n-1; j++ {
 			if j >= ctxLen {
-				if lb, err = sb.Forward(cb, chunk[j:j+1], j); err != nil {
-					return f, err
+				if (j-ctxLen)%32 == 0 {
+					if stopErr = ctx.Err(); stopErr != nil {
+						break chunkLoop
+					}
 				}
-				lb = append(lb[:0:0], lb...)
-				if lr, err = sr.Forward(cr, chunk[j:j+1], j); err != nil {
-					return f, err
+				if lb, err = bs.step(chunk[j], j); err != nil {
+					return nil, nil, fmt.Errorf("base %s: %w", base, err)
 				}
+				progress(1)
 			}
 			logSoftmax(lb, lpBase)
-			logSoftmax(lr, lpRec)
-			klds = append(klds, kld(lpBase, lpRec))
-			nllBase -= lpBase[chunk[j+1]]
-			nllRec -= lpRec[chunk[j+1]]
-			if argmax64(lpBase) == argmax64(lpRec) {
-				agree++
+			top := argmax64(lpBase)
+			for _, l := range lanes {
+				if l.err != nil {
+					continue
+				}
+				if j >= ctxLen {
+					if l.logits, l.err = l.s.step(chunk[j], j); l.err != nil {
+						continue
+					}
+					progress(1)
+				}
+				l.score(lpBase, top, chunk[j+1])
 			}
 		}
-		bytesSum += cr.Bytes()
-		fullSum += kv.FullF16Bytes(e.Model.CacheShape(), cr.NextPos())
+		for _, l := range lanes {
+			l.endChunk(e)
+		}
 	}
-	f.Positions = len(klds)
-	for _, k := range klds {
-		f.MeanKLD += k
+	out := make([]Fidelity, len(lanes))
+	ok := make([]bool, len(lanes))
+	var errs []error
+	for i, l := range lanes {
+		switch {
+		case l.err != nil:
+			out[i], ok[i] = Fidelity{Recipe: l.r.String(), Error: l.err.Error()}, true
+			errs = append(errs, fmt.Errorf("%s: %w", l.r, l.err))
+		case l.chunks > 0:
+			out[i], ok[i] = l.result(), true
+		}
 	}
-	f.MeanKLD /= float64(len(klds))
-	sort.Float64s(klds)
-	f.P99KLD = klds[min(len(klds)-1, int(math.Ceil(0.99*float64(len(klds))))-1)]
-	f.Top1 = float64(agree) / float64(len(klds))
-	f.PPL = math.Exp(nllRec / float64(len(klds)))
-	f.BasePPL = math.Exp(nllBase / float64(len(klds)))
-	f.KVBytes = bytesSum / int64(chunks)
-	f.FullKVBytes = fullSum / int64(chunks)
-	f.Ratio = float64(bytesSum) / float64(fullSum)
-	return f, nil
+	if stopErr != nil {
+		errs = append(errs, stopErr)
+	}
+	return out, ok, errors.Join(errs...)
 }
 
-func prefill(s *model.State, c *kv.Cache, toks []int) ([]float32, error) {
-	c.BeginPrefill(len(toks))
-	l, err := s.Forward(c, toks, 0)
+// lane is one recipe's side of the lockstep comparison.
+type lane struct {
+	r      *recipe.Recipe
+	s      *session
+	logits []float32
+	lp     []float64
+	err    error
+	// Accumulated over finished chunks; the pending* fields hold the
+	// current chunk until it completes, so a cancelled chunk is dropped.
+	klds, pendingKLD  []float64
+	nllBase, nllRec   float64
+	pendBase, pendRec float64
+	agree, pendAgree  int
+	bytesSum, fullSum int64
+	chunks            int
+}
+
+func (l *lane) startChunk(e *engine.Engine, n int, prompt []int) {
+	if l.err != nil {
+		return
+	}
+	l.pendingKLD, l.pendBase, l.pendRec, l.pendAgree = l.pendingKLD[:0], 0, 0, 0
+	if l.s, l.err = newSession(e, l.r, n, len(prompt)); l.err != nil {
+		return
+	}
+	l.logits, l.err = l.s.prefill(prompt)
+}
+
+func (l *lane) score(lpBase []float64, top, next int) {
+	logSoftmax(l.logits, l.lp)
+	l.pendingKLD = append(l.pendingKLD, kld(lpBase, l.lp))
+	l.pendBase -= lpBase[next]
+	l.pendRec -= l.lp[next]
+	if argmax64(l.lp) == top {
+		l.pendAgree++
+	}
+}
+
+func (l *lane) endChunk(e *engine.Engine) {
+	if l.err != nil {
+		return
+	}
+	l.klds = append(l.klds, l.pendingKLD...)
+	l.nllBase += l.pendBase
+	l.nllRec += l.pendRec
+	l.agree += l.pendAgree
+	l.bytesSum += l.s.c.Bytes()
+	l.fullSum += kv.FullF16Bytes(e.Model.CacheShape(), l.s.c.NextPos())
+	l.chunks++
+}
+
+func (l *lane) result() Fidelity {
+	f := Fidelity{Recipe: l.r.String(), Positions: len(l.klds)}
+	n := float64(len(l.klds))
+	for _, k := range l.klds {
+		f.MeanKLD += k
+	}
+	f.MeanKLD /= n
+	sorted := append([]float64(nil), l.klds...)
+	sort.Float64s(sorted)
+	f.P99KLD = sorted[min(len(sorted)-1, int(math.Ceil(0.99*n))-1)]
+	f.Top1 = float64(l.agree) / n
+	f.PPL = math.Exp(l.nllRec / n)
+	f.BasePPL = math.Exp(l.nllBase / n)
+	f.KVBytes = l.bytesSum / int64(l.chunks)
+	f.FullKVBytes = l.fullSum / int64(l.chunks)
+	f.Ratio = float64(l.bytesSum) / float64(l.fullSum)
+	return f
+}
+
+// session runs one sequence exactly as engine.Generate does (a cache from
+// engine.NewCache, a State sized min(512, prompt) like Generate's,
+// BeginPrefill/EndPrefill around the prompt, then one token per Forward),
+// so the logits compared here are the ones `kvgo run` samples from. A test
+// checks that greedy decoding from these logits reproduces Generate's
+// tokens.
+type session struct {
+	st *model.State
+	c  *kv.Cache
+}
+
+func newSession(e *engine.Engine, r *recipe.Recipe, n, promptLen int) (*session, error) {
+	c, err := e.NewCache(r, n)
 	if err != nil {
 		return nil, err
 	}
-	c.EndPrefill()
+	return &session{st: e.Model.NewState(e.Pool, min(512, promptLen), n), c: c}, nil
+}
+
+func (s *session) prefill(prompt []int) ([]float32, error) {
+	s.c.BeginPrefill(len(prompt))
+	l, err := s.st.Forward(s.c, prompt, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.c.EndPrefill()
 	return l, nil
+}
+
+// step decodes token id at position pos; the returned logits are valid
+// until the next call.
+func (s *session) step(id, pos int) ([]float32, error) {
+	return s.st.Forward(s.c, []int{id}, pos)
 }
 
 // logSoftmax writes log(softmax(x)) into out, in float64.
