@@ -1,0 +1,302 @@
+package sched
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/recipe"
+)
+
+// footprint predicts the KV bytes a sequence will hold, so that admission
+// can reserve memory by what a recipe really costs instead of by the full
+// cache. Predictions are upper bounds built from measurements, not from
+// formulas that could drift from the kv package:
+//
+//   - Without an evictor every (layer, KV head) stream of a cache holds the
+//     same tokens, so the bytes of the whole cache are Streams() times the
+//     bytes of one stream. probeCodec measures one stream of the codec
+//     token by token (Cache.Begin/Store/End on a 1x1 cache, exactly what a
+//     decode step or a prefill chunk does to each stream) up to probeLen
+//     tokens and extrapolates beyond by whole periods.
+//   - With an evictor the prompt is first staged in F32 (the peak);
+//     stagedBytes measures that growth with the same slice appends the
+//     stream does. After the prompt the evictor keeps at most its budget
+//     per stream (the kv/evict convention), and from then on the real
+//     cache.Bytes() is known and only the growth still to come is
+//     predicted.
+//
+// footprint is safe for concurrent use: handlers ask it for a request's
+// reservation before queueing, the scheduler as sequences advance.
+type footprint struct {
+	shape kv.Shape
+	ctx   int
+
+	mu     sync.Mutex
+	codecs map[string]*codecProbe
+	staged []int64 // bytes of one stream with t tokens staged in F32, t = 0..ctx
+}
+
+// probeLen is how many tokens a codec probe measures before it
+// extrapolates; it is long enough that pages, KIVI groups and residual
+// tails have reached their periodic pattern.
+const probeLen = 4096
+
+// maxProbes bounds the memo of codec probes: recipes come from requests,
+// and a client cycling through parameter values must not grow memory.
+const maxProbes = 64
+
+func newFootprint(shape kv.Shape, ctx int) *footprint {
+	return &footprint{shape: shape, ctx: ctx, codecs: map[string]*codecProbe{}}
+}
+
+// codecProbe holds the measured bytes of one stream of a codec.
+type codecProbe struct {
+	at     []int64 // bytes after t tokens, t = 0..len-1
+	peak   []int64 // running maximum of at
+	period int     // tokens after which the layout repeats
+	perP   int64   // bytes one period adds
+}
+
+// bytes is an upper bound of the bytes one stream holds at any point while
+// it grows to t tokens.
+func (p *codecProbe) bytes(t int) int64 {
+	last := len(p.at) - 1
+	if t <= last {
+		return p.peak[max(t, 0)]
+	}
+	periods := (t - last + p.period - 1) / p.period
+	return p.peak[last] + int64(periods)*p.perP
+}
+
+// exact is the bytes of one stream holding t tokens grown one at a time
+// (extrapolated beyond the probe).
+func (p *codecProbe) exact(t int) int64 {
+	if t < len(p.at) {
+		return p.at[max(t, 0)]
+	}
+	return p.bytes(t)
+}
+
+// codec returns the probe of r's codec, measuring it on first use.
+func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
+	key := r.Codec.String()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.codecs[key]; ok {
+		return p, nil
+	}
+	p, err := probeCodec(f.shape.HeadDim, &recipe.Recipe{Codec: r.Codec}, min(f.ctx, probeLen))
+	if err != nil {
+		return nil, err
+	}
+	if len(f.codecs) >= maxProbes {
+		clear(f.codecs)
+	}
+	f.codecs[key] = p
+	return p, nil
+}
+
+func probeCodec(d int, r *recipe.Recipe, n int) (*codecProbe, error) {
+	cfg, err := r.Config()
+	if err != nil {
+		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec, err)
+	}
+	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}, cfg, n)
+	if err != nil {
+		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec, err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	k, v := make([]float32, d), make([]float32, d)
+	p := &codecProbe{at: make([]int64, n+1), peak: make([]int64, n+1)}
+	pos := []int32{0}
+	for t := 0; t < n; t++ {
+		for i := range k {
+			k[i], v[i] = rng.Float32()*2-1, rng.Float32()*2-1
+		}
+		pos[0] = int32(t)
+		if err := c.Begin(pos); err != nil {
+			return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec, err)
+		}
+		c.Store(0, k, v)
+		c.End()
+		p.at[t+1] = c.Bytes()
+	}
+	for t := range p.at {
+		p.peak[t] = p.at[t]
+		if t > 0 {
+			p.peak[t] = max(p.peak[t], p.peak[t-1])
+		}
+	}
+	// The layout repeats every lcm of the page sizes; four pages of the
+	// larger unit is a multiple of both for every codec kvgo has (32-token
+	// pages, KIVI groups of any size that divides or is a multiple of 32),
+	// and a longer period only makes the extrapolation coarser, never low.
+	g := max(kv.PageTokens, cfg.K.Group(), cfg.V.Group())
+	p.period = 4 * g
+	if n >= 2*p.period {
+		p.perP = p.peak[n] - p.at[n-p.period]
+	} else {
+		// A context too short to see the period: charge a period as the
+		// most bytes any period-long stretch of the probe added.
+		p.perP = p.peak[n]
+	}
+	return p, nil
+}
+
+// stagedBytes is the bytes of one stream holding t prompt tokens staged in
+// F32 for an evictor (Cache.BeginPrefill), measured on a one-stream cache
+// whose evictor keeps everything: the staging does not depend on the
+// codec or the evictor, only on the head size.
+func (f *footprint) stagedBytes(t int) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.staged == nil {
+		staged, err := probeStaging(f.shape.HeadDim, f.ctx)
+		if err != nil {
+			// Cannot happen for a valid shape; fall back to a bound: Go's
+			// append at most doubles the capacity.
+			staged = make([]int64, f.ctx+1)
+			for i := range staged {
+				staged[i] = 2*2*int64(i*f.shape.HeadDim)*4 + int64(i)*4
+			}
+		}
+		f.staged = staged
+	}
+	return f.staged[min(max(t, 0), f.ctx)]
+}
+
+func probeStaging(d, n int) ([]int64, error) {
+	r, err := recipe.Parse("f32")
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Evictor = keepAll{}
+	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}, cfg, n)
+	if err != nil {
+		return nil, err
+	}
+	c.BeginPrefill(n)
+	out := make([]int64, n+1)
+	k := make([]float32, d)
+	pos := []int32{0}
+	for t := 0; t < n; t++ {
+		pos[0] = int32(t)
+		if err := c.Begin(pos); err != nil {
+			return nil, err
+		}
+		c.Store(0, k, k)
+		c.End()
+		out[t+1] = c.Bytes()
+	}
+	return out, nil
+}
+
+// keepAll is an evictor that keeps every token; it makes a probe cache
+// stage its prompt the way an evicting recipe's cache does.
+type keepAll struct{}
+
+func (keepAll) Name() string                    { return "keep-all" }
+func (keepAll) Window() int                     { return 0 }
+func (keepAll) StepStats() bool                 { return false }
+func (keepAll) AfterPrefill(*kv.LayerView, int) {}
+func (keepAll) AfterStep(*kv.LayerView)         {}
+
+// plan is how one recipe's memory is predicted.
+type plan struct {
+	f      *footprint
+	codec  *codecProbe
+	evicts bool
+	// stepEvicts: the evictor also deletes at every decode step, so a
+	// stream never grows past its budget.
+	stepEvicts bool
+	hasBudget  bool
+	budget     kv.Budget
+	streams    int64
+	slack      int64 // per stream: absorbs re-encoded pages and tail capacity after eviction
+}
+
+// stepEvictors are the evictors that keep a stream at its budget during
+// decoding (they evict at every step). An evictor not listed here is
+// assumed to keep everything it has once the prompt is done, which
+// over-reserves for a step evictor but never under-reserves.
+var stepEvictors = map[string]func(kv.Args) bool{
+	"streaming": func(kv.Args) bool { return true },
+	"h2o":       func(kv.Args) bool { return true },
+	"tova":      func(kv.Args) bool { return true },
+	"kvcrush":   func(a kv.Args) bool { b, _ := a["base"].(string); return b == "h2o" },
+}
+
+func (f *footprint) plan(r *recipe.Recipe) (*plan, error) {
+	cp, err := f.codec(r)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{f: f, codec: cp, streams: int64(f.shape.Streams())}
+	if r.Evictor != nil {
+		p.evicts = true
+		if fn, ok := stepEvictors[r.Evictor.Method.Name]; ok {
+			p.stepEvicts = fn(r.Evictor.Args)
+		}
+		if b, ok := r.Evictor.Args["budget"].(kv.Budget); ok {
+			p.budget, p.hasBudget = b, true
+		}
+		// Two pages of the codec plus a full F32 residual window: what a
+		// stream can hold beyond its tokens' dense encoding after Keep
+		// compacts pages and the tail keeps its capacity.
+		p.slack = cp.bytes(2*kv.PageTokens) + int64(residualOf(r))*int64(f.shape.HeadDim)*8*2
+	}
+	return p, nil
+}
+
+// residualOf is the residual (F32 tail) length of the recipe's codec.
+func residualOf(r *recipe.Recipe) int {
+	if v, ok := r.Codec.Args["residual"].(int); ok {
+		return v
+	}
+	return 0
+}
+
+// kept is how many tokens per stream survive the prompt of n tokens.
+func (p *plan) kept(n int) int {
+	if !p.evicts || !p.hasBudget {
+		return n
+	}
+	return min(n, p.budget.Resolve(n))
+}
+
+// admit is the reservation of a sequence before it starts: the most bytes
+// it may hold at any point of a prompt of n tokens (cached tokens
+// included) followed by up to gen generated tokens.
+func (p *plan) admit(n, gen int) int64 {
+	if !p.evicts {
+		return p.streams * p.codec.bytes(n+gen)
+	}
+	staged := p.streams * p.f.stagedBytes(n)
+	k := p.kept(n)
+	after := k + gen
+	if p.stepEvicts && p.hasBudget {
+		after = max(k, min(k+gen, p.budget.Resolve(n)))
+	}
+	return max(staged, p.streams*(p.codec.bytes(after)+p.slack))
+}
+
+// running is the reservation of a sequence whose prompt is done: its real
+// bytes now plus what the remaining rem tokens can add, given the fullest
+// stream holds l tokens.
+func (p *plan) running(actual int64, l, prompt, rem int) int64 {
+	if !p.evicts {
+		return max(actual, p.streams*p.codec.bytes(l+rem))
+	}
+	to := l + rem
+	if p.stepEvicts && p.hasBudget {
+		to = max(l, min(l+rem, p.budget.Resolve(prompt)))
+	}
+	grow := p.codec.bytes(to) - p.codec.exact(l)
+	return actual + p.streams*(max(grow, 0)+p.slack)
+}
