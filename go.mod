@@ -3,6 +3,7 @@ module github.com/kvgo/kvgo
 go 1.26.0
 
 require (
+	github.com/ardanlabs/jinja v1.8.0
 	golang.org/x/sys v0.49.0
 	gonum.org/v1/plot v0.17.0
 )
