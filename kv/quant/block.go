@@ -101,45 +101,64 @@ func (b Block) Group() int { return 0 }
 // NewPage returns an empty page; its block size follows BlockSize(d, group).
 func (b Block) NewPage(d, capacity int) kv.Page {
 	bits := b.nbits()
-	bs := BlockSize(d, b.ngroup())
-	p := &blockPage{d: d, bits: bits, bs: bs, nb: d / bs, asym: b.asym, rb: rowBytes(d, bits)}
-	p.spt = p.nb
-	if b.asym {
-		p.spt = 2 * p.nb
-	}
+	p := &blockPage{d: int32(d), bs: int32(BlockSize(d, b.ngroup())), rb: int32(rowBytes(d, bits)), bits: uint8(bits)}
 	switch {
 	case b.asym:
+		p.kind = kindAsym
 	case bits == 8:
-		p.signed = true
+		p.kind = kindQ8_0
 	default:
-		p.off = 8
+		p.kind = kindQ4_0
 	}
-	p.codes = make([]byte, 0, capacity*p.rb)
-	p.scales = make([]uint16, 0, capacity*p.spt)
+	p.codes = make([]byte, 0, capacity*int(p.rb))
+	p.scales = make([]uint16, 0, capacity*p.spt())
 	return p
 }
 
-// blockPage holds n tokens as rows of packed codes and, per token, nb F16
-// scales (sym) or nb (scale, minimum) pairs (asym). A value decodes to
-// (code-off)*scale (+ minimum).
+// Block formats.
+const (
+	kindQ8_0 = iota // int8 codes, one scale per block
+	kindQ4_0        // nibbles offset by 8, one scale per block
+	kindAsym        // unsigned codes, scale and minimum per block
+)
+
+// blockPage holds n tokens as rows of packed codes and, per token, one F16
+// scale per block (sym) or a (scale, minimum) pair (asym). The header is
+// kept small (64 bytes) because a page of a 4-bit cache holds only ~1 KiB.
 type blockPage struct {
-	d, bits int
-	bs, nb  int  // block size and blocks per token
-	spt     int  // F16 words per token
-	rb      int  // code bytes per token
-	asym    bool // scale and minimum per block
-	signed  bool // int8 codes (Q8_0)
-	off     float32
-	codes   []byte
-	scales  []uint16
+	codes     []byte
+	scales    []uint16
+	d, bs, rb int32 // head size, block size, code bytes per token
+	bits      uint8
+	kind      uint8
 }
 
-func (p *blockPage) Len() int { return len(p.codes) / p.rb }
+func (p *blockPage) nb() int      { return int(p.d / p.bs) }
+func (p *blockPage) asym() bool   { return p.kind == kindAsym }
+func (p *blockPage) signed() bool { return p.kind == kindQ8_0 }
+
+// spt is the number of F16 words per token.
+func (p *blockPage) spt() int {
+	if p.kind == kindAsym {
+		return 2 * p.nb()
+	}
+	return p.nb()
+}
+
+// off is what is subtracted from an unsigned code before scaling (Q4_0).
+func (p *blockPage) off() float32 {
+	if p.kind == kindQ4_0 {
+		return 8
+	}
+	return 0
+}
+
+func (p *blockPage) Len() int { return len(p.codes) / int(p.rb) }
 
 func (p *blockPage) Bytes() int64 { return int64(cap(p.codes)) + 2*int64(cap(p.scales)) }
 
 func (p *blockPage) Append(x []float32, n int) {
-	d := p.d
+	d := int(p.d)
 	var cb [maxStackD]uint8
 	codes := cb[:]
 	if d > len(cb) {
@@ -153,13 +172,13 @@ func (p *blockPage) Append(x []float32, n int) {
 
 // encode appends one token.
 func (p *blockPage) encode(x []float32, codes []uint8) {
-	bs := p.bs
+	bs, rb := int(p.bs), int(p.rb)
 	qmax := int32(1)<<p.bits - 1
-	for b := 0; b < p.nb; b++ {
+	for b := 0; b < p.nb(); b++ {
 		blk := x[b*bs : (b+1)*bs]
 		cs := codes[b*bs : (b+1)*bs]
-		switch {
-		case p.asym:
+		switch p.kind {
+		case kindAsym:
 			mn, mx := blk[0], blk[0]
 			for _, v := range blk {
 				mn, mx = min(mn, v), max(mx, v)
@@ -172,7 +191,7 @@ func (p *blockPage) encode(x []float32, codes []uint8) {
 				cs[c] = uint8(roundClamp((v-z)*is, 0, qmax))
 			}
 			p.scales = append(p.scales, sh, zh)
-		case p.signed: // Q8_0
+		case kindQ8_0:
 			var amax float32
 			for _, v := range blk {
 				amax = max(amax, abs(v))
@@ -199,12 +218,12 @@ func (p *blockPage) encode(x []float32, codes []uint8) {
 		}
 	}
 	off := len(p.codes)
-	if cap(p.codes)-off >= p.rb {
-		p.codes = p.codes[:off+p.rb]
+	if cap(p.codes)-off >= rb {
+		p.codes = p.codes[:off+rb]
 	} else {
-		p.codes = append(p.codes, make([]byte, p.rb)...)
+		p.codes = append(p.codes, make([]byte, rb)...)
 	}
-	pack(p.codes[off:off+p.rb], codes, p.bits)
+	pack(p.codes[off:off+rb], codes, int(p.bits))
 }
 
 func abs(v float32) float32 {
@@ -222,32 +241,56 @@ func inv(s float32) float32 {
 	return 0
 }
 
-// decode writes token i into dst (d values): codes unpacked once, then
-// scaled block by block. This is the per-token scratch that Dot and
-// AddWeighted share among the g query heads (see Dot).
+// decode writes token i into dst (d values). This is the per-token
+// scratch that Dot and AddWeighted share among the g query heads (see
+// Dot). Every format decodes as code·s + m per block: m = 0 for Q8_0,
+// -8·s for Q4_0's offset nibbles, the stored minimum for asym.
 func (p *blockPage) decode(i int, dst []float32) {
-	d := p.d
+	d, bs, rb, bits, nb, spt := int(p.d), int(p.bs), int(p.rb), int(p.bits), p.nb(), p.spt()
 	dst = dst[:d]
-	unpack(p.codes[i*p.rb:(i+1)*p.rb], dst, p.bits, p.off, p.signed)
-	sc := p.scales[i*p.spt : (i+1)*p.spt]
-	bs := p.bs
-	if p.asym {
-		for b := 0; b < p.nb; b++ {
-			s, z := f16(sc[2*b]), f16(sc[2*b+1])
+	row := p.codes[i*rb : (i+1)*rb]
+	sc := p.scales[i*spt : (i+1)*spt]
+	if bs*bits%8 != 0 {
+		// Blocks that do not start on byte boundaries (odd block sizes at
+		// 4 bits, heads no real model has): unpack, then scale.
+		unpack(row, dst, bits, p.off(), p.signed())
+		for b := 0; b < nb; b++ {
+			s, m := p.scale(sc, b)
+			if !p.asym() {
+				m = 0 // unpack already subtracted the offset
+			}
 			blk := dst[b*bs : (b+1)*bs]
 			for c, u := range blk {
-				blk[c] = u*s + z
+				blk[c] = u*s + m
 			}
 		}
 		return
 	}
-	for b := 0; b < p.nb; b++ {
-		s := f16(sc[b])
-		blk := dst[b*bs : (b+1)*bs]
-		for c, u := range blk {
-			blk[c] = u * s
+	bb := bs * bits / 8 // bytes per block
+	for b := 0; b < nb; b++ {
+		s, m := p.scale(sc, b)
+		src, blk := row[b*bb:(b+1)*bb], dst[b*bs:(b+1)*bs]
+		switch {
+		case p.kind == kindQ8_0:
+			decode8s(src, blk, s)
+		case bits == 8:
+			decode8u(src, blk, s, m)
+		case bits == 4:
+			decode4(src, blk, s, m)
+		default:
+			decode2(src, blk, s, m)
 		}
 	}
+}
+
+// scale returns block b's scale s and offset m (x = code·s + m for
+// unsigned codes; m = 0 for Q8_0).
+func (p *blockPage) scale(sc []uint16, b int) (s, m float32) {
+	if p.kind == kindAsym {
+		return f16(sc[2*b]), f16(sc[2*b+1])
+	}
+	s = f16(sc[b])
+	return s, -p.off() * s
 }
 
 func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
@@ -259,7 +302,7 @@ func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 // leaves the per-head work to kernel.Dot (SIMD where the kernel has it).
 // The page as a whole is never decoded.
 func (p *blockPage) Dot(q []float32, g int, out []float32) {
-	d, n := p.d, p.Len()
+	d, n := int(p.d), p.Len()
 	var buf [maxStackD]float32
 	x := scratch(buf[:], d)
 	for i := 0; i < n; i++ {
@@ -273,7 +316,7 @@ func (p *blockPage) Dot(q []float32, g int, out []float32) {
 // AddWeighted decodes each token with a non-zero weight into the scratch
 // once and adds it to every head's output with that head's weight.
 func (p *blockPage) AddWeighted(w []float32, g int, out []float32) {
-	d, n := p.d, p.Len()
+	d, n := int(p.d), p.Len()
 	var buf [maxStackD]float32
 	x := scratch(buf[:], d)
 	for i := 0; i < n; i++ {
@@ -301,8 +344,9 @@ func anyWeight(w []float32, g, n, i int) bool {
 }
 
 func (p *blockPage) Delete(i int) {
-	p.codes = append(p.codes[:i*p.rb], p.codes[(i+1)*p.rb:]...)
-	p.scales = append(p.scales[:i*p.spt], p.scales[(i+1)*p.spt:]...)
+	rb, spt := int(p.rb), p.spt()
+	p.codes = append(p.codes[:i*rb], p.codes[(i+1)*rb:]...)
+	p.scales = append(p.scales[:i*spt], p.scales[(i+1)*spt:]...)
 	p.codes = shrink(p.codes)
 	p.scales = shrink(p.scales)
 }

@@ -42,25 +42,39 @@ func blockCodecs(t testing.TB, group int) []Block {
 	}
 }
 
-// kvData returns n vectors of d values shaped like real keys: unit normal
-// noise, a few outlier channels with large magnitude and offset (the
-// structure KIVI's section 3 describes), and rare single-value spikes.
-func kvData(rng *rand.Rand, n, d int) []float32 {
+// kvData returns n vectors of d values with hard outliers for round-trip
+// tests: unit normal noise, a few outlier channels with large magnitude and
+// offset (the structure of keys in KIVI's section 3), and rare single-value
+// spikes of 25x.
+func kvData(rng *rand.Rand, n, d int) []float32 { return genData(rng, n, d, 8, 12, 20, 25) }
+
+// keyData is milder, closer to real keys for attention tests: outlier
+// channels of 3..7x with offsets, spikes of 4x. valueData has no outlier
+// channels (values have none, per KIVI), per-channel scales of 0.5..1.5
+// and offsets.
+func keyData(rng *rand.Rand, n, d int) []float32   { return genData(rng, n, d, 3, 4, 6, 4) }
+func valueData(rng *rand.Rand, n, d int) []float32 { return genData(rng, n, d, 0.5, 1, 1, 1) }
+
+// genData draws unit normals; about one channel in 12 is an outlier
+// channel scaled by outLo..outLo+outSpan and shifted by ±shift/2 (with
+// outLo < 1 every channel gets a random scale in outLo..outLo+outSpan and a
+// shift instead); 1% of values are multiplied by spike.
+func genData(rng *rand.Rand, n, d int, outLo, outSpan, shift, spike float32) []float32 {
 	x := make([]float32, n*d)
 	scale := make([]float32, d)
-	shift := make([]float32, d)
+	off := make([]float32, d)
 	for c := range scale {
-		scale[c], shift[c] = 1, 0
-		if rng.IntN(12) == 0 {
-			scale[c] = 8 + 12*rng.Float32()
-			shift[c] = 20 * (rng.Float32() - 0.5)
+		scale[c], off[c] = 1, 0
+		if outLo < 1 || rng.IntN(12) == 0 {
+			scale[c] = outLo + outSpan*rng.Float32()
+			off[c] = shift * (rng.Float32() - 0.5)
 		}
 	}
 	for i := range x {
 		c := i % d
-		x[i] = float32(rng.NormFloat64())*scale[c] + shift[c]
+		x[i] = float32(rng.NormFloat64())*scale[c] + off[c]
 		if rng.IntN(100) == 0 {
-			x[i] *= 25
+			x[i] *= spike
 		}
 	}
 	return x

@@ -89,7 +89,7 @@ func (k KIVIKeys) NewPage(d, capacity int) kv.Page {
 	}
 	rb := rowBytes(d, bits)
 	return &kiviKeyPage{
-		d: d, bits: bits, rb: rb,
+		d: int32(d), bits: int32(bits), rb: int32(rb),
 		codes: make([]byte, 0, capacity*rb),
 		sz:    make([]uint16, 0, 2*d),
 	}
@@ -99,12 +99,12 @@ func (k KIVIKeys) NewPage(d, capacity int) kv.Page {
 // per token, and per channel c an F16 scale sz[c] and minimum sz[d+c]. A
 // value decodes to u·s_c + z_c.
 type kiviKeyPage struct {
-	d, bits, rb int
 	codes       []byte
 	sz          []uint16
+	d, bits, rb int32 // small header: a 2-bit page of 32 tokens is ~1.5 KiB
 }
 
-func (p *kiviKeyPage) Len() int { return len(p.codes) / p.rb }
+func (p *kiviKeyPage) Len() int { return len(p.codes) / int(p.rb) }
 
 func (p *kiviKeyPage) Bytes() int64 { return int64(cap(p.codes)) + 2*int64(cap(p.sz)) }
 
@@ -118,8 +118,8 @@ func (p *kiviKeyPage) Append(x []float32, n int) {
 	if n == 0 {
 		return
 	}
-	d := p.d
-	qmax := int32(1)<<p.bits - 1
+	d, rb, bits := int(p.d), int(p.rb), int(p.bits)
+	qmax := int32(1)<<bits - 1
 	var mb, xb [2 * maxStackD]float32
 	mnmx := scratch(mb[:], 2*d)
 	mn, mx := mnmx[:d], mnmx[d:]
@@ -147,30 +147,30 @@ func (p *kiviKeyPage) Append(x []float32, n int) {
 		codes = make([]uint8, d)
 	}
 	codes = codes[:d]
-	if cap(p.codes) < n*p.rb {
-		p.codes = make([]byte, 0, n*p.rb)
+	if cap(p.codes) < n*rb {
+		p.codes = make([]byte, 0, n*rb)
 	}
-	p.codes = p.codes[:n*p.rb]
+	p.codes = p.codes[:n*rb]
 	for t := 0; t < n; t++ {
 		for c, v := range x[t*d : (t+1)*d] {
 			codes[c] = uint8(roundClamp((v-z[c])*is[c], 0, qmax))
 		}
-		pack(p.codes[t*p.rb:(t+1)*p.rb], codes, p.bits)
+		pack(p.codes[t*rb:(t+1)*rb], codes, bits)
 	}
 }
 
 // scalesInto writes the per-channel scales and minimums as floats.
 func (p *kiviKeyPage) scalesInto(s, z []float32) {
-	d := p.d
+	d := int(p.d)
 	for c := 0; c < d; c++ {
 		s[c], z[c] = f16(p.sz[c]), f16(p.sz[d+c])
 	}
 }
 
 func (p *kiviKeyPage) Decode(i int, dst []float32) {
-	d := p.d
+	d, rb := int(p.d), int(p.rb)
 	dst = dst[:d]
-	unpack(p.codes[i*p.rb:(i+1)*p.rb], dst, p.bits, 0, false)
+	unpack(p.codes[i*rb:(i+1)*rb], dst, int(p.bits), 0, false)
 	for c, u := range dst {
 		dst[c] = u*f16(p.sz[c]) + f16(p.sz[d+c])
 	}
@@ -183,8 +183,10 @@ const qChunk = 2048
 // Dot folds the per-channel scales into each query once per page and adds
 // the zero points' contribution once per page and head, so each token costs
 // one unpack of its codes (shared by the g heads) and g plain dot products.
+// The rounding error is that of float32 sums of |q_c|·(|s_c·u| + |z_c|),
+// at most 2·Σ|q_c|·max|k_c| per channel: far below one quantization step.
 func (p *kiviKeyPage) Dot(q []float32, g int, out []float32) {
-	d, n := p.d, p.Len()
+	d, n, rb, bits := int(p.d), p.Len(), int(p.rb), int(p.bits)
 	if n == 0 {
 		return
 	}
@@ -210,7 +212,7 @@ func (p *kiviKeyPage) Dot(q []float32, g int, out []float32) {
 			cst[j-j0] = kernel.Dot(qj, z)
 		}
 		for i := 0; i < n; i++ {
-			unpack(p.codes[i*p.rb:(i+1)*p.rb], u, p.bits, 0, false)
+			unpack(p.codes[i*rb:(i+1)*rb], u, bits, 0, false)
 			for j := j0; j < j1; j++ {
 				out[j*n+i] = kernel.Dot(qs[(j-j0)*d:(j-j0+1)*d], u) + cst[j-j0]
 			}
@@ -218,35 +220,23 @@ func (p *kiviKeyPage) Dot(q []float32, g int, out []float32) {
 	}
 }
 
-// AddWeighted (not used by attention for keys, but part of a page's
-// contract) also folds the scales: Σ_i w_i·k_i = s ⊙ Σ_i w_i·u_i + z·Σ_i w_i.
+// AddWeighted is not used by attention for keys but is part of a page's
+// contract; it decodes each weighted token into a scratch (folding the
+// scales as Dot does would cancel badly: Σ w·u·s and z·Σ w can be large
+// with opposite signs).
 func (p *kiviKeyPage) AddWeighted(w []float32, g int, out []float32) {
-	d, n := p.d, p.Len()
-	if n == 0 {
-		return
-	}
-	var szb [2 * maxStackD]float32
-	var ub, ab [maxStackD]float32
-	sz := scratch(szb[:], 2*d)
-	s, z := sz[:d], sz[d:]
-	p.scalesInto(s, z)
-	u := scratch(ub[:], d)
-	acc := scratch(ab[:], d)
-	for j := 0; j < g; j++ {
-		clear(acc)
-		var wsum float32
-		for i := 0; i < n; i++ {
-			a := w[j*n+i]
-			if a == 0 {
-				continue
-			}
-			wsum += a
-			unpack(p.codes[i*p.rb:(i+1)*p.rb], u, p.bits, 0, false)
-			kernel.AXPY(acc, a, u)
+	d, n := int(p.d), p.Len()
+	var xb [maxStackD]float32
+	x := scratch(xb[:], d)
+	for i := 0; i < n; i++ {
+		if !anyWeight(w, g, n, i) {
+			continue
 		}
-		oj := out[j*d : (j+1)*d]
-		for c := range oj {
-			oj[c] += s[c]*acc[c] + z[c]*wsum
+		p.Decode(i, x)
+		for j := 0; j < g; j++ {
+			if a := w[j*n+i]; a != 0 {
+				kernel.AXPY(out[j*d:(j+1)*d], a, x)
+			}
 		}
 	}
 }
@@ -254,6 +244,7 @@ func (p *kiviKeyPage) AddWeighted(w []float32, g int, out []float32) {
 // Delete removes token i's codes. The group's per-channel scales and
 // minimums stay, so every other token decodes to exactly what it did.
 func (p *kiviKeyPage) Delete(i int) {
-	p.codes = append(p.codes[:i*p.rb], p.codes[(i+1)*p.rb:]...)
+	rb := int(p.rb)
+	p.codes = append(p.codes[:i*rb], p.codes[(i+1)*rb:]...)
 	p.codes = shrink(p.codes)
 }

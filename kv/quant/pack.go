@@ -155,6 +155,46 @@ func unpack(row []byte, dst []float32, bits int, off float32, signed bool) {
 	}
 }
 
+// decode8s, decode8u, decode4 and decode2 write one block's values
+// code·s + m from its packed codes (int8 codes for decode8s, unsigned
+// otherwise, low bits first); the block starts on a byte boundary and dst
+// holds exactly its values. They are the inner loops of decoding a token.
+func decode8s(row []byte, dst []float32, s float32) {
+	row = row[:len(dst)]
+	for c, b := range row {
+		dst[c] = float32(int8(b)) * s
+	}
+}
+
+func decode8u(row []byte, dst []float32, s, m float32) {
+	row = row[:len(dst)]
+	for c, b := range row {
+		dst[c] = float32(b)*s + m
+	}
+}
+
+func decode4(row []byte, dst []float32, s, m float32) {
+	row = row[:len(dst)/2]
+	dst = dst[:2*len(row)]
+	for k, b := range row {
+		x := dst[2*k : 2*k+2 : 2*k+2]
+		x[0] = float32(b&15)*s + m
+		x[1] = float32(b>>4)*s + m
+	}
+}
+
+func decode2(row []byte, dst []float32, s, m float32) {
+	row = row[:len(dst)/4]
+	dst = dst[:4*len(row)]
+	for k, b := range row {
+		x := dst[4*k : 4*k+4 : 4*k+4]
+		x[0] = float32(b&3)*s + m
+		x[1] = float32(b>>2&3)*s + m
+		x[2] = float32(b>>4&3)*s + m
+		x[3] = float32(b>>6)*s + m
+	}
+}
+
 // scratch returns a buffer of n floats: buf when it is large enough (a
 // stack array of the caller), else a fresh heap slice.
 func scratch(buf []float32, n int) []float32 {
