@@ -9,8 +9,8 @@ import (
 
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
-	"github.com/kvgo/kvgo/model"
 	"github.com/kvgo/kvgo/kv/recipe"
+	"github.com/kvgo/kvgo/model"
 )
 
 // PerplexityResult is the outcome of Perplexity.

@@ -177,6 +177,15 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if len(specs) == 0 {
 		return usagef("--kv has no recipe")
 	}
+	var broken []string
+	for _, s := range specs {
+		if s.Err != nil {
+			broken = append(broken, s.Err.Error())
+		}
+	}
+	if len(broken) == len(specs) { // nothing to compare: fail before any work
+		return usageError{strings.Join(broken, "; ")}
+	}
 	hasBase := false
 	for _, s := range specs {
 		hasBase = hasBase || (s.Recipe != nil && s.Recipe.String() == base.String())
@@ -316,11 +325,23 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%v: partial report written (%d runs finished)", runErr, len(rep.Cases))
 	}
 	if len(rep.Errors) > 0 {
-		first := rep.Errors[0].String()
-		if len(early) > 0 {
-			first = early[0].Error()
+		// Name the first few failures in the order they happened: bad
+		// recipes and lines (known before the run) first.
+		var msgs []string
+		seen := map[string]bool{}
+		for _, e := range early {
+			msgs = append(msgs, e.Error())
+			seen[e.Error()] = true
 		}
-		return fmt.Errorf("%d error(s), first: %s (everything else ran; see the report)", len(rep.Errors), first)
+		for _, e := range rep.Errors {
+			if e.Stage != "tasks" && e.Stage != "recipe" && !seen[e.Message] {
+				msgs = append(msgs, e.String())
+			}
+		}
+		if len(msgs) > 3 {
+			msgs = append(msgs[:3], fmt.Sprintf("and %d more", len(msgs)-3))
+		}
+		return fmt.Errorf("%d error(s), everything else ran and is in the report: %s", len(rep.Errors), strings.Join(msgs, "; "))
 	}
 	return nil
 }

@@ -288,6 +288,7 @@ func (r *Report) Finalize() {
 	// Empty lists, not null, so consumers can iterate without checks.
 	r.Recipes, r.Cells, r.Lengths = orEmpty(r.Recipes), orEmpty(r.Cells), orEmpty(r.Lengths)
 	r.Cases, r.Errors = orEmpty(r.Cases), orEmpty(r.Errors)
+	r.Setup.Suite, r.Setup.Lengths, r.Setup.Depths = orEmpty(r.Setup.Suite), orEmpty(r.Setup.Lengths), orEmpty(r.Setup.Depths)
 }
 
 func orEmpty[T any](s []T) []T {

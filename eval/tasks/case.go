@@ -183,6 +183,9 @@ func parseLine(b []byte, line int) (*Case, error) {
 // instead of the Go type the decoder was filling.
 func jsonReason(err error) error {
 	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field == "" {
+		return fmt.Errorf("not a JSON object but a JSON %s", te.Value)
+	}
 	if errors.As(err, &te) {
 		return fmt.Errorf("%q must be %s, not a JSON %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
 	}
