@@ -74,7 +74,7 @@ var templates = map[string]struct {
 			"<|im_start|>user\nWhat is a KV cache?<|im_end|>\n<|im_start|>assistant\n",
 	},
 	"mistral": {
-		src: `{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}`,
+		src:  `{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}`,
 		bos:  "<s>",
 		want: "<s>[INST] Hi [/INST]Hello.</s>[INST] What is a KV cache? [/INST]",
 	},
