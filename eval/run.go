@@ -214,7 +214,7 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 	fidChunks := 0
 	if cfg.FidelityChunks > 0 && cfg.FidelityCtx > 0 && len(live) > 0 {
 		fidChunks = min(cfg.FidelityChunks, len(cfg.FidelityTokens)/cfg.FidelityCtx)
-		work += float64((len(live) + 1) * fidChunks * cfg.FidelityCtx)
+		work += float64((len(live) + 1) * fidChunks * (cfg.FidelityCtx - 1)) // tokens each cache is fed
 	}
 	cfg.Progress.Grow(work)
 

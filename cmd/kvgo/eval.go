@@ -301,11 +301,11 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	runErr := eval.Run(ctx, e, cfg, rep)
 	if bar != nil {
-		label := "done"
 		if runErr != nil {
-			label = "interrupted"
+			bar.Done("interrupted", false)
+		} else {
+			bar.Done("done", true)
 		}
-		bar.Done(label)
 	}
 	rep.Finalize()
 

@@ -193,6 +193,7 @@ func (r *Report) kldChart() *plot.Plot {
 	addPointLabels(p, labels)
 	p.X.Min, p.X.Max = 0, max(1.05, maxX(labels.XYs)*1.05)
 	p.Y.Min, p.Y.Max = 0, max(top*1.1, 1e-3)
+	p.Y.Tick.Marker = plainTicks{}
 	return p
 }
 
@@ -373,16 +374,32 @@ func (r *Report) heatmap(recipe string) *plot.Plot {
 	return p
 }
 
-// plainTicks are gonum's default ticks labelled without trailing zeros
-// ("2500", not "2500.00").
+// plainTicks label 4 to 8 evenly spaced values at a round step (1, 2,
+// 2.5 or 5 times a power of ten) without trailing zeros: gonum's default
+// can leave a 0..2500 axis with two labels.
 type plainTicks struct{}
 
 func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
-	ts := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i := range ts {
-		if ts[i].Label != "" {
-			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+	if !(hi > lo) {
+		return []plot.Tick{{Value: lo, Label: strconv.FormatFloat(lo, 'g', 4, 64)}}
+	}
+	span := hi - lo
+	step := math.Pow(10, math.Floor(math.Log10(span/5)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if span/(step*m) <= 7 {
+			step *= m
+			break
 		}
+	}
+	dec := max(0, 1-int(math.Floor(math.Log10(step)))) // enough for 2.5×10^k
+	var ts []plot.Tick
+	for k := math.Ceil(lo / step); k*step <= hi+step*1e-9; k++ {
+		x := k * step
+		label := strconv.FormatFloat(x, 'f', dec, 64)
+		if strings.Contains(label, ".") {
+			label = strings.TrimRight(strings.TrimRight(label, "0"), ".")
+		}
+		ts = append(ts, plot.Tick{Value: x, Label: label})
 	}
 	return ts
 }

@@ -59,13 +59,17 @@ func (p *Progress) Grow(units float64) {
 	p.mu.Unlock()
 }
 
-// Done ends the bar with a final line.
-func (p *Progress) Done(label string) {
+// Done ends the bar with a final line; complete fills it (estimates of the
+// work ahead are upper bounds: a case may stop at end-of-generation).
+func (p *Progress) Done(label string, complete bool) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if complete {
+		p.done = p.total
+	}
 	p.draw(label, true)
 	if p.tty {
 		fmt.Fprintln(p.w)
@@ -95,8 +99,8 @@ func (p *Progress) draw(label string, final bool) {
 	}
 	fill := int(frac * float64(p.width))
 	bar := strings.Repeat("█", fill) + strings.Repeat("░", p.width-fill)
-	if len(label) > 40 {
-		label = label[:39] + "…"
+	if r := []rune(label); len(r) > 40 {
+		label = string(r[:39]) + "…"
 	}
 	line := fmt.Sprintf("%s %3d%% %s elapsed, eta %s  %s", bar, pct, clock(elapsed), eta, label)
 	if final {

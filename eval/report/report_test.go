@@ -294,7 +294,7 @@ func TestProgress(t *testing.T) {
 		now = now.Add(time.Second)
 		p.Add(10, "step")
 	}
-	p.Done("done")
+	p.Done("done", true)
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	// Not a terminal: a line per 10% and a final one, no carriage returns.
 	if len(lines) != 11 || strings.Contains(b.String(), "\r") {
@@ -315,4 +315,24 @@ func TestProgress(t *testing.T) {
 	}
 	var nilBar *Progress
 	nilBar.Add(1, "no panic")
+}
+
+func TestPlainTicks(t *testing.T) {
+	for _, c := range []struct {
+		lo, hi float64
+		want   string
+	}{
+		{0, 2700, "0 500 1000 1500 2000 2500"},
+		{0, 1.05, "0 0.2 0.4 0.6 0.8 1"},
+		{0, 0.003, "0 0.0005 0.001 0.0015 0.002 0.0025 0.003"},
+		{3, 3, "3"},
+	} {
+		var got []string
+		for _, tk := range (plainTicks{}).Ticks(c.lo, c.hi) {
+			got = append(got, tk.Label)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%v..%v: %v, want %s", c.lo, c.hi, got, c.want)
+		}
+	}
 }
