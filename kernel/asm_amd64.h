@@ -90,13 +90,11 @@ GLOBL q6sc<>(SB), RODATA|NOPTR, $128
 	VEXTRACTF128 $1, Y0, X1; \
 	VADDPS       X1, X0, X0
 
-// F16B converts the half at addr to float32 and broadcasts it into ymm y
-// (through AX and xmm x, the low half of y).
+// F16B converts the half at addr to float32 in all lanes of ymm y: eight
+// copies of the half (in xmm x, the low half of y) widened at once.
 #define F16B(addr, x, y) \
-	MOVWLZX      addr, AX; \
-	VMOVD        AX, x; \
-	VCVTPH2PS    x, x; \
-	VBROADCASTSS x, y
+	VPBROADCASTW addr, x; \
+	VCVTPH2PS    x, y
 
 
 // float32 constants

@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/kvgo/kvgo/gguf"
@@ -100,25 +101,41 @@ func BenchmarkRowKernel(b *testing.B) {
 	p := NewPool(1)
 	defer p.Close()
 	for _, t := range benchTypes {
-		const cols = 4096
-		m := benchMatrix(b, t, 16, cols)
-		for _, n := range []int{1, 4} {
+		cols := 1024 // a typical embedding width: eight activation rows stay in L1
+		if t == gguf.TypeF32 || t == gguf.TypeF16 || t == gguf.TypeBF16 {
+			cols = 576
+		}
+		m := benchMatrix(b, t, 64, cols)
+		for _, n := range []int{1, 4, 8} {
+			if n == 8 && !(useAVX2 && m.kind.legacy()) {
+				continue
+			}
 			b.Run(fmt.Sprintf("%s/x%d", t, n), func(b *testing.B) {
 				rng := rand.New(rand.NewPCG(2, 3))
 				x := randomFloats(rng, n*cols)
 				scratch := make([]byte, m.ActivationBytes(n))
 				a := m.convert(p, x, n, scratch)
-				out := make([]float32, 4*m.Rows)
+				out := make([]float32, 8*m.Rows)
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				cpu0 := threadCPU()
 				for b.Loop() {
-					if n == 1 {
+					switch n {
+					case 1:
 						m.dot1(out, 0, m.Rows, &a, 0)
-					} else {
+					case 4:
 						m.dot4(out, 0, m.Rows, &a, 0)
+					default:
+						m.dot8AVX2(out, 0, m.Rows, &a, 0)
 					}
 				}
+				cpu := (threadCPU() - cpu0).Seconds() / float64(b.N)
 				sec := b.Elapsed().Seconds() / float64(b.N)
 				b.ReportMetric(float64(n*len(m.Data))/sec/1e9, "GB/s")
 				b.ReportMetric(float64(n*m.Rows*cols)/sec/1e9, "GMAC/s")
+				if cpu > 0 {
+					b.ReportMetric(float64(n*m.Rows*cols)/cpu/1e9, "GMAC/cpu-s")
+				}
 			})
 		}
 	}

@@ -8,3 +8,4 @@ const haveAVX2 = false
 
 func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) { panic("unreachable") }
 func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) { panic("unreachable") }
+func (m *Matrix) dot8AVX2(out []float32, r0, rr int, a *acts, t int) { panic("unreachable") }

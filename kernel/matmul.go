@@ -130,8 +130,9 @@ func (m *Matrix) ActivationBytes(n int) int {
 	b := n * m.actRow
 	if m.kind.legacy() {
 		// The block scales again as float32, 4-byte aligned, so the
-		// kernels need not convert them once per weight row.
-		b += 4*n*m.nb + 4
+		// kernels need not convert them once per weight row: once by
+		// token (s) and once by group of four tokens (s4).
+		b += 8*n*m.nb + 4
 	}
 	return b
 }
@@ -141,6 +142,10 @@ type acts struct {
 	b      []byte    // n rows of stride bytes (quantized types)
 	stride int       // bytes per row of b
 	s      []float32 // legacy types: the Q8_0 block scales, n rows of nb
+	// s4 holds the scales of each group of four tokens interleaved, block
+	// by block (s4[g*4*nb + 4*b + i] = s[(4g+i)*nb + b]), for the kernels
+	// that multiply a weight block with four tokens at once.
+	s4 []float32
 	f      []float32 // float types: n rows of Cols
 }
 
@@ -157,7 +162,8 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 	default:
 		a.b, a.stride = scratch[:n*m.actRow], m.actRow
 		if m.kind.legacy() {
-			a.s = alignedFloats(scratch[n*m.actRow:], n*m.nb)
+			f := alignedFloats(scratch[n*m.actRow:], 2*n*m.nb)
+			a.s, a.s4 = f[:n*m.nb], f[n*m.nb:]
 		}
 	}
 	j := &p.qa
@@ -168,6 +174,15 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 		p.Run(n, 1, j)
 	}
 	*j = quantJob{}
+	if a.s4 != nil {
+		for g := 0; g+4 <= n; g += 4 {
+			for b := range m.nb {
+				for i := range 4 {
+					a.s4[g*m.nb+4*b+i] = a.s[(g+i)*m.nb+b]
+				}
+			}
+		}
+	}
 	return a
 }
 
@@ -241,7 +256,7 @@ type matJob struct {
 	out []float32
 	n   int
 	a   acts
-	tmp [][tileRows * 4]float32
+	tmp [][tileRows * 8]float32
 }
 
 func (j *matJob) Run(w, lo, hi int) {
@@ -250,6 +265,16 @@ func (j *matJob) Run(w, lo, hi int) {
 	for r0 := lo; r0 < hi; r0 += m.tile {
 		rr := min(m.tile, hi-r0)
 		t := 0
+		if useAVX2 && m.kind.legacy() {
+			for ; t+8 <= n; t += 8 {
+				m.dot8AVX2(tmp[:8*rr], r0, rr, &j.a, t)
+				for r := range rr {
+					for i := range 8 {
+						j.out[(t+i)*m.Rows+r0+r] = tmp[8*r+i]
+					}
+				}
+			}
+		}
 		for ; t+4 <= n; t += 4 {
 			m.dot4(tmp[:4*rr], r0, rr, &j.a, t)
 			for r := range rr {

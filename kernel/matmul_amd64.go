@@ -70,14 +70,14 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 		}
 	case kQ8_0, kQ4_0, kQ5_0:
 		x := a.b[t*a.stride : (t+4)*a.stride]
-		xs := a.s[t*m.nb : (t+4)*m.nb]
+		xs4 := a.s4[t*m.nb : (t+4)*m.nb]
 		fn := dotQ8_0x4AVX2
 		if m.kind == kQ4_0 {
 			fn = dotQ4_0x4AVX2
 		} else if m.kind == kQ5_0 {
 			fn = dotQ5_0x4AVX2
 		}
-		fn(&w[0], rr, &x[0], a.stride, &xs[0], 4*m.nb, m.nb, &out[0])
+		fn(&w[0], rr, &x[0], a.stride, &xs4[0], m.nb, &out[0])
 	case kQ4_K, kQ5_K, kQ6_K:
 		x := a.b[t*a.stride : (t+4)*a.stride]
 		fn := dotQ4_Kx4AVX2
@@ -96,4 +96,23 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 			}
 		}
 	}
+}
+
+// dot8AVX2 sets out[8r+i] = row r0+r · activation t+i for r < rr, i < 8,
+// for the legacy types (Q8_0, Q4_0, Q5_0).
+func (m *Matrix) dot8AVX2(out []float32, r0, rr int, a *acts, t int) {
+	if rr == 0 {
+		return
+	}
+	_ = out[8*rr-1]
+	w := m.rowData(r0, rr)
+	x := a.b[t*a.stride : (t+8)*a.stride]
+	xs4 := a.s4[t*m.nb : (t+8)*m.nb]
+	fn := dotQ8_0x8AVX2
+	if m.kind == kQ4_0 {
+		fn = dotQ4_0x8AVX2
+	} else if m.kind == kQ5_0 {
+		fn = dotQ5_0x8AVX2
+	}
+	fn(&w[0], rr, &x[0], a.stride, &xs4[0], m.nb, &out[0])
 }

@@ -113,7 +113,7 @@ func TestMatMulMatchesReference(t *testing.T) {
 		for _, cols := range colsFor(typ) {
 			for _, rows := range []int{1, 5, 70} {
 				m := randomMatrix(t, rng, typ, rows, cols)
-				for _, n := range []int{1, 3, 4, 9} {
+				for _, n := range []int{1, 3, 4, 9, 13} {
 					t.Run(fmt.Sprintf("%s/%dx%d/n=%d", typ, rows, cols, n), func(t *testing.T) {
 						x := randomFloats(rng, n*cols)
 						out := make([]float32, n*rows+1)

@@ -74,7 +74,7 @@ type Pool struct {
 	fj  funcJob
 	mm  matJob
 	qa  quantJob
-	tmp [][tileRows * 4]float32 // per-worker output tile of MatMul
+	tmp [][tileRows * 8]float32 // per-worker output tile of MatMul
 }
 
 // worker is the parking state of one worker goroutine.
@@ -92,7 +92,7 @@ func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{n: n, tmp: make([][tileRows * 4]float32, n), done: make(chan struct{}, 1)}
+	p := &Pool{n: n, tmp: make([][tileRows * 8]float32, n), done: make(chan struct{}, 1)}
 	for id := 1; id < n; id++ {
 		w := &worker{wake: make(chan struct{}, 1)}
 		p.workers = append(p.workers, w)

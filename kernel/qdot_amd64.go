@@ -9,19 +9,10 @@ package kernel
 func dotQ8_0x1AVX2(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
 
 //go:noescape
-func dotQ8_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs *float32, xsstride int, nb int, out *float32)
-
-//go:noescape
 func dotQ4_0x1AVX2(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
 
 //go:noescape
-func dotQ4_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs *float32, xsstride int, nb int, out *float32)
-
-//go:noescape
 func dotQ5_0x1AVX2(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
-
-//go:noescape
-func dotQ5_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs *float32, xsstride int, nb int, out *float32)
 
 //go:noescape
 func dotQ4_Kx1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
@@ -40,3 +31,21 @@ func dotQ6_Kx1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
 
 //go:noescape
 func dotQ6_Kx4AVX2(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ8_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ8_0x8AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x8AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ5_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ5_0x8AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)

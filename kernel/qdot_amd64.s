@@ -8,10 +8,11 @@
 //
 // Every function takes `rows` consecutive weight rows of nb blocks at w.
 // The x1 variants multiply each row with one activation row and store
-// out[r]; the x4 variants multiply each row with four activation rows
-// (xstride bytes apart) and store out[4r+t]. Keeping four tokens per pass
-// over a weight block is what makes prefill compute-bound rather than
-// bandwidth-bound: the weight unpacking is done once for four tokens.
+// out[r]; the x4 and x8 variants multiply each row with four or eight
+// activation rows (xstride bytes apart) and store out[4r+t] or out[8r+t].
+// Keeping several tokens per pass over a weight block is what makes
+// prefill compute-bound rather than bandwidth-bound: the weight unpacking
+// is done once for all of them.
 //
 // Integer products use VPMADDUBSW (unsigned bytes times signed bytes, pairs
 // summed to int16), which is exact for every operand range used here, and
@@ -111,39 +112,91 @@ done: \
 	VZEROUPPER; \
 	RET
 
-// LEGACYX4 is the body of a four-token legacy kernel.
-// Arguments: w+0 rows+8 x+16 xstride+24 xs+32 xsstride+40 nb+48 out+56.
+// The multi-token legacy kernels (x4, x8) keep the four int32
+// vectors of a token group's block products apart only until they are
+// transposed and added into one vector whose lanes are
+// [t0 t1 t2 t3 | t0 t1 t2 t3]: one conversion, one scale product and one
+// multiply-add then serve four tokens instead of one. This needs the
+// activation scales of the four tokens next to each other, block by block
+// (the xs4 table, see acts.s4).
+//
+// LTOKI leaves one token's block product, as eight int32 partial sums, in i.
+#define LTOKI(xa, i) \
+	VMOVDQU    xa, i; \
+	VPSIGNB    Y4, i, i; \
+	VPMADDUBSW i, Y5, i; \
+	VPMADDWD   Y15, i, i
+
+// LGROUP adds the block products of four tokens (the int32 vectors in Y8,
+// Y9, Y10, Y11) times dw (Y6) times their scales (four float32 at sa) into
+// acc. Uses Y12-Y14.
+#define LGROUP(sa, acc) \
+	VPUNPCKLDQ     Y9, Y8, Y12; \
+	VPUNPCKHDQ     Y9, Y8, Y13; \
+	VPADDD         Y13, Y12, Y12; \
+	VPUNPCKLDQ     Y11, Y10, Y13; \
+	VPUNPCKHDQ     Y11, Y10, Y14; \
+	VPADDD         Y14, Y13, Y13; \
+	VPUNPCKLQDQ    Y13, Y12, Y14; \
+	VPUNPCKHQDQ    Y13, Y12, Y12; \
+	VPADDD         Y14, Y12, Y12; \
+	VCVTDQ2PS      Y12, Y12; \
+	VBROADCASTF128 sa, Y13; \
+	VMULPS         Y6, Y13, Y13; \
+	VFMADD231PS    Y13, Y12, acc
+
+// LFOLD adds the two 128-bit halves of ymm y into its low half x.
+#define LFOLD(y, x, t) \
+	VEXTRACTF128 $1, y, t; \
+	VADDPS       t, x, x
+
+#define LGROUP4(o, xb, sa, acc) \
+	LTOKI(o+2 xb, Y8); \
+	LTOKI(o+2 xb(R8*1), Y9); \
+	LTOKI(o+2 xb(R8*2), Y10); \
+	LTOKI(o+2 xb(R9*1), Y11); \
+	LGROUP(sa, acc)
+
+// LEGACYX4 is the body of the four-token kernels: two accumulators taking alternate blocks to hide
+// the multiply-add latency.
+// Arguments: w+0 rows+8 x+16 xstride+24 xs4+32 nb+40 out+48.
 #define LEGACYX4(PREP, bs) \
 	MOVQ    w+0(FP), SI; \
 	MOVQ    rows+8(FP), BX; \
 	MOVQ    xstride+24(FP), R8; \
 	LEAQ    (R8)(R8*2), R9; \
-	MOVQ    xsstride+40(FP), R10; \
-	LEAQ    (R10)(R10*2), R11; \
-	MOVQ    out+56(FP), R13; \
+	MOVQ    out+48(FP), R13; \
 	VMOVDQU ones16<>(SB), Y15; \
 	TESTQ   BX, BX; \
 	JZ      done; \
 row: \
 	MOVQ    x+16(FP), DI; \
-	MOVQ    xs+32(FP), DX; \
-	MOVQ    nb+48(FP), CX; \
+	MOVQ    xs4+32(FP), DX; \
+	MOVQ    nb+40(FP), CX; \
 	VXORPS  Y0, Y0, Y0; \
 	VXORPS  Y1, Y1, Y1; \
-	VXORPS  Y2, Y2, Y2; \
-	VXORPS  Y3, Y3, Y3; \
-blk: \
+	CMPQ    CX, $2; \
+	JL      one; \
+pair: \
 	PREP(0); \
-	LTOK(2(DI), (DX), Y0); \
-	LTOK(2(DI)(R8*1), (DX)(R10*1), Y1); \
-	LTOK(2(DI)(R8*2), (DX)(R10*2), Y2); \
-	LTOK(2(DI)(R9*1), (DX)(R11*1), Y3); \
+	LGROUP4(0, (DI), (DX), Y0); \
+	PREP(bs); \
+	LGROUP4(34, (DI), 16(DX), Y1); \
+	ADDQ    $(2*bs), SI; \
+	ADDQ    $68, DI; \
+	ADDQ    $32, DX; \
+	SUBQ    $2, CX; \
+	CMPQ    CX, $2; \
+	JGE     pair; \
+one: \
+	TESTQ   CX, CX; \
+	JZ      sum; \
+	PREP(0); \
+	LGROUP4(0, (DI), (DX), Y0); \
 	ADDQ    $bs, SI; \
-	ADDQ    $34, DI; \
-	ADDQ    $4, DX; \
-	DECQ    CX; \
-	JNZ     blk; \
-	REDUCE4; \
+sum: \
+	VADDPS  Y1, Y0, Y0; \
+	LFOLD(Y0, X0, X1); \
 	VMOVUPS X0, (R13); \
 	ADDQ    $16, R13; \
 	DECQ    BX; \
@@ -152,26 +205,85 @@ done: \
 	VZEROUPPER; \
 	RET
 
+// LEGACYX8 is the body of the eight-token kernels: two token groups sharing each unpacked weight
+// block, which matters most for Q4_0 and Q5_0, whose unpacking costs about
+// as much as a group's products. Tokens 4-7 are addressed from R10 = x +
+// 4*xstride, their scales from R13 = xs4 + 16*nb.
+// Arguments: w+0 rows+8 x+16 xstride+24 xs4+32 nb+40 out+48.
+#define LEGACYX8(PREP, bs) \
+	MOVQ         w+0(FP), SI; \
+	MOVQ         rows+8(FP), BX; \
+	MOVQ         xstride+24(FP), R8; \
+	LEAQ         (R8)(R8*2), R9; \
+	MOVQ         nb+40(FP), R11; \
+	SHLQ         $4, R11; \
+	VMOVDQU      ones16<>(SB), Y15; \
+	TESTQ        BX, BX; \
+	JZ           done; \
+row: \
+	MOVQ         x+16(FP), DI; \
+	LEAQ         (DI)(R8*4), R10; \
+	MOVQ         xs4+32(FP), DX; \
+	LEAQ         (DX)(R11*1), R13; \
+	MOVQ         nb+40(FP), CX; \
+	VXORPS       Y0, Y0, Y0; \
+	VXORPS       Y1, Y1, Y1; \
+blk: \
+	PREP(0); \
+	LGROUP4(0, (DI), (DX), Y0); \
+	LGROUP4(0, (R10), (R13), Y1); \
+	ADDQ         $bs, SI; \
+	ADDQ         $34, DI; \
+	ADDQ         $34, R10; \
+	ADDQ         $16, DX; \
+	ADDQ         $16, R13; \
+	DECQ         CX; \
+	JNZ          blk; \
+	LFOLD(Y0, X0, X2); \
+	LFOLD(Y1, X1, X2); \
+	MOVQ         out+48(FP), AX; \
+	VMOVUPS      X0, (AX); \
+	VMOVUPS      X1, 16(AX); \
+	ADDQ         $32, AX; \
+	MOVQ         AX, out+48(FP); \
+	DECQ         BX; \
+	JNZ          row; \
+done: \
+	VZEROUPPER; \
+	RET
+
 // func dotQ8_0x1AVX2(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
 TEXT ·dotQ8_0x1AVX2(SB), NOSPLIT, $0-48
 	LEGACYX1(PREP_Q8_0, 34)
-
-// func dotQ8_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs *float32, xsstride int, nb int, out *float32)
-TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $0-64
-	LEGACYX4(PREP_Q8_0, 34)
 
 // func dotQ4_0x1AVX2(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
 TEXT ·dotQ4_0x1AVX2(SB), NOSPLIT, $0-48
 	LEGACYX1(PREP_Q4_0, 18)
 
-// func dotQ4_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs *float32, xsstride int, nb int, out *float32)
-TEXT ·dotQ4_0x4AVX2(SB), NOSPLIT, $0-64
-	LEGACYX4(PREP_Q4_0, 18)
-
 // func dotQ5_0x1AVX2(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
 TEXT ·dotQ5_0x1AVX2(SB), NOSPLIT, $0-48
 	LEGACYX1(PREP_Q5_0, 22)
 
-// func dotQ5_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs *float32, xsstride int, nb int, out *float32)
-TEXT ·dotQ5_0x4AVX2(SB), NOSPLIT, $0-64
+// func dotQ8_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+TEXT ·dotQ8_0x4AVX2(SB), NOSPLIT, $0-56
+	LEGACYX4(PREP_Q8_0, 34)
+
+// func dotQ8_0x8AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+TEXT ·dotQ8_0x8AVX2(SB), NOSPLIT, $0-56
+	LEGACYX8(PREP_Q8_0, 34)
+
+// func dotQ4_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+TEXT ·dotQ4_0x4AVX2(SB), NOSPLIT, $0-56
+	LEGACYX4(PREP_Q4_0, 18)
+
+// func dotQ4_0x8AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+TEXT ·dotQ4_0x8AVX2(SB), NOSPLIT, $0-56
+	LEGACYX8(PREP_Q4_0, 18)
+
+// func dotQ5_0x4AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+TEXT ·dotQ5_0x4AVX2(SB), NOSPLIT, $0-56
 	LEGACYX4(PREP_Q5_0, 22)
+
+// func dotQ5_0x8AVX2(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+TEXT ·dotQ5_0x8AVX2(SB), NOSPLIT, $0-56
+	LEGACYX8(PREP_Q5_0, 22)
