@@ -146,7 +146,7 @@ type acts struct {
 	// by block (s4[g*4*nb + 4*b + i] = s[(4g+i)*nb + b]), for the kernels
 	// that multiply a weight block with four tokens at once.
 	s4 []float32
-	f      []float32 // float types: n rows of Cols
+	f  []float32 // float types: n rows of Cols
 }
 
 // convert turns x (n rows of Cols) into the activation format of m, in
