@@ -27,6 +27,9 @@ type commonRequest struct {
 	// KV is kvgo's extension: the KV-cache recipe of this request, e.g.
 	// "snapkv(budget=512)+kivi(bits=4)".
 	KV *string `json:"kv"`
+	// IgnoreEOS keeps generating past end-of-generation tokens (as in
+	// vLLM and llama.cpp), so benchmarks get the lengths they ask for.
+	IgnoreEOS bool `json:"ignore_eos"`
 }
 
 type streamOptions struct {

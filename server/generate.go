@@ -188,7 +188,7 @@ func (s *Server) newJob(c *commonRequest, maxTokens *int, ids []int, extraStops 
 	return &job{
 		created: time.Now().Unix(),
 		prompt:  ids,
-		req:     sched.Request{Prompt: ids, MaxTokens: n, Sampling: p, Recipe: rcp, StopAtEOG: true},
+		req:     sched.Request{Prompt: ids, MaxTokens: n, Sampling: p, Recipe: rcp, StopAtEOG: !c.IgnoreEOS},
 		stops:   append(stops, extraStops...),
 		stream:  c.Stream,
 	}, nil

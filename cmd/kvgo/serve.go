@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math"
+	"net"
+	"net/http"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kvgo/kvgo/engine/sched"
+	"github.com/kvgo/kvgo/kv/recipe"
+	"github.com/kvgo/kvgo/server"
+)
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", "[-m FILE] [--host ADDR] [--port N] [--kv RECIPE] [--kv-mem SIZE] [flags]")
+	var mf modelFlags
+	mf.register(fs)
+	host := fs.String("host", "127.0.0.1", "`address` to listen on (0.0.0.0 for every interface)")
+	port := fs.Int("port", 8080, "TCP `port` (0: any free port, printed at start)")
+	name := fs.String("model-name", "", "model `id` clients send (default: the file name without .gguf, or kvgo-tiny)")
+	kvFlag := fs.String("kv", recipe.Default, "default KV cache `recipe` of requests without \"kv\" (see kvgo kv list)")
+	allow := fs.String("kv-allow", "*", "comma-separated KV `methods` a request's \"kv\" may name (* = all)")
+	mem := fs.String("kv-mem", "2GiB", "KV cache memory `budget`; requests are admitted while their predicted bytes fit (e.g. 512MiB, 2GiB)")
+	queue := fs.Int("queue", 64, "requests that may wait for admission; more get 429")
+	maxSeqs := fs.Int("max-seqs", 32, "sequences running at once, at most")
+	batch := fs.Int("batch", 256, "tokens per forward pass (decode tokens plus prefill chunks)")
+	chunk := fs.Int("prefill-chunk", 128, "prompt tokens fed per step, so long prompts do not stall running streams")
+	nctx := fs.Int("ctx", 0, "context size per sequence in tokens (default: the model's)")
+	maxTokens := fs.Int("max-tokens", 512, "max_tokens of requests that give none")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long in-flight requests may take to finish")
+	maxBody := fs.String("max-body", "4MiB", "largest request body")
+	prefix := fs.Bool("prefix-cache", true, "reuse the KV of earlier requests' prompts (recipes without an evictor)")
+	quiet := fs.Bool("quiet", false, "do not log each start and stop")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	budget, err := parseSize(*mem)
+	if err != nil {
+		return usagef("invalid value %q for --kv-mem: %v", *mem, err)
+	}
+	bodyMax, err := parseSize(*maxBody)
+	if err != nil {
+		return usagef("invalid value %q for --max-body: %v", *maxBody, err)
+	}
+	if _, err := parseRecipe(*kvFlag); err != nil {
+		return err
+	}
+	if *port < 0 || *port > 65535 {
+		return usagef("invalid value %d for --port", *port)
+	}
+	if *maxTokens < 1 {
+		return usagef("invalid value %d for --max-tokens: must be at least 1", *maxTokens)
+	}
+	var methods []string
+	for _, m := range strings.Split(*allow, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			methods = append(methods, m)
+		}
+	}
+	e, err := mf.load()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	id := *name
+	if id == "" {
+		id = "kvgo-tiny"
+		if mf.path != "" {
+			id = strings.TrimSuffix(filepath.Base(mf.path), ".gguf")
+		}
+	}
+	logger := log.New(stderr, "kvgo serve: ", log.LstdFlags)
+	sc := sched.Config{
+		KVBudget: budget, MaxQueue: *queue, MaxSeqs: *maxSeqs, Batch: *batch, PrefillChunk: *chunk, Context: *nctx,
+		Logf: logger.Printf,
+	}
+	if *prefix {
+		sc.Prefix = sched.NewPrefixes()
+	}
+	sch, err := sched.New(e, sc)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	defer sch.Close()
+	srv, err := server.New(server.Config{
+		Engine: e, Sched: sch, ModelID: id, DefaultRecipe: *kvFlag, AllowMethods: methods,
+		MaxBodyBytes: bodyMax, DefaultMaxTokens: *maxTokens, Logf: logger.Printf,
+	})
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          logger,
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
+	def, _ := recipe.Parse(*kvFlag)
+	fmt.Fprintf(stderr, "kvgo serve: listening on http://%s (model %q from %s, context %d, KV budget %s, default recipe %s)\n",
+		ln.Addr(), id, e.Source, sch.Context(), bytesString(budget), def)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	if !*quiet {
+		st := sch.Stats()
+		fmt.Fprintf(stderr, "kvgo serve: draining %d running and %d queued requests (up to %s)\n", st.Running, st.Queued, *drain)
+	}
+	srv.Drain()
+	dctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := hs.Shutdown(dctx); err != nil {
+		// Time is up: end what still runs. Streams get an error event and
+		// [DONE]; give their handlers a moment to write them.
+		sch.Abort(sched.ErrShutdown)
+		fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer fcancel()
+		if err := hs.Shutdown(fctx); err != nil {
+			hs.Close()
+		}
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	if !*quiet {
+		fmt.Fprintln(stderr, "kvgo serve: stopped")
+	}
+	return nil
+}
+
+// parseSize reads a byte count: a plain number, or a number with a unit,
+// binary (KiB, MiB, GiB, TiB; K, M, G, T) or decimal (kB, MB, GB, TB).
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := strings.IndexFunc(t, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	num, unit := t, ""
+	if i >= 0 {
+		num, unit = t[:i], strings.TrimSpace(t[i:])
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || num == "" {
+		return 0, fmt.Errorf("%q is not a size (e.g. 512MiB, 2GiB, 1073741824)", s)
+	}
+	mult := map[string]float64{
+		"": 1, "b": 1,
+		"k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+	}[strings.ToLower(unit)]
+	if mult == 0 {
+		return 0, fmt.Errorf("unknown unit %q in %q (use B, KiB, MiB, GiB, TiB, kB, MB, GB, TB)", unit, s)
+	}
+	b := v * mult
+	if b < 1 || b > math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is out of range", s)
+	}
+	return int64(b), nil
+}
