@@ -304,6 +304,9 @@ func argmax(x []float32) int {
 // the passkey, except 2-bit KIVI with a 16-token residual, which is only
 // reported.
 func TestModelFidelity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs kvgo-tiny over 500 tokens ten times")
+	}
 	m, tok := tinyModel(t)
 	prompts, answers := passkeyCases(4)
 	if len(prompts) == 0 {
