@@ -325,7 +325,22 @@ func (m *Matrix) dotGo(r int, a *acts, t int) float32 {
 	if m.kind.float() {
 		return dotFloatRow(m.kind, w, a.f[t*m.Cols:(t+1)*m.Cols])
 	}
-	return quant.Dot(m.Type, w, a.b[t*a.stride:(t+1)*a.stride], m.Cols)
+	x := a.b[t*a.stride : (t+1)*a.stride]
+	switch m.kind {
+	case kQ8_0:
+		return dotQ8_0Go(w, x, m.nb)
+	case kQ4_0:
+		return dotQ4_0Go(w, x, m.nb)
+	case kQ5_0:
+		return dotQ5_0Go(w, x, m.nb)
+	case kQ4_K:
+		return dotK45Go(w, x, m.nb, 144, false)
+	case kQ5_K:
+		return dotK45Go(w, x, m.nb, 176, true)
+	case kQ6_K:
+		return dotQ6_KGo(w, x, m.nb)
+	}
+	return quant.Dot(m.Type, w, x, m.Cols)
 }
 
 // dotFloatRow is the pure-Go dot product of one F32, F16 or BF16 weight
