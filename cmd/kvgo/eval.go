@@ -46,11 +46,15 @@ type suiteFlags struct {
 	seed                             uint64
 }
 
-func (s *suiteFlags) register(fs *flag.FlagSet, defSuite string) {
-	fs.StringVar(&s.suite, "suite", defSuite, "built-in `tasks`, comma-separated: passkey, multikey, kv, vt, multivalue, or all (with --tasks: keep only these)")
-	fs.StringVar(&s.lengths, "lengths", "256,512,1024", "context `lengths` in the model's tokens (with --tasks: keep only these)")
+func (s *suiteFlags) register(fs *flag.FlagSet, defSuite string, withTasks bool) {
+	filter, limit := "", ""
+	if withTasks {
+		filter, limit = " (with --tasks: keep only these)", " (with --tasks: at most this many per task × length, 0 = all)"
+	}
+	fs.StringVar(&s.suite, "suite", defSuite, "built-in `tasks`, comma-separated: passkey, multikey, kv, vt, multivalue, or all"+filter)
+	fs.StringVar(&s.lengths, "lengths", "256,512,1024", "context `lengths` in the model's tokens"+filter)
 	fs.StringVar(&s.depths, "depths", "0,0.25,0.5,0.75,1", "needle `depths`, relative positions 0..1")
-	fs.IntVar(&s.cases, "cases", 1, "cases per task × length × depth (with --tasks: at most this many per task × length, 0 = all)")
+	fs.IntVar(&s.cases, "cases", 1, "cases per task × length × depth"+limit)
 	fs.Uint64Var(&s.seed, "seed", 1, "random `seed` of the built-in suite")
 	fs.StringVar(&s.haystack, "haystack", tasks.HaystackMixed, "haystack: mixed, prose or noise")
 }
@@ -85,7 +89,7 @@ func cmdEvalGen(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	var mf modelFlags
 	mf.register(fs)
 	var sf suiteFlags
-	sf.register(fs, "all")
+	sf.register(fs, "all", false)
 	out := fs.String("o", "-", "output `file` (- = standard output)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -126,7 +130,7 @@ func cmdEvalGen(_ context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval", "[-m FILE] [--tasks CASES.jsonl] [--kv \"R1;R2\"] [-o DIR]\n       kvgo eval gen [flags]        write the built-in suite as JSONL\n       kvgo eval fidelity [flags]   KL divergence and perplexity against the full cache on a text")
+	fs := newFlagSet("eval", "") // the usage below replaces the generic one
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: kvgo eval [-m FILE] [--tasks CASES.jsonl] [--kv \"R1;R2\"] [-o DIR]\n"+
 			"       kvgo eval gen [flags]        write the built-in suite as JSONL\n"+
@@ -139,7 +143,7 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var mf modelFlags
 	mf.register(fs)
 	var sf suiteFlags
-	sf.register(fs, "passkey")
+	sf.register(fs, "passkey", true)
 	tasksFile := fs.String("tasks", "", "case `file` (JSONL, the format of ../shared/eval/retrieval-dev.jsonl); default: the built-in suite")
 	kvFlag := fs.String("kv", "", "KV `recipes` separated by ';' (default: "+strings.Join(eval.DefaultRecipes(), "; ")+")")
 	baseFlag := fs.String("base", recipe.Default, "the full-cache `recipe`: fidelity is measured against it, and it runs first")
