@@ -191,6 +191,14 @@ func BenchmarkAttention(b *testing.B) {
 			WeightedSumF16(out, scores, v, d)
 		}
 	})
+	b.Run("DotsF16Group-7", func(b *testing.B) {
+		q7 := randomFloats(rng, 7*d)
+		s7 := make([]float32, 7*n)
+		b.SetBytes(7 * 2 * n * d)
+		for b.Loop() {
+			DotsF16Group(s7, q7, 7, k, d)
+		}
+	})
 	b.Run("DotF16-per-key", func(b *testing.B) {
 		b.SetBytes(2 * n * d)
 		for b.Loop() {

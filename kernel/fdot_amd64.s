@@ -84,13 +84,18 @@ done: \
 	VZEROUPPER; \
 	RET
 
-// Arguments: w+0 wstride+8 rows+16 x+24 xstride+32 n+40 out+48.
+// Results go to out + r*ostride + t*tstride (bytes): [4r+t] for a matrix
+// tile (16, 4), [t*n+r] for the scores of four queries over n keys (4, 4n).
+// Arguments: w+0 wstride+8 rows+16 x+24 xstride+32 n+40 out+48 ostride+56
+// tstride+64.
 #define FX4(LDW, LDS, es) \
 	MOVQ        w+0(FP), R12; \
 	MOVQ        rows+16(FP), BX; \
 	MOVQ        xstride+32(FP), R8; \
 	LEAQ        (R8)(R8*2), R9; \
 	MOVQ        out+48(FP), R13; \
+	MOVQ        tstride+64(FP), DX; \
+	LEAQ        (DX)(DX*2), R10; \
 	TESTQ       BX, BX; \
 	JZ          done; \
 row: \
@@ -155,8 +160,11 @@ tail: \
 	DECQ        CX; \
 	JMP         tail; \
 store: \
-	VMOVUPS     X0, (R13); \
-	ADDQ        $16, R13; \
+	VMOVSS      X0, (R13); \
+	VEXTRACTPS  $1, X0, (R13)(DX*1); \
+	VEXTRACTPS  $2, X0, (R13)(DX*2); \
+	VEXTRACTPS  $3, X0, (R13)(R10*1); \
+	ADDQ        ostride+56(FP), R13; \
 	ADDQ        wstride+8(FP), R12; \
 	DECQ        BX; \
 	JNZ         row; \
@@ -257,16 +265,16 @@ TEXT ·dotF16x1AVX2(SB), NOSPLIT, $0-48
 TEXT ·dotBF16x1AVX2(SB), NOSPLIT, $0-48
 	FX1(LDW_BF16, LDS_BF16, 2)
 
-// func dotF32x4AVX2(w *float32, wstride int, rows int, x *float32, xstride int, n int, out *float32)
-TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-56
+// func dotF32x4AVX2(w *float32, wstride int, rows int, x *float32, xstride int, n int, out *float32, ostride, tstride int)
+TEXT ·dotF32x4AVX2(SB), NOSPLIT, $0-72
 	FX4(LDW_F32, LDS_F32, 4)
 
-// func dotF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32)
-TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-56
+// func dotF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32, ostride, tstride int)
+TEXT ·dotF16x4AVX2(SB), NOSPLIT, $0-72
 	FX4(LDW_F16, LDS_F16, 2)
 
-// func dotBF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32)
-TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-56
+// func dotBF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32, ostride, tstride int)
+TEXT ·dotBF16x4AVX2(SB), NOSPLIT, $0-72
 	FX4(LDW_BF16, LDS_BF16, 2)
 
 // func axpyF32AVX2(y *float32, a float32, x *float32, n int)

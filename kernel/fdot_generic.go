@@ -11,13 +11,13 @@ func dotF16x1AVX2(w *uint16, wstride int, rows int, x *float32, n int, out *floa
 func dotBF16x1AVX2(w *uint16, wstride int, rows int, x *float32, n int, out *float32) {
 	panic("unreachable")
 }
-func dotF32x4AVX2(w *float32, wstride int, rows int, x *float32, xstride int, n int, out *float32) {
+func dotF32x4AVX2(w *float32, wstride int, rows int, x *float32, xstride int, n int, out *float32, ostride, tstride int) {
 	panic("unreachable")
 }
-func dotF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32) {
+func dotF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32, ostride, tstride int) {
 	panic("unreachable")
 }
-func dotBF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32) {
+func dotBF16x4AVX2(w *uint16, wstride int, rows int, x *float32, xstride int, n int, out *float32, ostride, tstride int) {
 	panic("unreachable")
 }
 func axpyF32AVX2(y *float32, a float32, x *float32, n int) { panic("unreachable") }

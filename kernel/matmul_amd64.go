@@ -62,11 +62,11 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 		x := a.f[t*m.Cols : (t+4)*m.Cols]
 		switch m.kind {
 		case kF32:
-			dotF32x4AVX2((*float32)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0])
+			dotF32x4AVX2((*float32)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0], 16, 4)
 		case kF16:
-			dotF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0])
+			dotF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0], 16, 4)
 		default:
-			dotBF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0])
+			dotBF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0], 16, 4)
 		}
 	case kQ8_0, kQ4_0, kQ5_0:
 		x := a.b[t*a.stride : (t+4)*a.stride]

@@ -38,12 +38,17 @@ func Softmax(x []float32) {
 		return
 	}
 	m := float32(math.Inf(-1))
-	for _, v := range x {
+	i := 0
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		m = maxAVX2(&x[0], i)
+	}
+	for _, v := range x[i:] {
 		if v > m {
 			m = v
 		}
 	}
-	i := 0
+	i = 0
 	var sum float64
 	if useAVX2 && len(x) >= 8 {
 		i = len(x) &^ 7
@@ -159,6 +164,50 @@ func DotsF16(out, q []float32, k []uint16, stride int) {
 	}
 	for i := range out {
 		out[i] = dotF16Go(q, k[i*stride:i*stride+len(q)])
+	}
+}
+
+// DotsGroup is Dots for the g query heads that share one key head
+// (grouped-query attention): q holds g queries of d = len(q)/g values, and
+// out[j*n+i] = q_j · k[i*stride : i*stride+d] for the n = len(out)/g keys.
+// Four queries at a time go through each key, so a key is loaded and
+// converted once for four heads.
+func DotsGroup(out, q []float32, g int, k []float32, stride int) {
+	dotsGroup(out, q, g, stride, func(o, qq []float32) { Dots(o, qq, k, stride) },
+		func(o []float32, qq []float32, d, n int) {
+			dotF32x4AVX2(&k[0], 4*stride, n, &qq[0], 4*d, d, &o[0], 4, 4*n)
+		}, len(k))
+}
+
+// DotsF16Group is DotsGroup for half-precision keys.
+func DotsF16Group(out, q []float32, g int, k []uint16, stride int) {
+	dotsGroup(out, q, g, stride, func(o, qq []float32) { DotsF16(o, qq, k, stride) },
+		func(o []float32, qq []float32, d, n int) {
+			dotF16x4AVX2(&k[0], 2*stride, n, &qq[0], 4*d, d, &o[0], 4, 4*n)
+		}, len(k))
+}
+
+// dotsGroup checks DotsGroup's arguments and runs four queries at a time
+// through x4 (on the AVX2 path), the rest one at a time through one.
+func dotsGroup(out, q []float32, g, stride int, one func(o, q []float32), x4 func(o, q []float32, d, n int), klen int) {
+	if g <= 0 || len(q)%g != 0 || len(out)%g != 0 {
+		panic("kernel: DotsGroup: q and out must hold g equal parts")
+	}
+	d, n := len(q)/g, len(out)/g
+	if n == 0 {
+		return
+	}
+	if d > 0 && (n-1)*stride+d > klen {
+		panic("kernel: DotsGroup: keys out of range")
+	}
+	j := 0
+	if useAVX2 && d > 0 {
+		for ; j+4 <= g; j += 4 {
+			x4(out[j*n:(j+4)*n], q[j*d:(j+4)*d], d, n)
+		}
+	}
+	for ; j < g; j++ {
+		one(out[j*n:(j+1)*n], q[j*d:(j+1)*d])
 	}
 }
 

@@ -21,3 +21,6 @@ func swigluAVX2(gate, up *float32, n int)
 
 //go:noescape
 func expSubAVX2(x *float32, m float32, n int) float64
+
+//go:noescape
+func maxAVX2(x *float32, n int) float32

@@ -251,3 +251,50 @@ done:
 	VMOVSD       X6, ret+24(FP)
 	VZEROUPPER
 	RET
+
+DATA neginf<>+0(SB)/4, $0xff800000
+GLOBL neginf<>(SB), RODATA|NOPTR, $4
+
+// func maxAVX2(x *float32, n int) float32
+//
+// The largest of n (a multiple of 8) values, starting from -Inf. NaNs are
+// skipped, as in the Go loop: the running maximum is VMAXPS's second
+// operand, which it returns when the other one is a NaN.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS neginf<>(SB), Y0
+	VMOVAPS      Y0, Y1
+	CMPQ         CX, $16
+	JL           l8
+
+l16:
+	VMOVUPS (SI), Y2
+	VMOVUPS 32(SI), Y3
+	VMAXPS  Y0, Y2, Y0
+	VMAXPS  Y1, Y3, Y1
+	ADDQ    $64, SI
+	SUBQ    $16, CX
+	CMPQ    CX, $16
+	JGE     l16
+
+l8:
+	CMPQ    CX, $8
+	JL      done
+	VMOVUPS (SI), Y2
+	VMAXPS  Y0, Y2, Y0
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JMP     l8
+
+done:
+	VMAXPS       Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VMOVHLPS     X0, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VMAXSS       X1, X0, X0
+	VMOVSS       X0, ret+16(FP)
+	VZEROUPPER
+	RET

@@ -276,3 +276,48 @@ func TestExpEdges(t *testing.T) {
 		t.Errorf("sum %g, want %g", sum, want64)
 	}
 }
+
+func TestDotsGroup(t *testing.T) {
+	rng := rand.New(rand.NewPCG(18, 19))
+	for _, d := range []int{1, 7, 64, 100} {
+		for _, g := range []int{1, 3, 4, 7, 9} {
+			for _, n := range []int{1, 5, 33} {
+				stride := 2*d + 1
+				q := randomFloats(rng, g*d)
+				k := randomFloats(rng, (n-1)*stride+d)
+				kh, kf := randomHalves(rng, (n-1)*stride+d)
+				out, outH := make([]float32, g*n), make([]float32, g*n)
+				DotsGroup(out, q, g, k, stride)
+				DotsF16Group(outH, q, g, kh, stride)
+				for j := range g {
+					for i := range n {
+						want, mag := dot64(q[j*d:(j+1)*d], k[i*stride:i*stride+d])
+						if !near(float64(out[j*n+i]), want, mag) {
+							t.Fatalf("d=%d g=%d n=%d: DotsGroup[%d][%d] = %g, want %g", d, g, n, j, i, out[j*n+i], want)
+						}
+						want, mag = dot64(q[j*d:(j+1)*d], kf[i*stride:i*stride+d])
+						if !near(float64(outH[j*n+i]), want, mag) {
+							t.Fatalf("d=%d g=%d n=%d: DotsF16Group[%d][%d] = %g, want %g", d, g, n, j, i, outH[j*n+i], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSoftmaxSkipsNaNInMax checks that the maximum Softmax subtracts
+// ignores NaN entries on every path, as the Go loop does.
+func TestSoftmaxMaxIgnoresNaN(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("no AVX2")
+	}
+	x := make([]float32, 24)
+	for i := range x {
+		x[i] = float32(i)
+	}
+	x[23], x[7] = float32(math.NaN()), float32(math.NaN())
+	if m := maxAVX2(&x[0], 24); m != 22 {
+		t.Errorf("max = %g, want 22", m)
+	}
+}

@@ -1,13 +1,3 @@
-// Package kernel holds the numeric kernels of the forward pass (matrix
-// products for every weight type, normalization, softmax, RoPE, SiLU) and
-// the worker pool that runs them on several cores.
-//
-// On amd64 with AVX2, FMA and F16C the hot loops run in Go assembly (the
-// *_amd64.s files); everywhere else, and when the environment variable
-// KVGO_GENERIC=1 is set at start-up or the build tag kvgo_generic is given,
-// the pure-Go versions run instead. The pure-Go versions are the reference
-// the assembly is tested against (see the *_test.go files), and they in turn
-// are tested against the slow, ggml-exact reference in package quant.
 package kernel
 
 import (
