@@ -150,6 +150,10 @@ func (e *Engine) ContextFor(n int) (int, error) {
 	return n, nil
 }
 
+// prefillChunk is how many prompt tokens run between cancellation checks
+// (and per pass over the weights).
+const prefillChunk = 512
+
 // Generate prefills the prompt and samples up to MaxTokens tokens.
 func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	var st Stats
@@ -175,15 +179,22 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
-	state := e.Model.NewState(e.Pool, min(512, len(req.Prompt)), n)
+	state := e.Model.NewState(e.Pool, min(prefillChunk, len(req.Prompt)), n)
 	for _, id := range req.Prompt {
 		sampler.Accept(id)
 	}
 	t0 := time.Now()
 	cache.BeginPrefill(len(req.Prompt))
-	logits, err := state.Forward(cache, req.Prompt, 0)
-	if err != nil {
-		return st, err
+	// Prefill in chunks so that cancellation is noticed within one chunk.
+	var logits []float32
+	for done := 0; done < len(req.Prompt); done += prefillChunk {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		end := min(done+prefillChunk, len(req.Prompt))
+		if logits, err = state.Forward(cache, req.Prompt[done:end], done); err != nil {
+			return st, err
+		}
 	}
 	st.PeakKVBytes = cache.Bytes()
 	cache.EndPrefill()

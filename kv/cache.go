@@ -162,6 +162,7 @@ func (c *Cache) EndPrefill() {
 	for _, s := range c.streams {
 		clear(s.obs)
 		s.seal(s.residual)
+		s.shrinkTail()
 	}
 }
 

@@ -143,14 +143,23 @@ func (s *Stream) seal(keep int) {
 	}
 }
 
-// shrinkTail gives back tail memory after a large staged prefill was
-// encoded, so the bytes a recipe saves are really freed.
+// shrinkTail gives back tail memory once the tail holds much less than
+// its allocation (after a staged prefill was selected and encoded, or
+// after deletions), so the bytes a recipe saves are really freed. The
+// tail of a group codec keeps room for one more group, and shrinking only
+// happens when the allocation is over twice what is needed, so a tail that
+// breathes between R and R+G tokens while decoding never reallocates.
 func (s *Stream) shrinkTail() {
-	want := (s.residual + max(s.group, 1)) * s.d
-	if cap(s.tk) > 2*want && cap(s.tk) > 2*len(s.tk) {
-		s.tk = append(make([]float32, 0, max(len(s.tk), want)), s.tk...)
-		s.tv = append(make([]float32, 0, max(len(s.tv), want)), s.tv...)
+	slack := s.group * s.d
+	if cap(s.tk) <= 2*len(s.tk)+slack {
+		return
 	}
+	if len(s.tk)+slack == 0 {
+		s.tk, s.tv = nil, nil
+		return
+	}
+	s.tk = append(make([]float32, 0, len(s.tk)+slack), s.tk...)
+	s.tv = append(make([]float32, 0, len(s.tv)+slack), s.tv...)
 }
 
 // Keep deletes every token whose keep[i] is false. It frees the memory of
@@ -194,6 +203,7 @@ func (s *Stream) Keep(keep []bool) {
 		}
 	}
 	s.tk, s.tv = s.tk[:w*d], s.tv[:w*d]
+	s.shrinkTail()
 	// Per-token arrays.
 	w = 0
 	for i := range s.pos {
@@ -293,8 +303,9 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		base += p.k.Len()
 	}
 	if s.tailLen() > 0 {
-		tk, tv := f32View{s.tk, d}, f32View{s.tv, d}
-		s.block(tk, tv, q, g, qpos, scale, out, sc, all, base)
+		// The views live in the worker's scratch: no allocation, no race.
+		sc.tailK, sc.tailV = f32View{s.tk, d}, f32View{s.tv, d}
+		s.block(&sc.tailK, &sc.tailV, q, g, qpos, scale, out, sc, all, base)
 	}
 	for j := 0; j < g; j++ {
 		if l[j] > 0 {
@@ -382,36 +393,31 @@ type f32View struct {
 	d int
 }
 
-func (t f32View) Len() int { return len(t.x) / t.d }
+func (t *f32View) Len() int { return len(t.x) / t.d }
 
-func (t f32View) Dot(q []float32, g int, out []float32) {
-	d, n := t.d, t.Len()
-	for j := 0; j < g; j++ {
-		qj := q[j*d : (j+1)*d]
-		for i := 0; i < n; i++ {
-			out[j*n+i] = kernel.Dot(qj, t.x[i*d:(i+1)*d])
-		}
+func (t *f32View) Dot(q []float32, g int, out []float32) {
+	if n := t.Len(); n > 0 {
+		kernel.DotsGroup(out[:g*n], q[:g*t.d], g, t.x, t.d)
 	}
 }
 
-func (t f32View) AddWeighted(w []float32, g int, out []float32) {
+func (t *f32View) AddWeighted(w []float32, g int, out []float32) {
 	d, n := t.d, t.Len()
+	if n == 0 {
+		return
+	}
 	for j := 0; j < g; j++ {
-		oj := out[j*d : (j+1)*d]
-		for i := 0; i < n; i++ {
-			if a := w[j*n+i]; a != 0 {
-				kernel.AXPY(oj, a, t.x[i*d:(i+1)*d])
-			}
-		}
+		kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n:(j+1)*n], t.x, d)
 	}
 }
 
 // Scratch is per-worker memory for attention, reused across calls so the
 // decode loop does not allocate.
 type Scratch struct {
-	scores []float32
-	allBuf []float32
-	m, l   []float32
+	scores       []float32
+	allBuf       []float32
+	m, l         []float32
+	tailK, tailV f32View
 }
 
 // NewScratch returns scratch for up to maxHeads query heads per KV head.

@@ -48,24 +48,18 @@ func (p *f32Page) Append(x []float32, n int) {
 }
 
 func (p *f32Page) Dot(q []float32, g int, out []float32) {
-	d, n := p.d, p.Len()
-	for j := 0; j < g; j++ {
-		qj := q[j*d : (j+1)*d]
-		for i := 0; i < n; i++ {
-			out[j*n+i] = kernel.Dot(qj, p.x[i*d:(i+1)*d])
-		}
+	if n := p.Len(); n > 0 {
+		kernel.DotsGroup(out[:g*n], q[:g*p.d], g, p.x, p.d)
 	}
 }
 
 func (p *f32Page) AddWeighted(w []float32, g int, out []float32) {
 	d, n := p.d, p.Len()
+	if n == 0 {
+		return
+	}
 	for j := 0; j < g; j++ {
-		oj := out[j*d : (j+1)*d]
-		for i := 0; i < n; i++ {
-			if a := w[j*n+i]; a != 0 {
-				kernel.AXPY(oj, a, p.x[i*d:(i+1)*d])
-			}
-		}
+		kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n:(j+1)*n], p.x, d)
 	}
 }
 
@@ -102,24 +96,18 @@ func (p *f16Page) Append(x []float32, n int) {
 }
 
 func (p *f16Page) Dot(q []float32, g int, out []float32) {
-	d, n := p.d, p.Len()
-	for j := 0; j < g; j++ {
-		qj := q[j*d : (j+1)*d]
-		for i := 0; i < n; i++ {
-			out[j*n+i] = dotF16(qj, p.x[i*d:(i+1)*d])
-		}
+	if n := p.Len(); n > 0 {
+		kernel.DotsF16Group(out[:g*n], q[:g*p.d], g, p.x, p.d)
 	}
 }
 
 func (p *f16Page) AddWeighted(w []float32, g int, out []float32) {
 	d, n := p.d, p.Len()
+	if n == 0 {
+		return
+	}
 	for j := 0; j < g; j++ {
-		oj := out[j*d : (j+1)*d]
-		for i := 0; i < n; i++ {
-			if a := w[j*n+i]; a != 0 {
-				axpyF16(oj, a, p.x[i*d:(i+1)*d])
-			}
-		}
+		kernel.WeightedSumF16(out[j*d:(j+1)*d], w[j*n:(j+1)*n], p.x, d)
 	}
 }
 
@@ -142,22 +130,6 @@ func shrink[T any](x []T) []T {
 		return append(make([]T, 0, len(x)), x...)
 	}
 	return x
-}
-
-// dotF16 and axpyF16 are stand-ins until the kernel package's SIMD
-// versions land.
-func dotF16(a []float32, b []uint16) float32 {
-	var s float32
-	for i, x := range a {
-		s += x * ggml.F16ToF32(b[i])
-	}
-	return s
-}
-
-func axpyF16(y []float32, a float32, x []uint16) {
-	for i := range y {
-		y[i] += a * ggml.F16ToF32(x[i])
-	}
 }
 
 // Methods are the codecs of this package as recipe entries.
