@@ -59,14 +59,22 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 	_ = out[4*rr-1]
 	switch m.kind {
 	case kF32, kF16, kBF16:
+		// Four float32 activation rows of more than floatSpan values
+		// would not stay in L1 while the rows of the tile go by, so long
+		// rows are done floatSpan columns at a time and summed.
 		x := a.f[t*m.Cols : (t+4)*m.Cols]
-		switch m.kind {
-		case kF32:
-			dotF32x4AVX2((*float32)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0], 16, 4)
-		case kF16:
-			dotF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0], 16, 4)
-		default:
-			dotBF16x4AVX2((*uint16)(unsafe.Pointer(&w[0])), m.rowBytes, rr, &x[0], 4*m.Cols, m.Cols, &out[0], 16, 4)
+		var part [4 * tileRows]float32
+		for c0 := 0; c0 < m.Cols; c0 += floatSpan {
+			dst := out
+			if c0 > 0 {
+				dst = part[:4*rr]
+			}
+			m.floatx4(dst, w, rr, x[c0:], c0, min(floatSpan, m.Cols-c0))
+			if c0 > 0 {
+				for i := range dst {
+					out[i] += dst[i]
+				}
+			}
 		}
 	case kQ8_0, kQ4_0, kQ5_0:
 		x := a.b[t*a.stride : (t+4)*a.stride]
@@ -115,4 +123,24 @@ func (m *Matrix) dot8AVX2(out []float32, r0, rr int, a *acts, t int) {
 		fn = dotQ5_0x8AVX2
 	}
 	fn(&w[0], rr, &x[0], a.stride, &xs4[0], m.nb, &out[0])
+}
+
+// floatSpan is the column span of one pass of the float x4 kernels: four
+// activation rows of it take 16 KiB, half of a typical L1 data cache.
+const floatSpan = 1024
+
+// floatx4 runs the x4 kernel of a float weight type over columns [c0,
+// c0+n) of rr rows of w, with four activation rows starting at x (Cols
+// apart).
+func (m *Matrix) floatx4(out []float32, w []byte, rr int, x []float32, c0, n int) {
+	es := m.rowBytes / m.Cols
+	wp := unsafe.Pointer(&w[c0*es])
+	switch m.kind {
+	case kF32:
+		dotF32x4AVX2((*float32)(wp), m.rowBytes, rr, &x[0], 4*m.Cols, n, &out[0], 16, 4)
+	case kF16:
+		dotF16x4AVX2((*uint16)(wp), m.rowBytes, rr, &x[0], 4*m.Cols, n, &out[0], 16, 4)
+	default:
+		dotBF16x4AVX2((*uint16)(wp), m.rowBytes, rr, &x[0], 4*m.Cols, n, &out[0], 16, 4)
+	}
 }

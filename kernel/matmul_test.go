@@ -93,7 +93,7 @@ func refMatMul(tb testing.TB, m *Matrix, x []float32, n int) (out, mag []float32
 func colsFor(t gguf.TensorType) []int {
 	be := t.BlockElems()
 	if be == 1 {
-		return []int{1, 7, 8, 33, 100, 259}
+		return []int{1, 7, 8, 33, 100, 259, 2100}
 	}
 	if be == 256 {
 		return []int{256, 768}
