@@ -59,7 +59,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) *apiError {
 			return e
 		}
 	}
-	j, e := s.newJob(&req.commonRequest, req.MaxTokens, ids, nil)
+	j, e := s.newJob(&req.commonRequest, "prompt", req.MaxTokens, ids, nil)
 	if e != nil {
 		return e
 	}
@@ -103,7 +103,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) *apiErr
 	if maxTokens == nil {
 		maxTokens = req.MaxTokens
 	}
-	j, e := s.newJob(&req.commonRequest, maxTokens, ids, s.tmpl.Stops())
+	j, e := s.newJob(&req.commonRequest, "messages", maxTokens, ids, s.tmpl.Stops())
 	if e != nil {
 		return e
 	}
@@ -144,10 +144,10 @@ func (s *Server) checkCommon(c *commonRequest) *apiError {
 }
 
 // newJob turns validated fields into a scheduler request.
-func (s *Server) newJob(c *commonRequest, maxTokens *int, ids []int, extraStops []string) (*job, *apiError) {
+func (s *Server) newJob(c *commonRequest, promptParam string, maxTokens *int, ids []int, extraStops []string) (*job, *apiError) {
 	ctx := s.sch.Context()
 	if len(ids) >= ctx {
-		return nil, invalid("messages", "context_length_exceeded",
+		return nil, invalid(promptParam, "context_length_exceeded",
 			"this model's maximum context length is %d tokens; the prompt has %d tokens", ctx, len(ids))
 	}
 	n := min(s.cfg.DefaultMaxTokens, ctx-len(ids))
