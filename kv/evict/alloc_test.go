@@ -56,10 +56,11 @@ func (nopEvictor) AfterStep(*kv.LayerView)         {}
 func TestDecodeStepAllocations(t *testing.T) {
 	base := stepAllocs(t, nopEvictor{})
 	evs := map[string]kv.Evictor{
-		"streaming": &Streaming{Budget: tokens(64), Sinks: 4},
-		"h2o":       &H2O{Budget: tokens(64), Recent: 0.5},
-		"tova":      &TOVA{Budget: tokens(64)},
-		"kvcrush":   &KVCrush{Budget: tokens(64), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Recent: 0.5},
+		"streaming":     &Streaming{Budget: tokens(64), Sinks: 4},
+		"h2o":           &H2O{Budget: tokens(64), Recent: 0.5},
+		"tova":          &TOVA{Budget: tokens(64)},
+		"kvcrush":       &KVCrush{Budget: tokens(64), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Scope: "head", Recent: 0.5},
+		"kvcrush-layer": &KVCrush{Budget: tokens(64), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Scope: "layer", Recent: 0.5},
 	}
 	for name, ev := range evs {
 		a := stepAllocs(t, ev)

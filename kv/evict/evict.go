@@ -92,12 +92,13 @@ var Methods = []kv.Method{
 			{Name: "base", Kind: kv.ChoiceParam, Choices: []string{"snapkv", "h2o"}, Default: "snapkv", Help: "importance method whose top tokens are kept"},
 			{Name: "split", Kind: kv.FloatParam, Min: 0, Max: 1, Default: "0.75", Help: "fraction of the budget for the base method's tokens; the rest goes to representatives"},
 			{Name: "anchor", Kind: kv.ChoiceParam, Choices: []string{"alternate", "ones", "zeros", "mean"}, Default: "alternate", Help: "anchor head-behaviour vector the Hamming distances are measured from"},
+			{Name: "scope", Kind: kv.ChoiceParam, Choices: []string{"head", "layer"}, Default: "head", Help: "head: each KV head keeps its own base tokens and all share the representatives; layer: every head of a layer keeps the same tokens"},
 			{Name: "threshold", Kind: kv.ChoiceParam, Choices: []string{"median", "mean"}, Default: "median", Help: "a head-behaviour bit is 1 for the top half of the head's scores (median) or above their mean"},
 			windowParam(), kernelParam(), poolParam(), recentParam(),
 		},
 		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
 			c := &KVCrush{
-				Budget: a.Budget("budget"), Base: a.Choice("base"), Split: a.Float("split"), Anchor: a.Choice("anchor"), Threshold: a.Choice("threshold"),
+				Budget: a.Budget("budget"), Base: a.Choice("base"), Split: a.Float("split"), Anchor: a.Choice("anchor"), Threshold: a.Choice("threshold"), Scope: a.Choice("scope"),
 				Win: a.Int("window"), Kernel: a.Int("kernel"), Pool: a.Choice("pool"), Recent: a.Float("recent"),
 			}
 			return c, c.check()

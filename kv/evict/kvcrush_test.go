@@ -51,7 +51,7 @@ func bitString(vec []uint64, i, H int) string {
 func TestKVCrushHeadBits(t *testing.T) {
 	per := crushScores()
 	vec := make([]uint64, 16)
-	headBits(vec, per, 4, 16, false, make([]int32, 16))
+	headBits(vec, per, 4, 16, false, make([]int32, 16), make([]bool, 16))
 	for i := 0; i < 16; i++ {
 		want := "1111"
 		if i >= 2 {
@@ -63,7 +63,7 @@ func TestKVCrushHeadBits(t *testing.T) {
 	}
 	// With the mean rule the two dominant tokens lift every mean (about
 	// 13.9) above all the others: every candidate's vector is zero.
-	headBits(vec, per, 4, 16, true, make([]int32, 16))
+	headBits(vec, per, 4, 16, true, make([]int32, 16), make([]bool, 16))
 	for i := 0; i < 16; i++ {
 		want := "0000"
 		if i < 2 {
@@ -80,7 +80,7 @@ func TestKVCrushHeadBits(t *testing.T) {
 		big[h*m+h%m] = 1
 	}
 	vb := make([]uint64, 2*m)
-	headBits(vb, big, H, m, true, make([]int32, m))
+	headBits(vb, big, H, m, true, make([]int32, m), make([]bool, m))
 	if vb[2*1] != 1<<1|1<<5|1<<9|1<<13|1<<17|1<<21|1<<25|1<<29|1<<33|1<<37|1<<41|1<<45|1<<49|1<<53|1<<57|1<<61 || vb[2*1+1] != 1<<(65-64)|1<<(69-64) {
 		t.Errorf("token 1 over 70 heads: %x %x", vb[2], vb[3])
 	}
@@ -88,7 +88,7 @@ func TestKVCrushHeadBits(t *testing.T) {
 
 func TestKVCrushAnchors(t *testing.T) {
 	vec := make([]uint64, 16)
-	headBits(vec, crushScores(), 4, 16, false, make([]int32, 16))
+	headBits(vec, crushScores(), 4, 16, false, make([]int32, 16), make([]bool, 16))
 	cands := []int32{2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 	want := map[string]string{"ones": "1111", "zeros": "0000", "alternate": "0101", "mean": "0000"}
 	for kind, w := range want {
@@ -160,7 +160,7 @@ func TestKVCrushSelect(t *testing.T) {
 		{"mean", []int{0, 1, 3, 5, 9, 11, 14, 15}},
 	}
 	for _, c := range cases {
-		e := &KVCrush{Anchor: c.anchor, Threshold: "median"}
+		e := &KVCrush{Anchor: c.anchor, Threshold: "median", Scope: "layer"}
 		mask := make([]bool, 16)
 		e.crush(mask, crushScores(), 4, 2, 6)
 		var got []int
@@ -216,11 +216,12 @@ func crushRun(t *testing.T, e *KVCrush, pat pattern, heads, g, prompt, steps int
 	return r
 }
 
-func TestKVCrushOnSnapKV(t *testing.T) {
-	mk := func(budget int, split float64) *KVCrush {
-		return &KVCrush{Budget: tokens(budget), Base: "snapkv", Split: split, Anchor: "alternate", Threshold: "median", Win: 8, Kernel: 7, Pool: "max"}
-	}
-	r := crushRun(t, mk(32, 0.75), crushPattern, 4, 1, 128, 0)
+func crushSnap(budget int, split float64, scope string) *KVCrush {
+	return &KVCrush{Budget: tokens(budget), Base: "snapkv", Split: split, Anchor: "alternate", Threshold: "median", Scope: scope, Win: 8, Kernel: 7, Pool: "max"}
+}
+
+func TestKVCrushOnSnapKVLayerScope(t *testing.T) {
+	r := crushRun(t, crushSnap(32, 0.75, "layer"), crushPattern, 4, 1, 128, 0)
 	kept := r.checkAligned()[0]
 	if len(kept) != 32 {
 		t.Fatalf("keeps %d tokens, want 32", len(kept))
@@ -228,14 +229,14 @@ func TestKVCrushOnSnapKV(t *testing.T) {
 	if !contains(kept, union(rangeInts(47, 54), rangeInts(120, 128))...) {
 		t.Fatalf("lost the needle or the window: %v", kept)
 	}
-	// The base's own selection at its part of the budget (24 of 32) is
-	// kept whole.
-	base := crushRun(t, mk(24, 1), crushPattern, 4, 1, 128, 0).checkAligned()[0]
-	if len(base) != 24 || !contains(kept, base...) {
+	// The base's own selection at its part of the budget is kept whole:
+	// the window (8) and 0.75 of the other 24 tokens, 26 in all.
+	base := crushRun(t, crushSnap(26, 1, "layer"), crushPattern, 4, 1, 128, 0).checkAligned()[0]
+	if len(base) != 26 || !contains(kept, base...) {
 		t.Fatalf("base selection %v is not inside %v", base, kept)
 	}
 	// The representatives are not the base's next choices.
-	more := crushRun(t, mk(32, 1), crushPattern, 4, 1, 128, 0).checkAligned()[0]
+	more := crushRun(t, crushSnap(32, 1, "layer"), crushPattern, 4, 1, 128, 0).checkAligned()[0]
 	if slices.Equal(more, kept) {
 		t.Fatalf("representatives equal the base's next tokens: %v", kept)
 	}
@@ -246,21 +247,135 @@ func TestKVCrushOnSnapKV(t *testing.T) {
 	}
 }
 
-func TestKVCrushOnH2O(t *testing.T) {
-	e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Recent: 0.5}
-	if e.Window() != -1 || !e.StepStats() {
-		t.Fatal("base h2o needs all prompt queries and step statistics")
-	}
-	r := newRig(t, 1, 2, 2, e, h2oPattern)
-	r.prefill(64)
-	for i := 0; i <= 10; i++ {
-		kept := r.checkAligned()[0]
-		// Base part 9: 5 recent tokens and 4 heavy hitters by the layer's
-		// summed score (0 in both heads; 20, 25, 40 seen longest of
-		// 20, 25, 40, 45); 3 representatives.
-		if len(kept) != 12 || !contains(kept, 0, 20, 25, 40) || !contains(kept, rangeInts(r.next-5, r.next)...) {
-			t.Fatalf("step %d keeps %v", i, kept)
+// TestKVCrushOnSnapKVHeadScope: each stream keeps exactly what SnapKV
+// alone keeps at the base's part of the budget (and with split 1 exactly
+// what SnapKV keeps), and all streams add the
+// same representatives, which SnapKV at the full budget would not pick.
+func TestKVCrushOnSnapKVHeadScope(t *testing.T) {
+	r := crushRun(t, crushSnap(32, 0.75, "head"), crushPattern, 4, 1, 128, 0)
+	// Base part: the window (8) and 0.75 of the other 24 tokens.
+	snap := newRig(t, 1, 4, 1, &SnapKV{Budget: tokens(26), Win: 8, Kernel: 7, Pool: "max"}, crushPattern)
+	snap.prefill(128)
+	snap32 := newRig(t, 1, 4, 1, &SnapKV{Budget: tokens(32), Win: 8, Kernel: 7, Pool: "max"}, crushPattern)
+	snap32.prefill(128)
+	var reps []int
+	same32 := true
+	for h := 0; h < 4; h++ {
+		kept, base := r.positions(0, h), snap.positions(0, h)
+		if len(kept) != 32 || len(base) != 26 || !contains(kept, base...) {
+			t.Fatalf("head %d keeps %v, not 32 tokens around SnapKV's %v", h, kept, base)
 		}
+		var extra []int
+		for _, p := range kept {
+			if !slices.Contains(base, p) {
+				extra = append(extra, p)
+			}
+		}
+		if h == 0 {
+			reps = extra
+		} else if !slices.Equal(extra, reps) {
+			t.Fatalf("head %d's representatives %v differ from head 0's %v", h, extra, reps)
+		}
+		same32 = same32 && slices.Equal(kept, snap32.positions(0, h))
+	}
+	for h := 0; h < 4; h++ {
+		one := crushRun(t, crushSnap(32, 1, "head"), crushPattern, 4, 1, 128, 0)
+		if !slices.Equal(one.positions(0, h), snap32.positions(0, h)) {
+			t.Fatalf("split 1, head %d: %v, SnapKV %v", h, one.positions(0, h), snap32.positions(0, h))
+		}
+	}
+	if len(reps) != 6 || same32 {
+		t.Fatalf("representatives %v (want 6, not SnapKV's own next choices)", reps)
+	}
+	// Only tokens no head's base keeps become representatives.
+	for h := 0; h < 4; h++ {
+		for _, p := range reps {
+			if slices.Contains(snap.positions(0, h), p) {
+				t.Fatalf("representative %d is in head %d's base", p, h)
+			}
+		}
+	}
+}
+
+func TestKVCrushOnH2O(t *testing.T) {
+	for _, scope := range []string{"layer", "head"} {
+		// Budget 12: the recent half (6), then 3 heavy hitters and 3
+		// representatives.
+		e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.5, Anchor: "alternate", Threshold: "median", Scope: scope, Recent: 0.5}
+		if e.Window() != -1 || !e.StepStats() {
+			t.Fatal("base h2o needs all prompt queries and step statistics")
+		}
+		r := newRig(t, 1, 2, 2, e, h2oPattern)
+		r.prefill(64)
+		// After prefill, head scope keeps what H2O alone keeps at the base
+		// part (9 = 6 recent + 3 heavy) in each stream.
+		if scope == "head" {
+			h := newRig(t, 1, 2, 2, &H2O{Budget: tokens(9), Recent: 6.0 / 9}, h2oPattern)
+			h.prefill(64)
+			for s := 0; s < 2; s++ {
+				if !contains(r.positions(0, s), h.positions(0, s)...) {
+					t.Fatalf("head %d keeps %v, not around H2O's %v", s, r.positions(0, s), h.positions(0, s))
+				}
+			}
+		}
+		// The representatives chosen after prefill are held while decoding.
+		held := slices.Clone(e.held[0])
+		if len(held) != 3 {
+			t.Fatalf("%s scope: %d representatives held, want 3", scope, len(held))
+		}
+		for i := 0; i <= 10; i++ {
+			for h := 0; h < 2; h++ {
+				for _, p := range held {
+					if !slices.Contains(r.positions(0, h), int(p)) {
+						t.Fatalf("%s scope step %d: representative %d left head %d", scope, i, p, h)
+					}
+				}
+			}
+			recent := rangeInts(r.next-6, r.next)
+			if scope == "layer" {
+				kept := r.checkAligned()[0]
+				// 6 recent tokens and 3 heavy hitters by the layer's
+				// summed score (0 in both heads; 20 and 25 seen longer
+				// than 40 and 45); 3 representatives.
+				if len(kept) != 12 || !contains(kept, 0, 20, 25) || !contains(kept, recent...) {
+					t.Fatalf("layer scope step %d keeps %v", i, kept)
+				}
+			} else {
+				k0, k1 := r.positions(0, 0), r.positions(0, 1)
+				if len(k0) != 12 || len(k1) != 12 || !contains(k0, append(h2oHeavy(0), recent...)...) || !contains(k1, append(h2oHeavy(1), recent...)...) {
+					t.Fatalf("head scope step %d keeps %v and %v", i, k0, k1)
+				}
+				common := 0
+				for _, p := range k0 {
+					if slices.Contains(k1, p) {
+						common++
+					}
+				}
+				// The recent window, the shared sink and 3 representatives.
+				if common < 6+1+3 {
+					t.Fatalf("head scope step %d: streams share %d tokens: %v, %v", i, common, k0, k1)
+				}
+			}
+			r.step()
+		}
+	}
+}
+
+// TestKVCrushFirstOverflow: a prompt that fits the budget is not
+// selected; the first decode step over budget runs the selection.
+func TestKVCrushFirstOverflow(t *testing.T) {
+	e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.5, Anchor: "alternate", Threshold: "median", Scope: "head", Recent: 0.5}
+	r := newRig(t, 2, 2, 2, e, h2oPattern)
+	r.prefill(8)
+	for i := 0; i < 10; i++ {
 		r.step()
+		for l := 0; l < 2; l++ {
+			if n := r.c.Stream(l, 0).Len(); n != min(12, 9+i) {
+				t.Fatalf("step %d layer %d: %d tokens", i, l, n)
+			}
+		}
+	}
+	if len(e.held) != 2 || len(e.held[0]) != 3 || len(e.held[1]) != 3 {
+		t.Fatalf("held %v, want 3 representatives in each of 2 layers", e.held)
 	}
 }
