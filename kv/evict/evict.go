@@ -85,12 +85,12 @@ var Methods = []kv.Method{
 	},
 	{
 		Name: "kvcrush", Kind: kv.EvictorMethod,
-		Summary: "KVCrush: on top of `base` (snapkv or h2o), a `split` of the budget keeps the base's top tokens and the rest keeps one representative per head-behaviour bucket (Hamming distance to `anchor`); same tokens in every head of a layer",
+		Summary: "KVCrush: on top of `base` (snapkv or h2o), a `split` of the budget left after the base's window keeps the base's top tokens, the rest keeps representatives of the dropped tokens, one per bucket of Hamming distance between head-behaviour vectors and an `anchor`; representatives are shared by the heads of a layer",
 		Paper:   "KVCrush, Jha et al. 2025, arXiv:2503.00022",
 		Params: []kv.Param{
 			budgetParam(),
 			{Name: "base", Kind: kv.ChoiceParam, Choices: []string{"snapkv", "h2o"}, Default: "snapkv", Help: "importance method whose top tokens are kept"},
-			{Name: "split", Kind: kv.FloatParam, Min: 0, Max: 1, Default: "0.75", Help: "fraction of the budget for the base method's tokens; the rest goes to representatives"},
+			{Name: "split", Kind: kv.FloatParam, Min: 0, Max: 1, Default: "0.75", Help: "of the budget left after the base's window (snapkv) or recent tokens (h2o), the fraction kept by the base's importance; the rest are representatives (1 = the base alone)"},
 			{Name: "anchor", Kind: kv.ChoiceParam, Choices: []string{"alternate", "ones", "zeros", "mean"}, Default: "alternate", Help: "anchor head-behaviour vector the Hamming distances are measured from"},
 			{Name: "scope", Kind: kv.ChoiceParam, Choices: []string{"head", "layer"}, Default: "head", Help: "head: each KV head keeps its own base tokens and all share the representatives; layer: every head of a layer keeps the same tokens"},
 			{Name: "threshold", Kind: kv.ChoiceParam, Choices: []string{"median", "mean"}, Default: "median", Help: "a head-behaviour bit is 1 for the top half of the head's scores (median) or above their mean"},
@@ -121,7 +121,7 @@ func sinksParam() kv.Param {
 
 func recentParam() kv.Param {
 	return kv.Param{Name: "recent", Kind: kv.FloatParam, Min: 0, Max: 1, Default: "0.5",
-		Help: "fraction of the (base) budget kept as the most recent tokens; the rest are heavy hitters (h2o)"}
+		Help: "fraction of the budget kept as the most recent tokens; the rest are heavy hitters (h2o)"}
 }
 
 func windowParam() kv.Param {
