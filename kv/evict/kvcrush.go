@@ -181,13 +181,13 @@ func (e *KVCrush) AfterStep(l *kv.LayerView) {
 	if !ok {
 		return
 	}
-	n := sameLength(l)
-	if n <= b {
-		return
-	}
 	tail := part(e.Recent, b, 0)
 	held := e.held[l.Layer]
 	if e.Scope == "layer" {
+		n := sameLength(l)
+		if n <= b {
+			return
+		}
 		sum := e.sc.scores(n)
 		for _, s := range l.Streams {
 			for i, v := range s.Acc() {
@@ -200,8 +200,12 @@ func (e *KVCrush) AfterStep(l *kv.LayerView) {
 		}
 		return
 	}
+	// Head scope: the streams hold different tokens (and, after a
+	// rollback, possibly different counts); each evicts on its own.
 	for _, s := range l.Streams {
-		s.Keep(e.evictFree(s.Positions(), s.Acc(), b, tail, held))
+		if s.Len() > b {
+			s.Keep(e.evictFree(s.Positions(), s.Acc(), b, tail, held))
+		}
 	}
 }
 

@@ -379,3 +379,45 @@ func TestKVCrushFirstOverflow(t *testing.T) {
 		t.Fatalf("held %v, want 3 representatives in each of 2 layers", e.held)
 	}
 }
+
+// TestKVCrushHeadScopeRollback: after a rollback the heads of a layer may
+// hold different numbers of tokens; decoding goes on per head.
+func TestKVCrushHeadScopeRollback(t *testing.T) {
+	e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.5, Anchor: "alternate", Threshold: "median", Scope: "head", Recent: 0.25}
+	r := newRig(t, 1, 2, 2, e, h2oPattern)
+	r.prefill(64)
+	p0, p1 := r.positions(0, 0), r.positions(0, 1)
+	// Cut where the heads hold different numbers of earlier tokens.
+	below := func(ps []int, c int) int {
+		n := 0
+		for _, p := range ps {
+			if p < c {
+				n++
+			}
+		}
+		return n
+	}
+	cut := -1
+	for c := 1; c < 64; c++ {
+		if below(p0, c) != below(p1, c) {
+			cut = c
+			break
+		}
+	}
+	if cut < 0 {
+		t.Fatalf("heads hold the same tokens: %v", p0)
+	}
+	r.c.Truncate(cut)
+	r.next = cut
+	if r.c.Stream(0, 0).Len() == r.c.Stream(0, 1).Len() {
+		t.Fatalf("rollback to %d left both heads with %d tokens; the test wants them uneven", cut, r.c.Stream(0, 0).Len())
+	}
+	for i := 0; i < 20; i++ {
+		r.step()
+		for h := 0; h < 2; h++ {
+			if n := r.c.Stream(0, h).Len(); n > 12 {
+				t.Fatalf("step %d head %d holds %d tokens", i, h, n)
+			}
+		}
+	}
+}
