@@ -23,6 +23,15 @@
 
 // ---- Legacy 32-element blocks against Q8_0 activations ----
 //
+// The 16 nibble bytes of Q4_0/Q5_0 are loaded into both halves of a ymm
+// and the upper half shifted right by 4 (VPSRLVQ by 0, 0, 4, 4): after
+// masking, bytes 0-15 hold elements 0-15 and bytes 16-31 elements 16-31.
+DATA nibshift<>+0(SB)/8, $0
+DATA nibshift<>+8(SB)/8, $0
+DATA nibshift<>+16(SB)/8, $4
+DATA nibshift<>+24(SB)/8, $4
+GLOBL nibshift<>(SB), RODATA|NOPTR, $32
+
 // The PREP macros leave the block's signed weights in Y4, their absolute
 // values in Y5 and the weight scale in all lanes of Y6. LTOK then adds one
 // token's block product into acc: xa addresses the token's 32 quants, sa
@@ -34,18 +43,16 @@
 	F16B(o(SI), X6, Y6)
 
 #define PREP_Q4_0(o) \
-	VMOVDQU     o+2(SI), X4; \
-	VPSRLW      $4, X4, X5; \
-	VINSERTI128 $1, X5, Y4, Y4; \
-	VPAND       lo4<>(SB), Y4, Y4; \
+	VBROADCASTI128 o+2(SI), Y4; \
+	VPSRLVQ        nibshift<>(SB), Y4, Y4; \
+	VPAND          lo4<>(SB), Y4, Y4; \
 	VPSUBB      eights<>(SB), Y4, Y4; \
 	VPSIGNB     Y4, Y4, Y5; \
 	F16B(o(SI), X6, Y6)
 
 #define PREP_Q5_0(o) \
-	VMOVDQU      o+6(SI), X4; \
-	VPSRLW       $4, X4, X5; \
-	VINSERTI128  $1, X5, Y4, Y4; \
+	VBROADCASTI128 o+6(SI), Y4; \
+	VPSRLVQ      nibshift<>(SB), Y4, Y4; \
 	VPAND        lo4<>(SB), Y4, Y4; \
 	VPBROADCASTD o+2(SI), Y5; \
 	VPSHUFB      q5spread<>(SB), Y5, Y5; \
