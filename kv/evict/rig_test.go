@@ -24,7 +24,7 @@ type pattern struct {
 
 // rig drives a real cache exactly as the model does.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	c     *kv.Cache
 	shape kv.Shape
 	g     int
@@ -34,7 +34,7 @@ type rig struct {
 	out   []float32
 }
 
-func newRig(t *testing.T, layers, heads, g int, ev kv.Evictor, pat pattern) *rig {
+func newRig(t testing.TB, layers, heads, g int, ev kv.Evictor, pat pattern) *rig {
 	t.Helper()
 	shape := kv.Shape{Layers: layers, KVHeads: heads, HeadDim: dim}
 	cfg := kv.Config{K: kvquant.F32{}, V: kvquant.F32{}}
