@@ -201,6 +201,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	st.PromptTokens, st.PromptTime = len(req.Prompt), time.Since(t0)
 	t1 := time.Now()
 	pos := len(req.Prompt)
+	next := make([]int, 1) // reused: a slice literal per step would escape
 	for st.GeneratedTokens < maxTokens {
 		if err := ctx.Err(); err != nil {
 			break
@@ -219,7 +220,8 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 		if st.GeneratedTokens == maxTokens {
 			break
 		}
-		if logits, err = state.Forward(cache, []int{id}, pos); err != nil {
+		next[0] = id
+		if logits, err = state.Forward(cache, next, pos); err != nil {
 			return st, err
 		}
 		st.PeakKVBytes = max(st.PeakKVBytes, cache.Bytes())

@@ -351,3 +351,21 @@ func FromF16(dst []float32, src []uint16) {
 		dst[i] = quant.F16ToF32(src[i])
 	}
 }
+
+// ExpShift replaces x[i] by e^(x[i]-m) and returns their sum: the
+// exponentials of an online softmax, whose running maximum m the caller
+// keeps. -Inf entries become 0. x[i]-m must not be positive.
+func ExpShift(x []float32, m float32) float32 {
+	i := 0
+	var sum float64
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		sum = expSubAVX2(&x[0], m, i)
+	}
+	for ; i < len(x); i++ {
+		e := float32(math.Exp(float64(x[i] - m)))
+		x[i] = e
+		sum += float64(e)
+	}
+	return float32(sum)
+}

@@ -321,3 +321,29 @@ func TestSoftmaxMaxIgnoresNaN(t *testing.T) {
 		t.Errorf("max = %g, want 22", m)
 	}
 }
+
+func TestExpShift(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 100} {
+		x := make([]float32, n)
+		want := make([]float64, n)
+		m := float32(3)
+		var wsum float64
+		for i := range x {
+			x[i] = float32(i%13)*0.37 - 2
+			if i%11 == 5 {
+				x[i] = float32(math.Inf(-1))
+			}
+			want[i] = math.Exp(float64(x[i]) - float64(m))
+			wsum += want[i]
+		}
+		sum := ExpShift(x, m)
+		for i := range x {
+			if math.Abs(float64(x[i])-want[i]) > 1e-6*want[i]+1e-30 {
+				t.Fatalf("n=%d: e[%d] = %g, want %g", n, i, x[i], want[i])
+			}
+		}
+		if math.Abs(float64(sum)-wsum) > 1e-5*wsum+1e-30 {
+			t.Errorf("n=%d: sum %g, want %g", n, sum, wsum)
+		}
+	}
+}

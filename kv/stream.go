@@ -368,14 +368,7 @@ func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale fl
 			clear(row)
 			continue
 		}
-		var sum float32
-		mj := m[j]
-		for i, x := range row {
-			e := float32(math.Exp(float64(x - mj)))
-			row[i] = e
-			sum += e
-		}
-		l[j] += sum
+		l[j] += kernel.ExpShift(row, m[j])
 	}
 	v.AddWeighted(w, g, out)
 }

@@ -25,6 +25,8 @@ type State struct {
 	owner     []int32 // segment of each batch row
 	tokens    []int
 	ctx       int
+	attn      attnJob
+	seg       [1]segment // ForwardEach's single segment, kept to avoid allocating
 }
 
 // NewState allocates scratch for batches of up to maxBatch tokens with a
@@ -102,8 +104,8 @@ func (s *State) ForwardEach(cache *kv.Cache, tokens []int, startPos, from int, f
 	for done := 0; done < len(tokens); done += s.maxBatch {
 		end := min(done+s.maxBatch, len(tokens))
 		first := max(from, done) - done // first row of this batch that needs logits
-		seg := []segment{{cache: cache, tokens: tokens[done:end], start: startPos + done, firstLogit: first}}
-		if err := s.forwardBatch(seg); err != nil {
+		s.seg[0] = segment{cache: cache, tokens: tokens[done:end], start: startPos + done, firstLogit: first}
+		if err := s.forwardBatch(s.seg[:]); err != nil {
 			return err
 		}
 		for i := done + first; i < end; i++ {
@@ -168,6 +170,27 @@ func (s *State) ForwardSeqs(seqs []Seq) ([][]float32, error) {
 	return out, nil
 }
 
+// attnJob runs attention for (token, KV head) pairs on the pool. It lives
+// in the State and is refilled per layer, so the decode loop does not
+// allocate a closure per call.
+type attnJob struct {
+	s      *State
+	segs   []segment
+	layer  int
+	q, att []float32
+}
+
+func (j *attnJob) Run(w, lo, hi int) {
+	c := j.s.m.Config
+	D, group := c.HeadDim, c.Heads/c.KVHeads
+	qDim := c.Heads * D
+	for x := lo; x < hi; x++ {
+		i, h := x/c.KVHeads, x%c.KVHeads
+		off := i*qDim + h*group*D
+		j.segs[j.s.owner[i]].cache.Attend(j.layer, h, j.q[off:off+group*D], group, j.s.pos[i], j.att[off:off+group*D], j.s.scratch[w])
+	}
+}
+
 // segment is the part of a batch that belongs to one sequence; logits are
 // computed for its tokens from index firstLogit on.
 type segment struct {
@@ -212,7 +235,6 @@ func (s *State) forwardBatch(segs []segment) error {
 	q, k, v := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim]
 	att, attO := s.att[:n*qDim], s.attO[:n*E]
 	gate, up := s.gate[:n*c.FFN], s.up[:n*c.FFN]
-	group := c.Heads / c.KVHeads
 
 	for li := range m.Layers {
 		l := &m.Layers[li]
@@ -248,13 +270,8 @@ func (s *State) forwardBatch(segs []segment) error {
 		}
 		// One task per (token, KV head): the group of query heads that share
 		// a KV head reads each cached page once.
-		s.pool.ForWorker(n*c.KVHeads, 1, func(w, lo, hi int) {
-			for j := lo; j < hi; j++ {
-				i, h := j/c.KVHeads, j%c.KVHeads
-				off := i*qDim + h*group*D
-				segs[owner[i]].cache.Attend(li, h, q[off:off+group*D], group, pos[i], att[off:off+group*D], s.scratch[w])
-			}
-		})
+		s.attn = attnJob{s: s, segs: segs, layer: li, q: q, att: att}
+		s.pool.Run(n*c.KVHeads, 1, &s.attn)
 		l.O.MatMul(s.pool, attO, att, n, s.act)
 		kernel.Add(x, attO)
 

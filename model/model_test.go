@@ -187,3 +187,34 @@ func TestForwardSeqsMatchesSeparateRuns(t *testing.T) {
 		t.Error("batch larger than the state accepted")
 	}
 }
+
+// TestDecodeDoesNotAllocate checks that a decode step (one token through
+// every layer, attention included) allocates nothing once warmed up.
+func TestDecodeDoesNotAllocate(t *testing.T) {
+	m, _ := openModel(t, "models/stories260K.gguf")
+	pool := kernel.NewPool(2)
+	defer pool.Close()
+	cache, _ := kv.New(m.CacheShape(), kv.Config{K: kvquant.F16{}, V: kvquant.F16{}}, 512)
+	st := m.NewState(pool, 32, 512)
+	if _, err := st.Forward(cache, []int{1, 403, 407, 261, 378}, 0); err != nil {
+		t.Fatal(err)
+	}
+	pos := 5
+	// Warm up past a page boundary so page allocation is not counted.
+	for ; pos < 40; pos++ {
+		st.Forward(cache, []int{pos % 500}, pos)
+	}
+	tok := make([]int, 1)
+	allocs := testing.AllocsPerRun(20, func() {
+		tok[0] = pos % 500
+		if _, err := st.Forward(cache, tok, pos); err != nil {
+			t.Fatal(err)
+		}
+		pos++
+	})
+	// A new page of 32 tokens per stream is allocated every 32 steps;
+	// 20 steps from position 40 stay within the page of 32..63.
+	if allocs != 0 {
+		t.Errorf("a decode step allocates %.1f times", allocs)
+	}
+}
