@@ -25,8 +25,8 @@ import (
 //     window clipped at the ends: max pooling ignores the padding (as
 //     PyTorch's -inf padding does), avg pooling divides by the full kernel
 //     (PyTorch's avg_pool1d default count_include_pad=true, which the
-//     authors' code uses). Defaults are the paper's LongBench setting:
-//     window 32, kernel 7, max pooling.
+//     authors' code uses). Defaults are the setting of the authors'
+//     LongBench runs as we read them: window 32, kernel 7, max pooling.
 //   - If the window is not smaller than the budget (short prompts, tiny
 //     budgets), the kept window shrinks to half the budget (at least one
 //     token) and the rest is selected by score; the scores still come from
