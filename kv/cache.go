@@ -47,7 +47,7 @@ type Cache struct {
 	obsFrom  int32   // collect attention of queries at positions >= obsFrom (prefill)
 	observe  bool    // collect the current step's attention (decode)
 	promptN  int
-	appended int // tokens appended since creation
+	views    []LayerView // per layer, made on first use
 }
 
 // New returns an empty cache for a sequence of up to capacity positions.
@@ -166,12 +166,18 @@ func (c *Cache) EndPrefill() {
 	}
 }
 
+// layerView is what the evictor sees of layer l; the views are made once
+// so that decode steps do not allocate.
 func (c *Cache) layerView(l int) *LayerView {
-	return &LayerView{
-		Layer: l, Layers: c.shape.Layers,
-		Streams: c.streams[l*c.shape.KVHeads : (l+1)*c.shape.KVHeads],
-		Prompt:  c.promptN,
+	if c.views == nil {
+		c.views = make([]LayerView, c.shape.Layers)
+		for i := range c.views {
+			c.views[i] = LayerView{Layer: i, Layers: c.shape.Layers, Streams: c.streams[i*c.shape.KVHeads : (i+1)*c.shape.KVHeads]}
+		}
 	}
+	v := &c.views[l]
+	v.Prompt = c.promptN
+	return v
 }
 
 // Begin starts a batch of tokens at the given positions; every layer then
@@ -220,7 +226,6 @@ func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []
 
 // End closes a batch. After a decode step the evictor may drop tokens.
 func (c *Cache) End() {
-	c.appended += len(c.batch)
 	if c.prefill || c.cfg.Evictor == nil {
 		return
 	}
@@ -265,6 +270,7 @@ func FullF16Bytes(s Shape, n int) int64 {
 func (c *Cache) Fork() *Cache {
 	f := *c
 	f.batch = nil
+	f.views = nil
 	f.streams = make([]*Stream, len(c.streams))
 	for i, s := range c.streams {
 		f.streams[i] = s.fork()

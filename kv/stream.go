@@ -241,7 +241,10 @@ func (s *Stream) compact() {
 		per = PageTokens
 	}
 	dense := (live + per - 1) / per
-	if len(s.pages) <= 2*dense+1 {
+	// Re-encode once a quarter of the pages (plus two) are wasted: often
+	// enough that memory follows the live tokens under per-step eviction
+	// (TOVA, H2O delete from the middle), rarely enough to cost little.
+	if len(s.pages) <= dense+dense/4+2 {
 		return
 	}
 	k := make([]float32, live*s.d)
