@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -62,15 +65,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// kvgo serve on a free loopback port, kvgo loadtest against it, then the
-// drain on shutdown.
-func TestServeAndLoadtest(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var serveErr syncBuffer
+// startServe runs kvgo serve in-process on a free loopback port and
+// returns its URL and the channel its exit code arrives on.
+func startServe(t *testing.T, ctx context.Context, serveErr *syncBuffer, flags ...string) (string, chan int) {
+	t.Helper()
 	exited := make(chan int, 1)
 	go func() {
-		exited <- runMain(ctx, []string{"serve", "--port", "0", "--kv-mem", "4MiB", "--max-seqs", "4", "-t", "1"}, &bytes.Buffer{}, &serveErr)
+		exited <- runMain(ctx, append([]string{"serve", "--port", "0", "-t", "1"}, flags...), &bytes.Buffer{}, serveErr)
 	}()
 	var addr string
 	deadline := time.Now().Add(20 * time.Second)
@@ -89,6 +90,16 @@ func TestServeAndLoadtest(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return addr, exited
+}
+
+// kvgo serve on a free loopback port, kvgo loadtest against it, then the
+// drain on shutdown.
+func TestServeAndLoadtest(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var serveErr syncBuffer
+	addr, exited := startServe(t, ctx, &serveErr, "--kv-mem", "4MiB", "--max-seqs", "4")
 	for _, kv := range []string{"", "snapkv(budget=16)+q4"} {
 		args := []string{"loadtest", "--url", addr, "-c", "3", "--requests", "6", "--duration", "20s", "--prompt-tokens", "40", "--max-tokens", "6", "--json"}
 		if kv != "" {
@@ -110,6 +121,42 @@ func TestServeAndLoadtest(t *testing.T) {
 	select {
 	case code := <-exited:
 		if code != 0 || !strings.Contains(serveErr.String(), "stopped") {
+			t.Errorf("serve exited with %d: %s", code, serveErr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+// A stream still running when the drain timeout passes ends with an error
+// event and [DONE], and serve exits cleanly.
+func TestServeDrainTimeout(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var serveErr syncBuffer
+	addr, exited := startServe(t, ctx, &serveErr, "--drain-timeout", "300ms")
+	body := strings.NewReader(`{"model":"kvgo-tiny","prompt":"An endless story","max_tokens":2000,"stream":true,"ignore_eos":true}`)
+	resp, err := http.Post(addr+"/v1/completions", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if _, err := rd.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // as SIGTERM
+	rest, err := io.ReadAll(rd)
+	if err != nil {
+		t.Fatalf("reading the stream after shutdown: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rest)), "\n\n")
+	if n := len(lines); n < 2 || lines[n-1] != "data: [DONE]" || !strings.Contains(lines[n-2], "shutting_down") {
+		t.Errorf("the stream ended with %q", lines[max(0, len(lines)-2):])
+	}
+	select {
+	case code := <-exited:
+		if code != 0 {
 			t.Errorf("serve exited with %d: %s", code, serveErr.String())
 		}
 	case <-time.After(30 * time.Second):
