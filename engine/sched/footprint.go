@@ -218,7 +218,7 @@ type plan struct {
 	hasBudget  bool
 	budget     kv.Budget
 	streams    int64
-	slack      int64 // per stream: absorbs re-encoded pages and tail capacity after eviction
+	tailSlack  int64 // per stream: F32 tail capacity a group codec may keep after eviction
 }
 
 // stepEvictors are the evictors that keep a stream at its budget during
@@ -246,10 +246,9 @@ func (f *footprint) plan(r *recipe.Recipe) (*plan, error) {
 		if b, ok := r.Evictor.Args["budget"].(kv.Budget); ok {
 			p.budget, p.hasBudget = b, true
 		}
-		// Two pages of the codec plus a full F32 residual window: what a
-		// stream can hold beyond its tokens' dense encoding after Keep
-		// compacts pages and the tail keeps its capacity.
-		p.slack = cp.bytes(2*kv.PageTokens) + int64(residualOf(r))*int64(f.shape.HeadDim)*8*2
+		// A full F32 residual window twice over: the tail capacity a
+		// group codec's stream may keep after Keep.
+		p.tailSlack = int64(residualOf(r)) * int64(f.shape.HeadDim) * 8 * 2
 	}
 	return p, nil
 }
@@ -283,7 +282,7 @@ func (p *plan) admit(n, gen int) int64 {
 	if p.stepEvicts && p.hasBudget {
 		after = max(k, min(k+gen, p.budget.Resolve(n)))
 	}
-	return max(staged, p.streams*(p.codec.bytes(after)+p.slack))
+	return max(staged, p.streams*(p.codec.bytes(after)+p.slack(after)))
 }
 
 // running is the reservation of a sequence whose prompt is done: its real
@@ -298,5 +297,15 @@ func (p *plan) running(actual int64, l, prompt, rem int) int64 {
 		to = max(l, min(l+rem, p.budget.Resolve(prompt)))
 	}
 	grow := p.codec.bytes(to) - p.codec.exact(l)
-	return actual + p.streams*(max(grow, 0)+p.slack)
+	return actual + p.streams*(max(grow, 0)+p.slack(to))
+}
+
+// slack is what a stream of an evicting recipe holding up to k tokens can
+// hold beyond their dense encoding: Stream.Keep deletes codes from pages
+// and re-packs them only once about a quarter of the pages are wasted
+// (kv.Stream.compact), and a decode step may open a page before the
+// evictor deletes; so a quarter of the tokens plus three pages, and the
+// residual tail capacity.
+func (p *plan) slack(k int) int64 {
+	return p.codec.bytes(k/4+3*kv.PageTokens) + p.tailSlack
 }

@@ -291,7 +291,7 @@ func TestReservationBoundsRealBytes(t *testing.T) {
 		}
 	}
 	ids := prompt(t, longText(100))
-	for _, rs := range []string{"f16", "q8", "q4", "kivi(bits=2,residual=32)", "snapkv(budget=40)+q8", "h2o(budget=48)+q4", "streaming(budget=40)+kivi(bits=4,residual=16)"} {
+	for _, rs := range []string{"f16", "q8", "q4", "kivi(bits=2,residual=32)", "snapkv(budget=40)+q8", "h2o(budget=48)+q4", "tova(budget=64)+q8", "streaming(budget=40)+kivi(bits=4,residual=16)"} {
 		r := mustRecipe(t, rs)
 		p, err := s.fp.plan(r)
 		if err != nil {
