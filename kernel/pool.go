@@ -59,6 +59,7 @@ type Pool struct {
 
 	job         Job
 	size, chunk int
+	panicked    atomic.Pointer[any] // first panic of the current job
 
 	// Reusable jobs, so that the calls that build them do not allocate.
 	fj  funcJob
@@ -209,6 +210,30 @@ func (p *Pool) Run(n, grain int, j Job) {
 		}
 	}
 	p.job = nil
+	if v := p.panicked.Swap(nil); v != nil {
+		panic(*v)
+	}
+}
+
+// runChunk runs one chunk of the current job. A panic in the job is kept
+// (the first one wins) and raised again by Run in its caller once every
+// chunk is done, so that a failing job fails the call that ran it — which
+// a server can recover from — instead of killing the process from a
+// worker goroutine, and the pool stays usable.
+func (p *Pool) runChunk(w, lo, hi int) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.keepPanic(r)
+		}
+	}()
+	p.job.Run(w, lo, hi)
+}
+
+// keepPanic records the first panic of a job. It is a separate function so
+// that only a panicking chunk allocates the saved value.
+func (p *Pool) keepPanic(r any) {
+	v := r
+	p.panicked.CompareAndSwap(nil, &v)
 }
 
 // work claims and runs chunks of job gen until none are left.
@@ -226,7 +251,7 @@ func (p *Pool) work(w int, gen uint32) {
 			continue
 		}
 		lo := c * p.chunk
-		p.job.Run(w, lo, min(lo+p.chunk, p.size))
+		p.runChunk(w, lo, min(lo+p.chunk, p.size))
 		if p.finished.Add(1) == int64(chunks) && w != 0 && p.waiting.CompareAndSwap(true, false) {
 			p.done <- struct{}{}
 		}

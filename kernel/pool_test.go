@@ -71,3 +71,34 @@ func BenchmarkPoolRun(b *testing.B) {
 		p.Run(1024, 16, j)
 	}
 }
+
+// panicJob panics on the chunk that holds index at.
+type panicJob struct{ at int }
+
+func (j *panicJob) Run(_, lo, hi int) {
+	if lo <= j.at && j.at < hi {
+		panic("boom")
+	}
+}
+
+// TestPanicInJobReachesCaller checks that a panic on any worker comes back
+// to Run's caller, and that the pool still works afterwards.
+func TestPanicInJobReachesCaller(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	for _, at := range []int{0, 500, 999} {
+		func() {
+			defer func() {
+				if r := recover(); r != "boom" {
+					t.Errorf("at %d: recovered %v, want boom", at, r)
+				}
+			}()
+			p.Run(1000, 1, &panicJob{at: at})
+		}()
+	}
+	var sum atomic.Int64
+	p.For(1000, 1, func(lo, hi int) { sum.Add(int64(hi - lo)) })
+	if sum.Load() != 1000 {
+		t.Errorf("after panics the pool covered %d of 1000", sum.Load())
+	}
+}
