@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -39,6 +41,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batch := fs.Int("b", 512, "prompt tokens per forward pass")
 	kvFlag := fs.String("kv", recipe.Default, "KV `recipes` to compare, separated by ';'")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measurements to `file` (go tool pprof)")
 	membw := fs.Bool("membw", false, "measure memory bandwidth and show each tg test's bound (bandwidth / bytes read per token)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -85,7 +88,20 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "| %-40s | %-7s | %6d | %10.2f ± %7.2f | %11s | %6.3f |\n", r.Recipe, r.Test, r.Depth, r.TokPerSec, r.StdDev, bytesString(r.KVBytes), r.Ratio)
 		}
 	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	results, err := bench.Run(ctx, e, cfg)
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	rss := peakRSS() // before the bandwidth test's buffer
 	var bw float64
 	if *membw && err == nil {
