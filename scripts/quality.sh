@@ -41,6 +41,18 @@ out=docs/QUALITY.md
   echo "## kvgo-tiny (embedded), long prose (the prompts of eval/retrieval-dev.jsonl), context 2048, 4 chunks"
   echo
   "$bin" eval fidelity -f "$shared/eval/retrieval-dev.jsonl" --ctx 2048 --chunks 4 --kv "$all" --format markdown
+  echo
+  echo "## kvgo-tiny, passkey retrieval (eval/retrieval-dev.jsonl, first 8 cases per length), budget 25%"
+  echo
+  echo "Greedy answers scored by containment (\`kvgo eval\`); KV/full is the cache at the end of each case,"
+  echo "peak/full includes the F32 staging of the prompt that evictors select from."
+  echo
+  echo '```'
+  "$bin" eval --tasks "$shared/eval/retrieval-dev.jsonl" --suite passkey --lengths 256,512,1024 --cases 8 \
+    --fidelity-chunks 0 --quiet -o "$(mktemp -d)" \
+    --kv "f16;q8;kivi(bits=4);kivi(bits=2);streaming(budget=0.25);h2o(budget=0.25);tova(budget=0.25);snapkv(budget=0.25);pyramidkv(budget=0.25);kvcrush(budget=0.25)" \
+    | grep -v '^report:\|^        /'
+  echo '```'
   cat scripts/quality-notes.md
 } > "$out.tmp"
 mv "$out.tmp" "$out"
