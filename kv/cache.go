@@ -41,13 +41,13 @@ type Cache struct {
 	streams  []*Stream // layer*KVHeads + head
 	scale    float32
 
-	batch    []int32 // positions of the current batch
-	next     int32   // one past the largest position seen
-	prefill  bool    // staging a prompt for the evictor
-	obsFrom  int32   // collect attention of queries at positions >= obsFrom (prefill)
-	observe  bool    // collect the current step's attention (decode)
-	promptN  int
-	views    []LayerView // per layer, made on first use
+	batch   []int32 // positions of the current batch
+	next    int32   // one past the largest position seen
+	prefill bool    // staging a prompt for the evictor
+	obsFrom int32   // collect attention of queries at positions >= obsFrom (prefill)
+	observe bool    // collect the current step's attention (decode)
+	promptN int
+	views   []LayerView // per layer, made on first use
 }
 
 // New returns an empty cache for a sequence of up to capacity positions.
