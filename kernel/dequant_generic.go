@@ -1,0 +1,7 @@
+//go:build !amd64 || kvgo_generic
+
+package kernel
+
+func dequantI8AVX2(dst *float32, src *byte, n int, s float32)         { panic("unreachable") }
+func dequantU8AVX2(dst *float32, src *byte, n int, s, m float32)      { panic("unreachable") }
+func dequantU4AVX2(dst *float32, src *byte, nbytes int, s, m float32) { panic("unreachable") }
