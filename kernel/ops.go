@@ -173,42 +173,50 @@ func DotsF16(out, q []float32, k []uint16, stride int) {
 // Four queries at a time go through each key, so a key is loaded and
 // converted once for four heads.
 func DotsGroup(out, q []float32, g int, k []float32, stride int) {
-	dotsGroup(out, q, g, stride, func(o, qq []float32) { Dots(o, qq, k, stride) },
-		func(o []float32, qq []float32, d, n int) {
-			dotF32x4AVX2(&k[0], 4*stride, n, &qq[0], 4*d, d, &o[0], 4, 4*n)
-		}, len(k))
-}
-
-// DotsF16Group is DotsGroup for half-precision keys.
-func DotsF16Group(out, q []float32, g int, k []uint16, stride int) {
-	dotsGroup(out, q, g, stride, func(o, qq []float32) { DotsF16(o, qq, k, stride) },
-		func(o []float32, qq []float32, d, n int) {
-			dotF16x4AVX2(&k[0], 2*stride, n, &qq[0], 4*d, d, &o[0], 4, 4*n)
-		}, len(k))
-}
-
-// dotsGroup checks DotsGroup's arguments and runs four queries at a time
-// through x4 (on the AVX2 path), the rest one at a time through one.
-func dotsGroup(out, q []float32, g, stride int, one func(o, q []float32), x4 func(o, q []float32, d, n int), klen int) {
-	if g <= 0 || len(q)%g != 0 || len(out)%g != 0 {
-		panic("kernel: DotsGroup: q and out must hold g equal parts")
-	}
-	d, n := len(q)/g, len(out)/g
+	d, n := groupShape(out, q, g, stride, len(k))
 	if n == 0 {
 		return
-	}
-	if d > 0 && (n-1)*stride+d > klen {
-		panic("kernel: DotsGroup: keys out of range")
 	}
 	j := 0
 	if useAVX2 && d > 0 {
 		for ; j+4 <= g; j += 4 {
-			x4(out[j*n:(j+4)*n], q[j*d:(j+4)*d], d, n)
+			dotF32x4AVX2(&k[0], 4*stride, n, &q[j*d], 4*d, d, &out[j*n], 4, 4*n)
 		}
 	}
 	for ; j < g; j++ {
-		one(out[j*n:(j+1)*n], q[j*d:(j+1)*d])
+		Dots(out[j*n:(j+1)*n], q[j*d:(j+1)*d], k, stride)
 	}
+}
+
+// DotsF16Group is DotsGroup for half-precision keys.
+func DotsF16Group(out, q []float32, g int, k []uint16, stride int) {
+	d, n := groupShape(out, q, g, stride, len(k))
+	if n == 0 {
+		return
+	}
+	j := 0
+	if useAVX2 && d > 0 {
+		for ; j+4 <= g; j += 4 {
+			dotF16x4AVX2(&k[0], 2*stride, n, &q[j*d], 4*d, d, &out[j*n], 4, 4*n)
+		}
+	}
+	for ; j < g; j++ {
+		DotsF16(out[j*n:(j+1)*n], q[j*d:(j+1)*d], k, stride)
+	}
+}
+
+// groupShape checks DotsGroup's arguments and returns the head size d and
+// the number of keys n. (It used to take the per-format loops as closures,
+// which made callers' stack buffers escape to the heap.)
+func groupShape(out, q []float32, g, stride, klen int) (d, n int) {
+	if g <= 0 || len(q)%g != 0 || len(out)%g != 0 {
+		panic("kernel: DotsGroup: q and out must hold g equal parts")
+	}
+	d, n = len(q)/g, len(out)/g
+	if n > 0 && d > 0 && (n-1)*stride+d > klen {
+		panic("kernel: DotsGroup: keys out of range")
+	}
+	return d, n
 }
 
 func dotGo(a, b []float32) float32 {

@@ -347,3 +347,17 @@ func TestExpShift(t *testing.T) {
 		}
 	}
 }
+
+// TestDotsGroupKeepsStackBuffers checks that DotsGroup does not make a
+// caller's stack scratch escape (it allocated when it took closures).
+func TestDotsGroupKeepsStackBuffers(t *testing.T) {
+	q := make([]float32, 7*64)
+	allocs := testing.AllocsPerRun(50, func() {
+		var keys [8 * 64]float32
+		var out [7 * 8]float32
+		DotsGroup(out[:], q, 7, keys[:], 64)
+	})
+	if allocs != 0 {
+		t.Errorf("DotsGroup with stack buffers allocates %.0f times", allocs)
+	}
+}
