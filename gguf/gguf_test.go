@@ -215,21 +215,17 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestBadTensorInfo(t *testing.T) {
-	build := func(typ TensorType, shape []uint64, n int) []byte {
-		var b Builder
-		b.AddTensor("w", TypeF32, []uint64{uint64(n)}, make([]byte, 4*n))
-		var buf bytes.Buffer
-		if _, err := b.WriteTo(&buf); err != nil {
-			t.Fatal(err)
-		}
-		data := buf.Bytes()
-		// Rewrite the tensor info: name len 8 at 24, "w" at 32, n_dims at 33.
-		off := 24 + 8 + 1
-		binary.LittleEndian.PutUint32(data[off:], uint32(len(shape)))
-		_ = typ
-		return data
+	// Rewrite the dimension count of a valid file's only tensor info
+	// (name length 8 at 24, "w" at 32, n_dims at 33) to 5.
+	var b0 Builder
+	b0.AddTensor("w", TypeF32, []uint64{4}, make([]byte, 16))
+	var buf0 bytes.Buffer
+	if _, err := b0.WriteTo(&buf0); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := Parse(build(TypeF32, make([]uint64, 5), 4)); err == nil || !strings.Contains(err.Error(), "dimensions") {
+	fiveDims := buf0.Bytes()
+	binary.LittleEndian.PutUint32(fiveDims[24+8+1:], 5)
+	if _, err := Parse(fiveDims); err == nil || !strings.Contains(err.Error(), "dimensions") {
 		t.Errorf("5 dims: %v", err)
 	}
 	// Unknown tensor type and a huge shape.
@@ -288,4 +284,32 @@ func FuzzParse(f *testing.F) {
 			_ = kv.Value.Format(8)
 		}
 	})
+}
+
+func TestInt32sWidens(t *testing.T) {
+	var b Builder
+	b.Set("i8", []int8{-1, 2})
+	b.Set("u16", []uint16{65535})
+	b.Set("u32", []uint32{7})
+	b.Set("u32big", []uint32{1 << 31})
+	b.Set("f", []float32{1})
+	var buf bytes.Buffer
+	if _, err := b.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string][]int32{"i8": {-1, 2}, "u16": {65535}, "u32": {7}} {
+		if got, err := f.Int32s(key); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %v, %v", key, got, err)
+		}
+	}
+	if _, err := f.Int32s("u32big"); err == nil || !strings.Contains(err.Error(), "overflows") {
+		t.Errorf("u32 beyond int32: %v", err)
+	}
+	if _, err := f.Int32s("f"); err == nil {
+		t.Error("float array accepted as int32s")
+	}
 }

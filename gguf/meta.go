@@ -150,38 +150,20 @@ func (f *File) Int32s(key string) ([]int32, error) {
 	case []int32:
 		return d, nil
 	case []uint32:
-		out := make([]int32, len(d))
 		for i, x := range d {
 			if x > math.MaxInt32 {
 				return nil, fmt.Errorf("gguf: %q element %d = %d overflows int32", key, i, x)
 			}
-			out[i] = int32(x)
 		}
-		return out, nil
+		return widen(d), nil
 	case []int8:
-		out := make([]int32, len(d))
-		for i, x := range d {
-			out[i] = int32(x)
-		}
-		return out, nil
+		return widen(d), nil
 	case []uint8:
-		out := make([]int32, len(d))
-		for i, x := range d {
-			out[i] = int32(x)
-		}
-		return out, nil
+		return widen(d), nil
 	case []int16:
-		out := make([]int32, len(d))
-		for i, x := range d {
-			out[i] = int32(x)
-		}
-		return out, nil
+		return widen(d), nil
 	case []uint16:
-		out := make([]int32, len(d))
-		for i, x := range d {
-			out[i] = int32(x)
-		}
-		return out, nil
+		return widen(d), nil
 	}
 	return nil, typeErr(key, v, "array of int32")
 }
@@ -206,4 +188,14 @@ func asUint(v Value) (uint64, bool) {
 		return uint64(d), d >= 0
 	}
 	return 0, false
+}
+
+// widen converts an integer array that fits in int32 (checked by the
+// caller) to []int32.
+func widen[T int8 | uint8 | int16 | uint16 | uint32](d []T) []int32 {
+	out := make([]int32, len(d))
+	for i, x := range d {
+		out[i] = int32(x)
+	}
+	return out
 }

@@ -211,6 +211,13 @@ func TestFullF16BytesIsTheF16Cache(t *testing.T) {
 		if got, want := c.Bytes(), kv.FullF16Bytes(shape, n); got != want {
 			t.Errorf("n=%d: F16 cache holds %d bytes, FullF16Bytes says %d", n, got, want)
 		}
+		var perLayer int64
+		for l := 0; l < shape.Layers; l++ {
+			perLayer += c.LayerBytes(l)
+		}
+		if perLayer != c.Bytes() {
+			t.Errorf("n=%d: layers hold %d bytes in all, the cache %d", n, perLayer, c.Bytes())
+		}
 	}
 }
 
