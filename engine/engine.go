@@ -175,33 +175,21 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
-	cache, err := e.NewCache(req.KV, n)
+	sess, err := e.NewSession(req.KV, n, len(req.Prompt))
 	if err != nil {
 		return st, err
 	}
-	state := e.Model.NewState(e.Pool, min(prefillChunk, len(req.Prompt)), n)
 	for _, id := range req.Prompt {
 		sampler.Accept(id)
 	}
 	t0 := time.Now()
-	cache.BeginPrefill(len(req.Prompt))
-	// Prefill in chunks so that cancellation is noticed within one chunk.
-	var logits []float32
-	for done := 0; done < len(req.Prompt); done += prefillChunk {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		end := min(done+prefillChunk, len(req.Prompt))
-		if logits, err = state.Forward(cache, req.Prompt[done:end], done); err != nil {
-			return st, err
-		}
+	logits, err := sess.Prefill(ctx, req.Prompt)
+	if err != nil {
+		return st, err
 	}
-	st.PeakKVBytes = cache.Bytes()
-	cache.EndPrefill()
 	st.PromptTokens, st.PromptTime = len(req.Prompt), time.Since(t0)
 	t1 := time.Now()
 	pos := len(req.Prompt)
-	next := make([]int, 1) // reused: a slice literal per step would escape
 	for st.GeneratedTokens < maxTokens {
 		if err := ctx.Err(); err != nil {
 			break
@@ -220,16 +208,14 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 		if st.GeneratedTokens == maxTokens {
 			break
 		}
-		next[0] = id
-		if logits, err = state.Forward(cache, next, pos); err != nil {
+		if logits, err = sess.Step(id, pos); err != nil {
 			return st, err
 		}
-		st.PeakKVBytes = max(st.PeakKVBytes, cache.Bytes())
 		pos++
 	}
 	st.GenerateTime = time.Since(t1)
-	st.KVBytes = cache.Bytes()
-	st.PeakKVBytes = max(st.PeakKVBytes, st.KVBytes)
-	st.FullKVBytes = e.FullCacheBytes(cache.NextPos())
+	st.KVBytes = sess.Cache.Bytes()
+	st.PeakKVBytes = max(sess.PeakBytes, st.KVBytes)
+	st.FullKVBytes = e.FullCacheBytes(sess.Cache.NextPos())
 	return st, nil
 }

@@ -93,11 +93,11 @@ func TestEvalLogitsAreGenerates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := newSession(e, r, e.Model.ContextLen, len(prompt))
+		s, err := e.NewSession(r, e.Model.ContextLen, len(prompt))
 		if err != nil {
 			t.Fatal(err)
 		}
-		logits, err := s.prefill(prompt)
+		logits, err := s.Prefill(context.Background(), prompt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestEvalLogitsAreGenerates(t *testing.T) {
 			if got := argmax64(lp); got != id {
 				t.Fatalf("%s: token %d: eval's logits pick %d, Generate picked %d", rs, i, got, id)
 			}
-			if logits, err = s.step(id, len(prompt)+i); err != nil {
+			if logits, err = s.Step(id, len(prompt)+i); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
-	"github.com/kvgo/kvgo/model"
 )
 
 // Fidelity compares a recipe with the full cache on the same tokens. Both
@@ -104,11 +103,11 @@ chunkLoop:
 		if e.Tok.AddBOS() {
 			chunk[0] = e.Tok.BOS()
 		}
-		bs, err := newSession(e, base, n, ctxLen)
+		bs, err := e.NewSession(base, n, ctxLen)
 		if err != nil {
 			return nil, nil, fmt.Errorf("base %s: %w", base, err)
 		}
-		lb, err := bs.prefill(chunk[:ctxLen])
+		lb, err := bs.Prefill(context.Background(), chunk[:ctxLen])
 		if err != nil {
 			return nil, nil, fmt.Errorf("base %s: %w", base, err)
 		}
@@ -126,7 +125,7 @@ chunkLoop:
 						break chunkLoop
 					}
 				}
-				if lb, err = bs.step(chunk[j], j); err != nil {
+				if lb, err = bs.Step(chunk[j], j); err != nil {
 					return nil, nil, fmt.Errorf("base %s: %w", base, err)
 				}
 				progress(1)
@@ -138,7 +137,7 @@ chunkLoop:
 					continue
 				}
 				if j >= ctxLen {
-					if l.logits, l.err = l.s.step(chunk[j], j); l.err != nil {
+					if l.logits, l.err = l.s.Step(chunk[j], j); l.err != nil {
 						continue
 					}
 					progress(1)
@@ -171,7 +170,7 @@ chunkLoop:
 // lane is one recipe's side of the lockstep comparison.
 type lane struct {
 	r      *recipe.Recipe
-	s      *session
+	s      *engine.Session
 	logits []float32
 	lp     []float64
 	err    error
@@ -190,10 +189,10 @@ func (l *lane) startChunk(e *engine.Engine, n int, prompt []int) {
 		return
 	}
 	l.pendingKLD, l.pendBase, l.pendRec, l.pendAgree = l.pendingKLD[:0], 0, 0, 0
-	if l.s, l.err = newSession(e, l.r, n, len(prompt)); l.err != nil {
+	if l.s, l.err = e.NewSession(l.r, n, len(prompt)); l.err != nil {
 		return
 	}
-	l.logits, l.err = l.s.prefill(prompt)
+	l.logits, l.err = l.s.Prefill(context.Background(), prompt)
 }
 
 func (l *lane) score(lpBase []float64, top, next int) {
@@ -214,8 +213,8 @@ func (l *lane) endChunk(e *engine.Engine) {
 	l.nllBase += l.pendBase
 	l.nllRec += l.pendRec
 	l.agree += l.pendAgree
-	l.bytesSum += l.s.c.Bytes()
-	l.fullSum += kv.FullF16Bytes(e.Model.CacheShape(), l.s.c.NextPos())
+	l.bytesSum += l.s.Cache.Bytes()
+	l.fullSum += kv.FullF16Bytes(e.Model.CacheShape(), l.s.Cache.NextPos())
 	l.chunks++
 }
 
@@ -236,41 +235,6 @@ func (l *lane) result() Fidelity {
 	f.FullKVBytes = l.fullSum / int64(l.chunks)
 	f.Ratio = float64(l.bytesSum) / float64(l.fullSum)
 	return f
-}
-
-// session runs one sequence exactly as engine.Generate does (a cache from
-// engine.NewCache, a State sized min(512, prompt) like Generate's,
-// BeginPrefill/EndPrefill around the prompt, then one token per Forward),
-// so the logits compared here are the ones `kvgo run` samples from. A test
-// checks that greedy decoding from these logits reproduces Generate's
-// tokens.
-type session struct {
-	st *model.State
-	c  *kv.Cache
-}
-
-func newSession(e *engine.Engine, r *recipe.Recipe, n, promptLen int) (*session, error) {
-	c, err := e.NewCache(r, n)
-	if err != nil {
-		return nil, err
-	}
-	return &session{st: e.Model.NewState(e.Pool, min(512, promptLen), n), c: c}, nil
-}
-
-func (s *session) prefill(prompt []int) ([]float32, error) {
-	s.c.BeginPrefill(len(prompt))
-	l, err := s.st.Forward(s.c, prompt, 0)
-	if err != nil {
-		return nil, err
-	}
-	s.c.EndPrefill()
-	return l, nil
-}
-
-// step decodes token id at position pos; the returned logits are valid
-// until the next call.
-func (s *session) step(id, pos int) ([]float32, error) {
-	return s.st.Forward(s.c, []int{id}, pos)
 }
 
 // logSoftmax writes log(softmax(x)) into out, in float64.

@@ -10,7 +10,6 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
-	"github.com/kvgo/kvgo/model"
 )
 
 // PerplexityResult is the outcome of Perplexity.
@@ -65,14 +64,15 @@ func Perplexity(ctx context.Context, e *engine.Engine, tokens []int, n int, r *r
 		if e.Tok.AddBOS() {
 			chunk[0] = e.Tok.BOS()
 		}
-		cache, err := e.NewCache(r, n)
-		if err != nil {
-			return res, err
-		}
+		var err error
 		if !split {
+			var cache *kv.Cache
+			if cache, err = e.NewCache(r, n); err != nil {
+				return res, err
+			}
 			err = state.ForwardEach(cache, chunk[:n-1], 0, n/2, score)
 		} else {
-			err = scoreSplit(state, cache, chunk, score)
+			err = scoreSplit(ctx, e, r, chunk, score)
 		}
 		if err != nil {
 			return res, fmt.Errorf("chunk %d: %w", c, err)
@@ -90,20 +90,23 @@ func Perplexity(ctx context.Context, e *engine.Engine, tokens []int, n int, r *r
 	return res, nil
 }
 
-// scoreSplit prefills chunk[:n/2+1] as the compressed context, then decodes
-// the rest token by token, scoring the same positions as the batch path.
-func scoreSplit(state *model.State, cache *kv.Cache, chunk []int, score func(int, []float32) error) error {
+// scoreSplit prefills chunk[:n/2+1] as the compressed context of a fresh
+// engine.Session, then decodes the rest token by token, scoring the same
+// positions as the batch path.
+func scoreSplit(ctx context.Context, e *engine.Engine, r *recipe.Recipe, chunk []int, score func(int, []float32) error) error {
 	n := len(chunk)
 	ctxLen := n/2 + 1
-	cache.BeginPrefill(ctxLen)
-	logits, err := state.Forward(cache, chunk[:ctxLen], 0)
+	sess, err := e.NewSession(r, n, ctxLen)
 	if err != nil {
 		return err
 	}
-	cache.EndPrefill()
+	logits, err := sess.Prefill(ctx, chunk[:ctxLen])
+	if err != nil {
+		return err
+	}
 	for j := ctxLen - 1; j < n-1; j++ {
 		if j >= ctxLen {
-			if logits, err = state.Forward(cache, chunk[j:j+1], j); err != nil {
+			if logits, err = sess.Step(chunk[j], j); err != nil {
 				return err
 			}
 		}

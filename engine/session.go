@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/recipe"
+	"github.com/kvgo/kvgo/model"
+)
+
+// Session is one sequence being run: a cache built from a recipe and the
+// scratch memory of the forward pass. Generate, kvgo eval's task runs and
+// its fidelity comparison all go through it, so the logits they see are
+// the same.
+type Session struct {
+	State *model.State
+	Cache *kv.Cache
+	// PeakBytes is the largest the cache has been, a staged prompt before
+	// eviction included.
+	PeakBytes int64
+	next      []int // the decode step's one token, reused so it does not escape per step
+}
+
+// NewSession makes an empty sequence of up to n positions whose prompt has
+// promptLen tokens (it sizes the prefill batch).
+func (e *Engine) NewSession(r *recipe.Recipe, n, promptLen int) (*Session, error) {
+	c, err := e.NewCache(r, n)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{
+		State: e.Model.NewState(e.Pool, max(1, min(prefillChunk, promptLen)), n),
+		Cache: c,
+		next:  make([]int, 1),
+	}, nil
+}
+
+// Prefill runs the prompt from position 0 and returns the logits of its
+// last token. Evicting recipes compress the prompt when it is in (the
+// cache is staged between BeginPrefill and EndPrefill); cancellation is
+// noticed between chunks of prefillChunk tokens.
+func (s *Session) Prefill(ctx context.Context, prompt []int) ([]float32, error) {
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("empty prompt")
+	}
+	s.Cache.BeginPrefill(len(prompt))
+	var logits []float32
+	for done := 0; done < len(prompt); done += prefillChunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		end := min(done+prefillChunk, len(prompt))
+		var err error
+		if logits, err = s.State.Forward(s.Cache, prompt[done:end], done); err != nil {
+			return nil, err
+		}
+	}
+	s.PeakBytes = max(s.PeakBytes, s.Cache.Bytes())
+	s.Cache.EndPrefill()
+	return logits, nil
+}
+
+// Step decodes token id at position pos and returns the next logits,
+// valid until the next call.
+func (s *Session) Step(id, pos int) ([]float32, error) {
+	s.next[0] = id
+	logits, err := s.State.Forward(s.Cache, s.next, pos)
+	if err != nil {
+		return nil, err
+	}
+	s.PeakBytes = max(s.PeakBytes, s.Cache.Bytes())
+	return logits, nil
+}
