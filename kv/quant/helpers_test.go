@@ -90,6 +90,15 @@ func absDot(a, b []float32) float64 {
 	return s
 }
 
+// maxProd is max_i |a_i·b_i|.
+func maxProd(a, b []float32) float64 {
+	var m float64
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i])*float64(b[i])))
+	}
+	return m
+}
+
 func dot64(a, b []float32) float64 {
 	var s float64
 	for i := range a {

@@ -1,0 +1,187 @@
+//go:build !kvgo_generic
+
+#include "textflag.h"
+
+// Constants of the planar-code kernels (file-local).
+DATA nib<>+0(SB)/8, $0x000f000f000f000f
+DATA nib<>+8(SB)/8, $0x000f000f000f000f
+DATA nib<>+16(SB)/8, $0x000f000f000f000f
+DATA nib<>+24(SB)/8, $0x000f000f000f000f
+GLOBL nib<>(SB), RODATA|NOPTR, $32
+
+DATA pair<>+0(SB)/8, $0x0003000300030003
+DATA pair<>+8(SB)/8, $0x0003000300030003
+DATA pair<>+16(SB)/8, $0x0003000300030003
+DATA pair<>+24(SB)/8, $0x0003000300030003
+GLOBL pair<>(SB), RODATA|NOPTR, $32
+
+DATA absf<>+0(SB)/4, $0x7fffffff
+GLOBL absf<>(SB), RODATA|NOPTR, $4
+
+// HEAD multiplies the 64 codes of a chunk, widened to 16 bits in Y4
+// (channels 0..15), Y5 (16..31), Y6 (32..47) and Y7 (48..63), with the
+// 64 int16 query values at q+R13 and adds the eight dword pair sums into
+// acc. VPMADDWD cannot overflow: |u·q| <= 15·32767, and a row's sum stays
+// far inside int32 for any head size below 4096.
+#define HEAD(q, acc) \
+	VPMADDWD (q)(R13*1), Y4, Y8     \
+	VPMADDWD 32(q)(R13*1), Y5, Y9   \
+	VPADDD   Y9, Y8, Y8             \
+	VPMADDWD 64(q)(R13*1), Y6, Y9   \
+	VPADDD   Y9, Y8, Y8             \
+	VPMADDWD 96(q)(R13*1), Y7, Y9   \
+	VPADDD   Y9, Y8, Y8             \
+	VPADDD   Y8, acc, acc
+
+// UNPACK4 widens a 64-channel chunk of 4-bit planar codes (32 bytes at
+// SI): byte m holds channel m (low nibble) and m+32 (high nibble).
+#define UNPACK4 \
+	VPMOVZXBW (SI), Y4      \
+	VPMOVZXBW 16(SI), Y5    \
+	VPSRLW    $4, Y4, Y6    \
+	VPSRLW    $4, Y5, Y7    \
+	VPAND     Y15, Y4, Y4   \
+	VPAND     Y15, Y5, Y5   \
+	ADDQ      $32, SI
+
+// UNPACK2 widens a 64-channel chunk of 2-bit planar codes (16 bytes at
+// SI): bit pair p of byte m is channel m+16p.
+#define UNPACK2 \
+	VPMOVZXBW (SI), Y7      \
+	VPSRLW    $2, Y7, Y5    \
+	VPSRLW    $4, Y7, Y6    \
+	VPAND     Y15, Y7, Y4   \
+	VPAND     Y15, Y5, Y5   \
+	VPAND     Y15, Y6, Y6   \
+	VPSRLW    $6, Y7, Y7    \
+	ADDQ      $16, SI
+
+// DOTS4 is the body of the four-head kernels: for each of n rows, the
+// chunks are unpacked once and multiplied with the four heads' queries
+// (BX, R10, R11, R12; R13 the byte offset into them, 128 per chunk), the
+// four sums are reduced together, scaled, biased and stored to the heads'
+// rows (DI, R8, R9, R14), one float each. DX is the query's size in bytes.
+#define DOTS4(UNPACK) \
+	MOVQ    codes+0(FP), SI          \
+	MOVQ    n+8(FP), CX              \
+	MOVQ    d+16(FP), DX             \
+	SHLQ    $1, DX                   \
+	MOVQ    qs+24(FP), AX            \
+	MOVQ    0(AX), BX                \
+	MOVQ    8(AX), R10               \
+	MOVQ    16(AX), R11              \
+	MOVQ    24(AX), R12              \
+	MOVQ    sb+32(FP), AX            \
+	VMOVUPS (AX), X10                \
+	VMOVUPS 16(AX), X11              \
+	MOVQ    outs+40(FP), AX          \
+	MOVQ    0(AX), DI                \
+	MOVQ    8(AX), R8                \
+	MOVQ    16(AX), R9               \
+	MOVQ    24(AX), R14              \
+	TESTQ   CX, CX                   \
+	JZ      done                     \
+row:                                 \
+	VPXOR Y0, Y0, Y0                 \
+	VPXOR Y1, Y1, Y1                 \
+	VPXOR Y2, Y2, Y2                 \
+	VPXOR Y3, Y3, Y3                 \
+	XORQ  R13, R13                   \
+chunk:                               \
+	UNPACK                           \
+	HEAD(BX, Y0)                     \
+	HEAD(R10, Y1)                    \
+	HEAD(R11, Y2)                    \
+	HEAD(R12, Y3)                    \
+	ADDQ $128, R13                   \
+	CMPQ R13, DX                     \
+	JLT  chunk                       \
+	VPHADDD      Y1, Y0, Y0          \
+	VPHADDD      Y3, Y2, Y2          \
+	VPHADDD      Y2, Y0, Y0          \
+	VEXTRACTI128 $1, Y0, X1          \
+	VPADDD       X1, X0, X0          \
+	VCVTDQ2PS    X0, X0              \
+	VMULPS       X10, X0, X0         \
+	VADDPS       X11, X0, X0         \
+	VMOVSS       X0, (DI)            \
+	VEXTRACTPS   $1, X0, (R8)        \
+	VEXTRACTPS   $2, X0, (R9)        \
+	VEXTRACTPS   $3, X0, (R14)       \
+	ADDQ         $4, DI              \
+	ADDQ         $4, R8              \
+	ADDQ         $4, R9              \
+	ADDQ         $4, R14             \
+	DECQ         CX                  \
+	JNZ          row                 \
+done:                                \
+	VZEROUPPER                       \
+	RET
+
+// func dotsPlanar4x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
+TEXT ·dotsPlanar4x4AVX2(SB), NOSPLIT, $0-48
+	VMOVDQU nib<>(SB), Y15
+	DOTS4(UNPACK4)
+
+// func dotsPlanar2x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
+TEXT ·dotsPlanar2x4AVX2(SB), NOSPLIT, $0-48
+	VMOVDQU pair<>(SB), Y15
+	DOTS4(UNPACK2)
+
+// func mulAbsMaxAVX2(x, mul *float32, n int) float32
+// The largest |x[i]·mul[i]| of n (a multiple of 8) products.
+TEXT ·mulAbsMaxAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         mul+8(FP), DX
+	MOVQ         n+16(FP), CX
+	VBROADCASTSS absf<>(SB), Y2
+	VXORPS       Y0, Y0, Y0
+	SHRQ         $3, CX
+
+amloop:
+	VMOVUPS (SI), Y1
+	VMULPS  (DX), Y1, Y1
+	VANDPS  Y2, Y1, Y1
+	VMAXPS  Y0, Y1, Y0
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	DECQ    CX
+	JNZ     amloop
+
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSS       X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func quantI16AVX2(dst *int16, x, mul *float32, inv float32, n int)
+// dst[i] = round-to-even(x[i]·mul[i]·inv) for n (a multiple of 8) values;
+// the caller chose inv so that every result lies in [-32767, 32767].
+TEXT ·quantI16AVX2(SB), NOSPLIT, $0-40
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         mul+16(FP), DX
+	VBROADCASTSS inv+24(FP), Y2
+	MOVQ         n+32(FP), CX
+	SHRQ         $3, CX
+
+qloop:
+	VMOVUPS      (SI), Y0
+	VMULPS       (DX), Y0, Y0
+	VMULPS       Y2, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPACKSSDW    X1, X0, X0
+	VMOVDQU      X0, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DX
+	ADDQ         $16, DI
+	DECQ         CX
+	JNZ          qloop
+
+	VZEROUPPER
+	RET
