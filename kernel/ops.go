@@ -37,18 +37,8 @@ func Softmax(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	m := float32(math.Inf(-1))
+	m := Max(x)
 	i := 0
-	if useAVX2 && len(x) >= 8 {
-		i = len(x) &^ 7
-		m = maxAVX2(&x[0], i)
-	}
-	for _, v := range x[i:] {
-		if v > m {
-			m = v
-		}
-	}
-	i = 0
 	var sum float64
 	if useAVX2 && len(x) >= 8 {
 		i = len(x) &^ 7
@@ -60,6 +50,22 @@ func Softmax(x []float32) {
 		sum += float64(e)
 	}
 	Scale(x, float32(1/sum))
+}
+
+// Max is the largest value of x, -Inf for an empty x; NaNs are skipped.
+func Max(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	i := 0
+	if useAVX2 && len(x) >= 8 {
+		i = len(x) &^ 7
+		m = maxAVX2(&x[0], i)
+	}
+	for _, v := range x[i:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
 }
 
 // Scale multiplies x by a in place.

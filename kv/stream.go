@@ -343,28 +343,41 @@ func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale fl
 	m, l := sc.m, sc.l
 	w := sc.scoreBuf(g * n)
 	k.Dot(q, g, w)
+	// Tokens after the query exist only while a prompt is prefilled; a
+	// decode step sees none, and then a row is scaled and its maximum
+	// taken by the vector kernels instead of a masking loop per head.
+	pos := s.pos[base : base+n]
+	masked := false
+	for _, p := range pos {
+		if p > qpos {
+			masked = true
+			break
+		}
+	}
 	for j := 0; j < g; j++ {
 		row := w[j*n : (j+1)*n]
-		bm := float32(math.Inf(-1))
-		pos := s.pos[base : base+n]
-		for i := range row {
-			x := row[i] * scale
-			if pos[i] > qpos {
-				x = float32(math.Inf(-1))
+		var bm float32
+		if masked {
+			bm = float32(math.Inf(-1))
+			for i := range row {
+				x := row[i] * scale
+				if pos[i] > qpos {
+					x = float32(math.Inf(-1))
+				}
+				row[i] = x
+				bm = max(bm, x)
 			}
-			row[i] = x
-			bm = max(bm, x)
+		} else {
+			kernel.Scale(row, scale)
+			bm = kernel.Max(row)
 		}
 		if all != nil {
 			copy(all[j*T+base:j*T+base+n], row)
 		}
 		if bm > m[j] {
 			f := float32(math.Exp(float64(m[j] - bm)))
+			kernel.Scale(out[j*d:(j+1)*d], f)
 			l[j] *= f
-			oj := out[j*d : (j+1)*d]
-			for c := range oj {
-				oj[c] *= f
-			}
 			m[j] = bm
 		}
 		if math.IsInf(float64(m[j]), -1) {
