@@ -241,9 +241,8 @@ func inv(s float32) float32 {
 	return 0
 }
 
-// decode writes token i into dst (d values). This is the per-token
-// scratch that Dot and AddWeighted share among the g query heads (see
-// Dot). Every format decodes as code·s + m per block: m = 0 for Q8_0,
+// decode writes token i into dst (d values): Decode, and the rows of the
+// runs that Dot and AddWeighted decode (see Dot). Every format decodes as code·s + m per block: m = 0 for Q8_0,
 // -8·s for Q4_0's offset nibbles, the stored minimum for asym.
 func (p *blockPage) decode(i int, dst []float32) {
 	d, bs, rb, bits, nb, spt := int(p.d), int(p.bs), int(p.rb), int(p.bits), p.nb(), p.spt()
@@ -295,43 +294,150 @@ func (p *blockPage) scale(sc []uint16, b int) (s, m float32) {
 
 func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 
-// Dot reads each token's codes once into a stack scratch of d floats, with
-// the block scales applied, and takes the g query heads' dot products with
-// it. Unpacking once per token rather than once per (token, head) is what
-// makes grouped-query attention (g = 4..8 heads per KV head) cheap, and
-// leaves the per-head work to kernel.Dot (SIMD where the kernel has it).
-// The page as a whole is never decoded. The scalar unpacking (~0.8 ns a
-// value) is then the cost that remains: SIMD dequantization in kernel
-// would remove most of it.
+// Dot and AddWeighted read a page in runs of tokens, never the page as a
+// whole. A run's rows are decoded into a stack buffer of floats with one
+// kernel.DequantBlocks call (the rows of a page, and the blocks of a row,
+// are contiguous), and kernel.DotsGroup or kernel.WeightedSum take all g
+// heads over the run, each decoded token shared by the heads; DotsGroup
+// passes each key through four heads at a time. Calls are per run, not per
+// (token, block) or (token, head): at a KV cache's sizes (blocks of 32
+// values, pages of 32 tokens) a kernel call costs as much as a few hundred
+// values of SIMD work, which is what made the token-at-a-time loop 3-5x
+// slower than an F16 page.
+
+// decodeRun is the size of the stack buffer of a decoded run: 2048/d
+// tokens (16 at d=128, 256 at d=8), 8 KiB. Heads larger than that decode
+// one token at a time into a heap scratch.
+const decodeRun = 2048
+
+// runScales bounds the (scale, offset) pairs of a run that DequantBlocks
+// reads: 2 per block of each token, 128 at d=128 with blocks of 32. Runs
+// of smaller blocks decode token by token (p.decode).
+const runScales = 512
+
+// dotHeads is the size of the stack buffer for DotsGroup's scores of one
+// run, which are laid out head-major for the run (out[j*c+i]) and copied
+// into the page's rows (out[j*n+i]). It bounds the heads per call: 64 at
+// d=128, 4 at d=8.
+const dotHeads = 1024
+
+// decodeTokens is the number of tokens of a run at head size d, and the
+// buffer for it: buf when a token fits, else a heap slice of d.
+func decodeTokens(buf []float32, d int) (int, []float32) {
+	if d > len(buf) {
+		return 1, scratch(buf, d)
+	}
+	return len(buf) / d, buf
+}
+
+// decodeRun writes tokens i0..i0+m-1 into x (m·d floats): with one
+// kernel.DequantBlocks call when the blocks start on byte boundaries and
+// their scales fit the stack, else token by token.
+func (p *blockPage) decodeRun(i0, m int, x []float32) {
+	d, bs, nb, spt, rb := int(p.d), int(p.bs), p.nb(), p.spt(), int(p.rb)
+	k := m * nb // blocks of the run
+	if int(p.bits)*bs%8 != 0 || 2*k > runScales {
+		for i := 0; i < m; i++ {
+			p.decode(i0+i, x[i*d:(i+1)*d])
+		}
+		return
+	}
+	var smb [runScales]float32
+	sm := smb[:2*k]
+	if p.asym() {
+		// Stored as (scale, minimum) per block already.
+		kernel.FromF16(sm, p.scales[i0*spt:(i0+m)*spt])
+	} else {
+		// One scale per block; the offset is -8·s for Q4_0, 0 for Q8_0.
+		// Widen into the upper half, then spread into pairs from the
+		// front (pair j never overwrites a scale not yet read).
+		kernel.FromF16(sm[k:], p.scales[i0*spt:(i0+m)*spt])
+		off := p.off()
+		for j := 0; j < k; j++ {
+			s := sm[k+j]
+			sm[2*j], sm[2*j+1] = s, -off*s
+		}
+	}
+	kernel.DequantBlocks(x[:m*d], p.codes[i0*rb:(i0+m)*rb], sm, bs, int(p.bits), p.signed())
+}
+
+// Dot takes the g heads' dot products with each run in one
+// kernel.DotsGroup call, or a few when the scores of all heads do not fit
+// its stack buffer.
 func (p *blockPage) Dot(q []float32, g int, out []float32) {
 	d, n := int(p.d), p.Len()
-	var buf [maxStackD]float32
-	x := scratch(buf[:], d)
-	for i := 0; i < n; i++ {
-		p.decode(i, x)
-		for j := 0; j < g; j++ {
-			out[j*n+i] = kernel.Dot(q[j*d:(j+1)*d], x)
+	if n == 0 || g <= 0 {
+		return
+	}
+	q, out = q[:g*d], out[:g*n]
+	var buf [decodeRun]float32
+	var sb [dotHeads]float32
+	c, xb := decodeTokens(buf[:], d)
+	for i0 := 0; i0 < n; i0 += c {
+		m := min(c, n-i0)
+		x := xb[:m*d]
+		p.decodeRun(i0, m, x)
+		if m == n {
+			// The whole page in one run: DotsGroup's layout is the page's.
+			kernel.DotsGroup(out, q, g, x, d)
+			return
+		}
+		// As many heads per call as sb holds scores for, rounded down to
+		// a multiple of 4 (DotsGroup's step) so that only the last call of
+		// a run has a remainder.
+		h := max(1, len(sb)/m)
+		if h >= 4 {
+			h &^= 3
+		}
+		for j0 := 0; j0 < g; j0 += h {
+			hh := min(h, g-j0)
+			s := sb[:hh*m]
+			kernel.DotsGroup(s, q[j0*d:(j0+hh)*d], hh, x, d)
+			for j := 0; j < hh; j++ {
+				r := (j0+j)*n + i0
+				copy(out[r:r+m], s[j*m:(j+1)*m])
+			}
 		}
 	}
 }
 
-// AddWeighted decodes each token with a non-zero weight into the scratch
-// once and adds it to every head's output with that head's weight.
+// AddWeighted adds each run to every head's output with one
+// kernel.WeightedSum call per (run, head). A run whose tokens have no
+// non-zero weight in any head (masked future tokens) is not decoded.
+// WeightedSum never multiplies a row whose weight is zero, so a masked
+// token contributes nothing even if its stored values were not finite.
 func (p *blockPage) AddWeighted(w []float32, g int, out []float32) {
 	d, n := int(p.d), p.Len()
-	var buf [maxStackD]float32
-	x := scratch(buf[:], d)
-	for i := 0; i < n; i++ {
-		if !anyWeight(w, g, n, i) {
+	if n == 0 || g <= 0 {
+		return
+	}
+	w, out = w[:g*n], out[:g*d]
+	var buf [decodeRun]float32
+	c, xb := decodeTokens(buf[:], d)
+	for i0 := 0; i0 < n; i0 += c {
+		m := min(c, n-i0)
+		if !anyWeightRun(w, g, n, i0, m) {
 			continue
 		}
-		p.decode(i, x)
+		x := xb[:m*d]
+		p.decodeRun(i0, m, x)
 		for j := 0; j < g; j++ {
-			if a := w[j*n+i]; a != 0 {
-				kernel.AXPY(out[j*d:(j+1)*d], a, x)
+			kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n+i0:j*n+i0+m], x, d)
+		}
+	}
+}
+
+// anyWeightRun reports whether any of the tokens i0..i0+m-1 has a
+// non-zero weight in any of the g rows of n weights.
+func anyWeightRun(w []float32, g, n, i0, m int) bool {
+	for j := 0; j < g; j++ {
+		for _, a := range w[j*n+i0 : j*n+i0+m] {
+			if a != 0 {
+				return true
 			}
 		}
 	}
+	return false
 }
 
 // anyWeight reports whether token i has a non-zero weight in any of the g
