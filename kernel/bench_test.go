@@ -238,3 +238,22 @@ func BenchmarkElementwise(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkWeightedSumPage is the value half of attention over one page
+// as kv/quant runs it: 32 decoded rows (in L1) into one head's output, at
+// the head sizes of the shipped shapes.
+func BenchmarkWeightedSumPage(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, d := range []int{64, 128} {
+		const n = 32
+		v := randomFloats(rng, n*d)
+		p := randomFloats(rng, n)
+		y := make([]float32, d)
+		b.Run(fmt.Sprintf("d=%d", d), func(b *testing.B) {
+			for b.Loop() {
+				WeightedSum(y, p, v, d)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+		})
+	}
+}

@@ -174,7 +174,10 @@ done: \
 
 // WSUM is the body of the weighted sums y[0:d] += Σ_r p[r]*v_r over rows
 // rows of v vstride bytes apart, for d a multiple of 8. y is kept in
-// registers 32 (then 8) elements at a time while all rows stream by; rows
+// registers 64 (then 32, then 8) elements at a time while all rows stream
+// by: eight accumulators are eight independent chains of multiply-adds,
+// enough to hide the FMA latency that four left exposed (1.3-1.6x at
+// d=64..128); rows
 // whose weight is ±0 are skipped, as a masked-out attention score must not
 // turn an Inf in v into NaN.
 // Arguments: y+0 p+8 v+16 vstride+24 rows+32 d+40.
@@ -183,6 +186,61 @@ done: \
 	MOVQ        v+16(FP), R12; \
 	MOVQ        vstride+24(FP), R8; \
 	MOVQ        d+40(FP), CX; \
+c64: \
+	CMPQ        CX, $64; \
+	JL          c32; \
+	VMOVUPS     (DI), Y0; \
+	VMOVUPS     32(DI), Y1; \
+	VMOVUPS     64(DI), Y2; \
+	VMOVUPS     96(DI), Y3; \
+	VMOVUPS     128(DI), Y4; \
+	VMOVUPS     160(DI), Y5; \
+	VMOVUPS     192(DI), Y6; \
+	VMOVUPS     224(DI), Y7; \
+	MOVQ        p+8(FP), DX; \
+	MOVQ        R12, SI; \
+	MOVQ        rows+32(FP), BX; \
+	TESTQ       BX, BX; \
+	JZ          s64; \
+r64: \
+	MOVL        (DX), AX; \
+	TESTL       $0x7fffffff, AX; \
+	JZ          n64; \
+	VBROADCASTSS (DX), Y8; \
+	LDW(0, Y9); \
+	LDW(8*es, Y10); \
+	LDW(16*es, Y11); \
+	LDW(24*es, Y12); \
+	VFMADD231PS Y9, Y8, Y0; \
+	VFMADD231PS Y10, Y8, Y1; \
+	VFMADD231PS Y11, Y8, Y2; \
+	VFMADD231PS Y12, Y8, Y3; \
+	LDW(32*es, Y9); \
+	LDW(40*es, Y10); \
+	LDW(48*es, Y11); \
+	LDW(56*es, Y12); \
+	VFMADD231PS Y9, Y8, Y4; \
+	VFMADD231PS Y10, Y8, Y5; \
+	VFMADD231PS Y11, Y8, Y6; \
+	VFMADD231PS Y12, Y8, Y7; \
+n64: \
+	ADDQ        $4, DX; \
+	ADDQ        R8, SI; \
+	DECQ        BX; \
+	JNZ         r64; \
+s64: \
+	VMOVUPS     Y0, (DI); \
+	VMOVUPS     Y1, 32(DI); \
+	VMOVUPS     Y2, 64(DI); \
+	VMOVUPS     Y3, 96(DI); \
+	VMOVUPS     Y4, 128(DI); \
+	VMOVUPS     Y5, 160(DI); \
+	VMOVUPS     Y6, 192(DI); \
+	VMOVUPS     Y7, 224(DI); \
+	ADDQ        $256, DI; \
+	ADDQ        $(64*es), R12; \
+	SUBQ        $64, CX; \
+	JMP         c64; \
 c32: \
 	CMPQ        CX, $32; \
 	JL          c8; \
