@@ -128,7 +128,19 @@ func DotsPlanar(out []float32, q []int16, scale, bias []float32, g int, codes []
 	}
 	codes = codes[:n*rb]
 	if useAVX2 && d%64 == 0 {
-		for j0 := 0; j0 < g; j0 += 4 {
+		g4 := g
+		if g%4 == 1 {
+			// A lone last head goes through the one-head kernel rather
+			// than four copies of itself.
+			g4 = g - 1
+			j := g - 1
+			if bits == 4 {
+				dotsPlanar4x1AVX2(&codes[0], n, d, &q[j*d], scale[j], bias[j], &out[j*n])
+			} else {
+				dotsPlanar2x1AVX2(&codes[0], n, d, &q[j*d], scale[j], bias[j], &out[j*n])
+			}
+		}
+		for j0 := 0; j0 < g4; j0 += 4 {
 			// Heads past g repeat the last head: they compute and store the
 			// same values at the same place, which keeps the kernel at four
 			// heads without scratch.
@@ -136,7 +148,7 @@ func DotsPlanar(out []float32, q []int16, scale, bias []float32, g int, codes []
 			var os [4]*float32
 			var sb [8]float32
 			for h := 0; h < 4; h++ {
-				j := min(j0+h, g-1)
+				j := min(j0+h, g4-1)
 				qs[h], os[h] = &q[j*d], &out[j*n]
 				sb[h], sb[4+h] = scale[j], bias[j]
 			}

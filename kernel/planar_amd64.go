@@ -16,3 +16,9 @@ func mulAbsMaxAVX2(x, mul *float32, n int) float32
 
 //go:noescape
 func quantI16AVX2(dst *int16, x, mul *float32, inv float32, n int)
+
+//go:noescape
+func dotsPlanar4x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
+
+//go:noescape
+func dotsPlanar2x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)

@@ -118,6 +118,43 @@ done:                                \
 	VZEROUPPER                       \
 	RET
 
+// DOTS1 is DOTS4 for one head (q at BX, output row at DI): for g = 1
+// (multi-head attention) and the fifth, ninth, ... head of a group.
+#define DOTS1(UNPACK) \
+	MOVQ         codes+0(FP), SI  \
+	MOVQ         n+8(FP), CX      \
+	MOVQ         d+16(FP), DX     \
+	SHLQ         $1, DX           \
+	MOVQ         q+24(FP), BX     \
+	VMOVSS       scale+32(FP), X10 \
+	VMOVSS       bias+36(FP), X11 \
+	MOVQ         out+40(FP), DI   \
+	TESTQ        CX, CX           \
+	JZ           done1            \
+row1:                             \
+	VPXOR        Y0, Y0, Y0       \
+	XORQ         R13, R13         \
+chunk1:                           \
+	UNPACK                        \
+	HEAD(BX, Y0)                  \
+	ADDQ         $128, R13        \
+	CMPQ         R13, DX          \
+	JLT          chunk1           \
+	VEXTRACTI128 $1, Y0, X1       \
+	VPADDD       X1, X0, X0       \
+	VPHADDD      X0, X0, X0       \
+	VPHADDD      X0, X0, X0       \
+	VCVTDQ2PS    X0, X0           \
+	VMULSS       X10, X0, X0      \
+	VADDSS       X11, X0, X0      \
+	VMOVSS       X0, (DI)         \
+	ADDQ         $4, DI           \
+	DECQ         CX               \
+	JNZ          row1             \
+done1:                            \
+	VZEROUPPER                    \
+	RET
+
 // func dotsPlanar4x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
 TEXT ·dotsPlanar4x4AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU nib<>(SB), Y15
@@ -127,6 +164,16 @@ TEXT ·dotsPlanar4x4AVX2(SB), NOSPLIT, $0-48
 TEXT ·dotsPlanar2x4AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU pair<>(SB), Y15
 	DOTS4(UNPACK2)
+
+// func dotsPlanar4x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
+TEXT ·dotsPlanar4x1AVX2(SB), NOSPLIT, $0-48
+	VMOVDQU nib<>(SB), Y15
+	DOTS1(UNPACK4)
+
+// func dotsPlanar2x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
+TEXT ·dotsPlanar2x1AVX2(SB), NOSPLIT, $0-48
+	VMOVDQU pair<>(SB), Y15
+	DOTS1(UNPACK2)
 
 // func mulAbsMaxAVX2(x, mul *float32, n int) float32
 // The largest |x[i]·mul[i]| of n (a multiple of 8) products.
