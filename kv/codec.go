@@ -33,11 +33,12 @@ type Page interface {
 	// exactly Group vectors into an empty page.
 	Append(x []float32, n int)
 	// Dot writes q_j·x_i into out[j*Len()+i] for the g query vectors q
-	// (g*d values) and every stored vector i.
-	Dot(q []float32, g int, out []float32)
+	// (g*d values) and every stored vector i. sc is working memory lent
+	// for the call (nil: the page allocates what it needs).
+	Dot(q []float32, g int, out []float32, sc *PageScratch)
 	// AddWeighted adds Σ_i w[j*Len()+i]·x_i into out[j*d:(j+1)*d] for each
-	// of the g weight rows.
-	AddWeighted(w []float32, g int, out []float32)
+	// of the g weight rows, with working memory sc as in Dot.
+	AddWeighted(w []float32, g int, out []float32, sc *PageScratch)
 	// Decode writes vector i into dst (d values); for tests, re-rotation
 	// and re-encoding, never for attention.
 	Decode(i int, dst []float32)
@@ -48,3 +49,37 @@ type Page interface {
 
 // PageTokens is the number of tokens of a page for codecs without a Group.
 const PageTokens = 32
+
+// PageScratch is working memory that attention lends a page for one Dot or
+// AddWeighted call: decoded runs of tokens, a quantized query. Attention
+// keeps one per worker and reuses it for every page, because a page's own
+// stack buffer of a few KiB would be zeroed on every call (Go zeroes every
+// variable), which cost about a nanosecond per (token, head) at the page
+// sizes of attention: as much as the work of a 4-bit page. Its contents are
+// undefined on entry.
+type PageScratch struct {
+	f []float32
+	i []int16
+}
+
+// Floats returns n floats of scratch (fresh ones on a nil scratch).
+func (s *PageScratch) Floats(n int) []float32 {
+	if s == nil {
+		return make([]float32, n)
+	}
+	if cap(s.f) < n {
+		s.f = make([]float32, n)
+	}
+	return s.f[:n]
+}
+
+// Int16s returns n int16s of scratch (fresh ones on a nil scratch).
+func (s *PageScratch) Int16s(n int) []int16 {
+	if s == nil {
+		return make([]int16, n)
+	}
+	if cap(s.i) < n {
+		s.i = make([]int16, n)
+	}
+	return s.i[:n]
+}

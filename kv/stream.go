@@ -342,7 +342,7 @@ func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale fl
 	n := k.Len()
 	m, l := sc.m, sc.l
 	w := sc.scoreBuf(g * n)
-	k.Dot(q, g, w)
+	k.Dot(q, g, w, &sc.page)
 	// Tokens after the query exist only while a prompt is prefilled; a
 	// decode step sees none, and then a row is scaled and its maximum
 	// taken by the vector kernels instead of a masking loop per head.
@@ -386,14 +386,14 @@ func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale fl
 		}
 		l[j] += kernel.ExpShift(row, m[j])
 	}
-	v.AddWeighted(w, g, out)
+	v.AddWeighted(w, g, out, &sc.page)
 }
 
 // attendable is the part of a Page attention uses.
 type attendable interface {
 	Len() int
-	Dot(q []float32, g int, out []float32)
-	AddWeighted(w []float32, g int, out []float32)
+	Dot(q []float32, g int, out []float32, sc *PageScratch)
+	AddWeighted(w []float32, g int, out []float32, sc *PageScratch)
 }
 
 // f32View lets attention read the F32 tail like a page.
@@ -404,13 +404,13 @@ type f32View struct {
 
 func (t *f32View) Len() int { return len(t.x) / t.d }
 
-func (t *f32View) Dot(q []float32, g int, out []float32) {
+func (t *f32View) Dot(q []float32, g int, out []float32, _ *PageScratch) {
 	if n := t.Len(); n > 0 {
 		kernel.DotsGroup(out[:g*n], q[:g*t.d], g, t.x, t.d)
 	}
 }
 
-func (t *f32View) AddWeighted(w []float32, g int, out []float32) {
+func (t *f32View) AddWeighted(w []float32, g int, out []float32, _ *PageScratch) {
 	d, n := t.d, t.Len()
 	if n == 0 {
 		return
@@ -427,6 +427,7 @@ type Scratch struct {
 	allBuf       []float32
 	m, l         []float32
 	tailK, tailV f32View
+	page         PageScratch
 }
 
 // NewScratch returns scratch for up to maxHeads query heads per KV head.

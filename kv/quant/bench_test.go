@@ -41,12 +41,13 @@ func BenchmarkAttendPage(b *testing.B) {
 			out := make([]float32, g*d)
 			b.Run(fmt.Sprintf("g=%d/%s", g, c.name), func(b *testing.B) {
 				b.ReportAllocs()
+				var sc kv.PageScratch
 				for b.Loop() {
-					kp.Dot(q, g, w)
+					kp.Dot(q, g, w, &sc)
 					for i := range w {
 						w[i] = 1.0 / n
 					}
-					vp.AddWeighted(w, g, out)
+					vp.AddWeighted(w, g, out, &sc)
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n*g), "ns/token")
 			})

@@ -294,8 +294,8 @@ func (p *blockPage) scale(sc []uint16, b int) (s, m float32) {
 
 func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 
-// Dot and AddWeighted read a page in runs of tokens, never the page as a
-// whole. A run's rows are decoded into a stack buffer of floats with one
+// Dot and AddWeighted read a page in runs of tokens. A run's rows are
+// decoded into the caller's scratch with one
 // kernel.DequantBlocks call (the rows of a page, and the blocks of a row,
 // are contiguous), and kernel.DotsGroup or kernel.WeightedSum take all g
 // heads over the run, each decoded token shared by the heads; DotsGroup
@@ -305,45 +305,30 @@ func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 // values of SIMD work, which is what made the token-at-a-time loop 3-5x
 // slower than an F16 page.
 
-// decodeRun is the size of the stack buffer of a decoded run: 2048/d
-// tokens (16 at d=128, 256 at d=8), 8 KiB. Heads larger than that decode
-// one token at a time into a heap scratch.
-const decodeRun = 2048
+// runFloats bounds a run's decoded floats: 2048/d tokens (16 at d=128,
+// 32 at d=64, a whole page at the head sizes of real models), 8 KiB, so a
+// run stays in L1 while every head reads it.
+const runFloats = 2048
 
-// runScales bounds the (scale, offset) pairs of a run that DequantBlocks
-// reads: 2 per block of each token, 128 at d=128 with blocks of 32. Runs
-// of smaller blocks decode token by token (p.decode).
-const runScales = 512
-
-// dotHeads is the size of the stack buffer for DotsGroup's scores of one
-// run, which are laid out head-major for the run (out[j*c+i]) and copied
-// into the page's rows (out[j*n+i]). It bounds the heads per call: 64 at
-// d=128, 4 at d=8.
-const dotHeads = 1024
-
-// decodeTokens is the number of tokens of a run at head size d, and the
-// buffer for it: buf when a token fits, else a heap slice of d.
-func decodeTokens(buf []float32, d int) (int, []float32) {
-	if d > len(buf) {
-		return 1, scratch(buf, d)
-	}
-	return len(buf) / d, buf
+// runTokens is the number of tokens of the runs of a page of n tokens.
+func (p *blockPage) runTokens(n int) int {
+	return min(n, max(1, runFloats/int(p.d)))
 }
 
 // decodeRun writes tokens i0..i0+m-1 into x (m·d floats): with one
-// kernel.DequantBlocks call when the blocks start on byte boundaries and
-// their scales fit the stack, else token by token.
-func (p *blockPage) decodeRun(i0, m int, x []float32) {
+// kernel.DequantBlocks call, given room sm for the run's (scale, offset)
+// pairs (2 per block), when the blocks start on byte boundaries; else
+// token by token.
+func (p *blockPage) decodeRun(i0, m int, x, sm []float32) {
 	d, bs, nb, spt, rb := int(p.d), int(p.bs), p.nb(), p.spt(), int(p.rb)
-	k := m * nb // blocks of the run
-	if int(p.bits)*bs%8 != 0 || 2*k > runScales {
+	if int(p.bits)*bs%8 != 0 {
 		for i := 0; i < m; i++ {
 			p.decode(i0+i, x[i*d:(i+1)*d])
 		}
 		return
 	}
-	var smb [runScales]float32
-	sm := smb[:2*k]
+	k := m * nb // blocks of the run
+	sm = sm[:2*k]
 	if p.asym() {
 		// Stored as (scale, minimum) per block already.
 		kernel.FromF16(sm, p.scales[i0*spt:(i0+m)*spt])
@@ -362,41 +347,29 @@ func (p *blockPage) decodeRun(i0, m int, x []float32) {
 }
 
 // Dot takes the g heads' dot products with each run in one
-// kernel.DotsGroup call, or a few when the scores of all heads do not fit
-// its stack buffer.
-func (p *blockPage) Dot(q []float32, g int, out []float32) {
+// kernel.DotsGroup call. When a run is not the whole page the scores go
+// through scratch (DotsGroup lays them out per run, out[j*m+i]) into the
+// page's rows (out[j*n+i]).
+func (p *blockPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
 	d, n := int(p.d), p.Len()
 	if n == 0 || g <= 0 {
 		return
 	}
 	q, out = q[:g*d], out[:g*n]
-	var buf [decodeRun]float32
-	var sb [dotHeads]float32
-	c, xb := decodeTokens(buf[:], d)
+	c := p.runTokens(n)
+	buf := sc.Floats(c*d + 2*c*p.nb() + g*c)
+	x, sm, sb := buf[:c*d], buf[c*d:c*d+2*c*p.nb()], buf[c*d+2*c*p.nb():]
 	for i0 := 0; i0 < n; i0 += c {
 		m := min(c, n-i0)
-		x := xb[:m*d]
-		p.decodeRun(i0, m, x)
+		p.decodeRun(i0, m, x, sm)
 		if m == n {
-			// The whole page in one run: DotsGroup's layout is the page's.
-			kernel.DotsGroup(out, q, g, x, d)
+			kernel.DotsGroup(out, q, g, x[:m*d], d)
 			return
 		}
-		// As many heads per call as sb holds scores for, rounded down to
-		// a multiple of 4 (DotsGroup's step) so that only the last call of
-		// a run has a remainder.
-		h := max(1, len(sb)/m)
-		if h >= 4 {
-			h &^= 3
-		}
-		for j0 := 0; j0 < g; j0 += h {
-			hh := min(h, g-j0)
-			s := sb[:hh*m]
-			kernel.DotsGroup(s, q[j0*d:(j0+hh)*d], hh, x, d)
-			for j := 0; j < hh; j++ {
-				r := (j0+j)*n + i0
-				copy(out[r:r+m], s[j*m:(j+1)*m])
-			}
+		s := sb[:g*m]
+		kernel.DotsGroup(s, q, g, x[:m*d], d)
+		for j := 0; j < g; j++ {
+			copy(out[j*n+i0:j*n+i0+m], s[j*m:(j+1)*m])
 		}
 	}
 }
@@ -406,23 +379,23 @@ func (p *blockPage) Dot(q []float32, g int, out []float32) {
 // non-zero weight in any head (masked future tokens) is not decoded.
 // WeightedSum never multiplies a row whose weight is zero, so a masked
 // token contributes nothing even if its stored values were not finite.
-func (p *blockPage) AddWeighted(w []float32, g int, out []float32) {
+func (p *blockPage) AddWeighted(w []float32, g int, out []float32, sc *kv.PageScratch) {
 	d, n := int(p.d), p.Len()
 	if n == 0 || g <= 0 {
 		return
 	}
 	w, out = w[:g*n], out[:g*d]
-	var buf [decodeRun]float32
-	c, xb := decodeTokens(buf[:], d)
+	c := p.runTokens(n)
+	buf := sc.Floats(c*d + 2*c*p.nb())
+	x, sm := buf[:c*d], buf[c*d:]
 	for i0 := 0; i0 < n; i0 += c {
 		m := min(c, n-i0)
 		if !anyWeightRun(w, g, n, i0, m) {
 			continue
 		}
-		x := xb[:m*d]
-		p.decodeRun(i0, m, x)
+		p.decodeRun(i0, m, x, sm)
 		for j := 0; j < g; j++ {
-			kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n+i0:j*n+i0+m], x, d)
+			kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n+i0:j*n+i0+m], x[:m*d], d)
 		}
 	}
 }

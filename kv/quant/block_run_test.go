@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/kvgo/kvgo/kv"
 )
 
 // TestBlockRunsMatchPerToken checks blockPage's run-at-a-time Dot and
@@ -81,7 +83,7 @@ func checkRunDot(t *testing.T, name string, p *blockPage, rng *rand.Rand, dec, b
 	}
 	const sentinel = 12345
 	out[g*n] = sentinel
-	p.Dot(q, g, out[:g*n])
+	p.Dot(q, g, out[:g*n], nil)
 	if out[g*n] != sentinel {
 		t.Fatalf("%s: Dot wrote past g·n", name)
 	}
@@ -147,7 +149,7 @@ func checkRunAddWeighted(t *testing.T, name string, p *blockPage, rng *rand.Rand
 			want[j*d+c], mag[j*d+c] = s, a
 		}
 	}
-	p.AddWeighted(w, g, acc[:g*d])
+	p.AddWeighted(w, g, acc[:g*d], nil)
 	if acc[g*d] != sentinel {
 		t.Fatalf("%s: AddWeighted wrote past g·d", name)
 	}
@@ -182,7 +184,7 @@ func TestBlockRunsMaskedScale(t *testing.T) {
 				}
 			}
 			acc := make([]float32, g*d)
-			p.AddWeighted(w, g, acc)
+			p.AddWeighted(w, g, acc, nil)
 			for k, v := range acc {
 				if v != v || math.IsInf(float64(v), 0) {
 					t.Fatalf("%s d=%d: AddWeighted[%d] = %g with the NaN token masked", b.Name(), d, k, v)
@@ -192,9 +194,9 @@ func TestBlockRunsMaskedScale(t *testing.T) {
 	}
 }
 
-// TestBlockRunsNoAllocs: both ways of reading a run, with several runs
-// and (decoded, d=8, 300 tokens, 9 heads) several DotsGroup calls per
-// run, stay on the stack.
+// TestBlockRunsNoAllocs: reading a page in runs, with several runs (d=8,
+// 300 tokens, 9 heads) and token-by-token runs (blocks of 4 and 20),
+// allocates nothing once the worker's scratch has grown.
 func TestBlockRunsNoAllocs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	for _, s := range []struct{ d, n, g, group int }{
@@ -207,9 +209,10 @@ func TestBlockRunsNoAllocs(t *testing.T) {
 			q := keyData(rng, s.g, s.d)
 			out := make([]float32, s.g*s.n)
 			acc := make([]float32, s.g*s.d)
+			var sc kv.PageScratch
 			allocs := testing.AllocsPerRun(20, func() {
-				p.Dot(q, s.g, out)
-				p.AddWeighted(out, s.g, acc)
+				p.Dot(q, s.g, out, &sc)
+				p.AddWeighted(out, s.g, acc, &sc)
 			})
 			if allocs != 0 {
 				t.Errorf("%s d=%d n=%d g=%d: %v allocations per Dot+AddWeighted", b.Name(), s.d, s.n, s.g, allocs)
@@ -220,6 +223,5 @@ func TestBlockRunsNoAllocs(t *testing.T) {
 
 // runOf is the number of tokens of a run at head size d.
 func runOf(d int) int {
-	c, _ := decodeTokens(make([]float32, decodeRun), d)
-	return c
+	return max(1, runFloats/d)
 }

@@ -230,7 +230,7 @@ func TestDotAndAddWeightedMatchDecoded(t *testing.T) {
 				for _, g := range []int{1, 3, 7} {
 					q := kvData(rng, g, d)
 					out := make([]float32, g*n)
-					p.Dot(q, g, out)
+					p.Dot(q, g, out, nil)
 					for j := 0; j < g; j++ {
 						for i := 0; i < n; i++ {
 							qj, ki := q[j*d:(j+1)*d], dec[i*d:(i+1)*d]
@@ -263,7 +263,7 @@ func TestDotAndAddWeightedMatchDecoded(t *testing.T) {
 							want[j*d+c], scale[j*d+c] = s, a
 						}
 					}
-					p.AddWeighted(w, g, acc)
+					p.AddWeighted(w, g, acc, nil)
 					for i, v := range acc {
 						if e := math.Abs(float64(v) - want[i]); e > 1e-5*scale[i]+1e-30 {
 							t.Fatalf("%s d=%d g=%d: AddWeighted[%d] = %g, decoded gives %g", name, d, g, i, v, want[i])
@@ -275,7 +275,8 @@ func TestDotAndAddWeightedMatchDecoded(t *testing.T) {
 	}
 }
 
-// TestNoAllocs: attention must not allocate per page.
+// TestNoAllocs: attention must not allocate per page once the worker's
+// scratch has grown.
 func TestNoAllocs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	const d, g = 128, 7
@@ -285,9 +286,10 @@ func TestNoAllocs(t *testing.T) {
 		n := p.Len()
 		out := make([]float32, g*n)
 		acc := make([]float32, g*d)
+		var sc kv.PageScratch
 		allocs := testing.AllocsPerRun(20, func() {
-			p.Dot(q, g, out)
-			p.AddWeighted(out, g, acc)
+			p.Dot(q, g, out, &sc)
+			p.AddWeighted(out, g, acc, &sc)
 		})
 		if allocs != 0 {
 			t.Errorf("%s: %v allocations per Dot+AddWeighted", name, allocs)

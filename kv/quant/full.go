@@ -47,13 +47,13 @@ func (p *f32Page) Append(x []float32, n int) {
 	p.x = append(p.x, x[:n*p.d]...)
 }
 
-func (p *f32Page) Dot(q []float32, g int, out []float32) {
+func (p *f32Page) Dot(q []float32, g int, out []float32, _ *kv.PageScratch) {
 	if n := p.Len(); n > 0 {
 		kernel.DotsGroup(out[:g*n], q[:g*p.d], g, p.x, p.d)
 	}
 }
 
-func (p *f32Page) AddWeighted(w []float32, g int, out []float32) {
+func (p *f32Page) AddWeighted(w []float32, g int, out []float32, _ *kv.PageScratch) {
 	d, n := p.d, p.Len()
 	if n == 0 {
 		return
@@ -95,13 +95,13 @@ func (p *f16Page) Append(x []float32, n int) {
 	}
 }
 
-func (p *f16Page) Dot(q []float32, g int, out []float32) {
+func (p *f16Page) Dot(q []float32, g int, out []float32, _ *kv.PageScratch) {
 	if n := p.Len(); n > 0 {
 		kernel.DotsF16Group(out[:g*n], q[:g*p.d], g, p.x, p.d)
 	}
 }
 
-func (p *f16Page) AddWeighted(w []float32, g int, out []float32) {
+func (p *f16Page) AddWeighted(w []float32, g int, out []float32, _ *kv.PageScratch) {
 	d, n := p.d, p.Len()
 	if n == 0 {
 		return

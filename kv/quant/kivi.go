@@ -182,59 +182,42 @@ func (p *kiviKeyPage) Decode(i int, dst []float32) {
 	}
 }
 
-// qChunk bounds the stack scratch of quantized queries in Dot; heads
-// beyond it are processed in further passes over the page.
-const qChunk = 2048
-
 // Dot never dequantizes the page. The per-channel scale s_c is folded into
 // each query (q'_c = q_c·s_c) and the zero points contribute Σ_c q_c·z_c
 // once per page and head, so q·k_i = q'·u_i + Σ q·z over the integer codes
-// u_i. q' is then quantized to int8 per head (scale max|q'|/127), and
+// u_i. q' is then rounded to int16 per head (scale max|q'|/32767), and
 // kernel.DotsPlanar takes the integer dot products with the codes, four
-// heads per unpacked row: about 3 ns per (token, head) at d=128, against
-// 8 for the dot half of an F16 page. This is how llama.cpp multiplies
-// activations with quantized weights (it quantizes them to Q8).
+// heads per unpacked row: about half the time of the dot half of an F16
+// page (kernel.BenchmarkDotsPlanar, kv/quant BenchmarkAttendPage).
 //
-// The query's rounding adds at most half its step per channel, |Δ(q·k)| <=
-// max|q'|/254 · Σ_c u_c: below a fifth of the key quantization's own worst
-// case, Σ_c |q_c|·s_c/2, whenever the query's energy is not all in one
-// channel, and well below it in practice (the tests bound both).
-func (p *kiviKeyPage) Dot(q []float32, g int, out []float32) {
+// The query's rounding adds at most half its step per channel: |Δ(q·k)| <=
+// max|q'|/65534 · Σ_c u_c, a few parts in 10^5 of the largest term (the
+// tests bound it); see kernel.QuantizeScaledI16 for why 16 bits, not 8.
+func (p *kiviKeyPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
 	d, n, bits := int(p.d), p.Len(), int(p.bits)
-	if n == 0 {
+	if n == 0 || g <= 0 {
 		return
 	}
-	var szb [2 * maxStackD]float32
-	sz := scratch(szb[:], 2*d)
+	f := sc.Floats(2*d + 2*g)
+	sz, scale, bias := f[:2*d], f[2*d:2*d+g], f[2*d+g:]
 	kernel.FromF16(sz, p.sz)
 	s, z := sz[:d], sz[d:]
-	var qb [qChunk]int16
-	qs := qb[:]
-	if d > len(qs) {
-		qs = make([]int16, d)
+	qs := sc.Int16s(g * d)
+	for j := 0; j < g; j++ {
+		scale[j] = kernel.QuantizeScaledI16(qs[j*d:(j+1)*d], q[j*d:(j+1)*d], s)
 	}
-	var scb, bb [16]float32
-	hc := max(1, min(g, len(qs)/d, len(scb)))
-	for j0 := 0; j0 < g; j0 += hc {
-		j1 := min(g, j0+hc)
-		for j := j0; j < j1; j++ {
-			qj := q[j*d : (j+1)*d]
-			scb[j-j0] = kernel.QuantizeScaledI16(qs[(j-j0)*d:(j-j0+1)*d], qj, s)
-			bb[j-j0] = kernel.Dot(qj, z)
-		}
-		h := j1 - j0
-		kernel.DotsPlanar(out[j0*n:j1*n], qs[:h*d], scb[:h], bb[:h], h, p.codes[:n*int(p.rb)], bits, d)
-	}
+	// Σ_c q_jc·z_c for every head in one call: z against the g queries.
+	kernel.Dots(bias, z, q[:g*d], d)
+	kernel.DotsPlanar(out[:g*n], qs, scale, bias, g, p.codes[:n*int(p.rb)], bits, d)
 }
 
 // AddWeighted is not used by attention for keys but is part of a page's
 // contract; it decodes each weighted token into a scratch (folding the
 // scales as Dot does would cancel badly: Σ w·u·s and z·Σ w can be large
 // with opposite signs).
-func (p *kiviKeyPage) AddWeighted(w []float32, g int, out []float32) {
+func (p *kiviKeyPage) AddWeighted(w []float32, g int, out []float32, sc *kv.PageScratch) {
 	d, n := int(p.d), p.Len()
-	var xb [maxStackD]float32
-	x := scratch(xb[:], d)
+	x := sc.Floats(d)
 	for i := 0; i < n; i++ {
 		if !anyWeight(w, g, n, i) {
 			continue

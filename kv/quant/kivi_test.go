@@ -185,17 +185,17 @@ func robustPage(t *testing.T, c kv.Codec, d, n int, x []float32, hostile bool) {
 		q[i] = float32(i%7) - 3
 	}
 	out := make([]float32, g*p.Len())
-	p.Dot(q, g, out)
+	p.Dot(q, g, out, nil)
 	acc := make([]float32, g*d)
-	p.AddWeighted(out, g, acc)
+	p.AddWeighted(out, g, acc, nil)
 	for p.Len() > 0 {
 		p.Delete(p.Len() / 2)
 	}
 	if p.Len() != 0 || p.Bytes() < 0 {
 		t.Fatalf("%s: Len %d, Bytes %d after deleting everything", c.Name(), p.Len(), p.Bytes())
 	}
-	p.Dot(q, g, out[:0])
-	p.AddWeighted(out[:0], g, acc)
+	p.Dot(q, g, out[:0], nil)
+	p.AddWeighted(out[:0], g, acc, nil)
 }
 
 // FuzzCodecs decodes arbitrary bytes as a head size, a group, a codec and
