@@ -100,6 +100,27 @@ func QuantizeScaledI16(dst []int16, x, mul []float32) float32 {
 	return amax / 32767
 }
 
+// QuantizeScaledI16Heads is QuantizeScaledI16 for the g = len(scales)
+// heads of d = len(mul) values in x, with one scale per head: the g query
+// heads that share a key page and its per-channel scales mul. One call
+// instead of one per head, which at a page of 32 tokens was a tenth of the
+// time of scoring it.
+func QuantizeScaledI16Heads(dst []int16, x, mul, scales []float32) {
+	d, g := len(mul), len(scales)
+	dst, x = dst[:g*d], x[:g*d]
+	if g == 0 || d == 0 {
+		clear(scales)
+		return
+	}
+	if useAVX2 && d%8 == 0 {
+		quantHeadsI16AVX2(&dst[0], &x[0], &mul[0], &scales[0], d, g)
+		return
+	}
+	for j := range scales {
+		scales[j] = QuantizeScaledI16(dst[j*d:(j+1)*d], x[j*d:(j+1)*d], mul)
+	}
+}
+
 // DotsPlanar computes grouped-query attention scores over a page of
 // planar code rows: for g query heads of d int16 values (q, head j at
 // q[j*d:]) and the n = len(out)/g rows of codes (rows of

@@ -22,3 +22,6 @@ func dotsPlanar4x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out
 
 //go:noescape
 func dotsPlanar2x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
+
+//go:noescape
+func quantHeadsI16AVX2(dst *int16, x, mul, scales *float32, d, heads int)

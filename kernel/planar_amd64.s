@@ -18,6 +18,12 @@ GLOBL pair<>(SB), RODATA|NOPTR, $32
 DATA absf<>+0(SB)/4, $0x7fffffff
 GLOBL absf<>(SB), RODATA|NOPTR, $4
 
+DATA i16max<>+0(SB)/4, $32767.0
+GLOBL i16max<>(SB), RODATA|NOPTR, $4
+
+DATA finf<>+0(SB)/4, $0x7f800000
+GLOBL finf<>(SB), RODATA|NOPTR, $4
+
 // HEAD multiplies the 64 codes of a chunk, widened to 16 bits in Y4
 // (channels 0..15), Y5 (16..31), Y6 (32..47) and Y7 (48..63), with the
 // 64 int16 query values at q+R13 and adds the eight dword pair sums into
@@ -230,5 +236,89 @@ qloop:
 	DECQ         CX
 	JNZ          qloop
 
+	VZEROUPPER
+	RET
+
+// func quantHeadsI16AVX2(dst *int16, x, mul, scales *float32, d, heads int)
+// QuantizeScaledI16 for g heads of d (a multiple of 8, > 0) values in one
+// call: per head, the largest |x·mul| (amax), scales[j] = amax/32767 and
+// codes round(x·mul·(32767/amax)); zero codes and scale for an amax that
+// is 0, NaN or +Inf, as the Go code does.
+TEXT ·quantHeadsI16AVX2(SB), NOSPLIT, $0-48
+	MOVQ         dst+0(FP), DI
+	MOVQ         x+8(FP), SI
+	MOVQ         scales+24(FP), R8
+	MOVQ         heads+40(FP), BX
+	VBROADCASTSS absf<>(SB), Y4
+	VMOVSS       i16max<>(SB), X5
+	VMOVSS       finf<>(SB), X6
+	VXORPS       X7, X7, X7
+
+head:
+	MOVQ   mul+16(FP), DX
+	MOVQ   d+32(FP), CX
+	SHRQ   $3, CX
+	MOVQ   SI, R9
+	VXORPS Y0, Y0, Y0
+
+hmax:
+	VMOVUPS (R9), Y1
+	VMULPS  (DX), Y1, Y1
+	VANDPS  Y4, Y1, Y1
+	VMAXPS  Y0, Y1, Y0
+	ADDQ    $32, R9
+	ADDQ    $32, DX
+	DECQ    CX
+	JNZ     hmax
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VUCOMISS     X7, X0
+	JBE          zero
+	VUCOMISS     X6, X0
+	JAE          zero
+	VDIVSS       X5, X0, X1
+	VMOVSS       X1, (R8)
+	VDIVSS       X0, X5, X2
+	VBROADCASTSS X2, Y2
+	MOVQ         mul+16(FP), DX
+	MOVQ         d+32(FP), CX
+	SHRQ         $3, CX
+
+hq:
+	VMOVUPS      (SI), Y0
+	VMULPS       (DX), Y0, Y0
+	VMULPS       Y2, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPACKSSDW    X1, X0, X0
+	VMOVDQU      X0, (DI)
+	ADDQ         $32, SI
+	ADDQ         $32, DX
+	ADDQ         $16, DI
+	DECQ         CX
+	JNZ          hq
+	JMP          next
+
+zero:
+	VMOVSS X7, (R8)
+	MOVQ   d+32(FP), CX
+	SHRQ   $3, CX
+	VPXOR  X0, X0, X0
+
+hz:
+	VMOVDQU X0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $16, DI
+	DECQ    CX
+	JNZ     hz
+
+next:
+	ADDQ $4, R8
+	DECQ BX
+	JNZ  head
 	VZEROUPPER
 	RET

@@ -16,3 +16,4 @@ func dotsPlanar4x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out
 func dotsPlanar2x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32) {
 	panic("unreachable")
 }
+func quantHeadsI16AVX2(dst *int16, x, mul, scales *float32, d, heads int) { panic("unreachable") }

@@ -88,6 +88,43 @@ func TestQuantizeScaledI16(t *testing.T) {
 	}
 }
 
+// TestQuantizeScaledI16Heads checks the many-heads call against one call
+// per head, exactly, including an all-zero head.
+func TestQuantizeScaledI16Heads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, d := range []int{8, 12, 64, 128} {
+		for _, g := range []int{1, 3, 7} {
+			x, mul := make([]float32, g*d), make([]float32, d)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			for i := range mul {
+				mul[i] = float32(rng.Float64())
+			}
+			clear(x[:d]) // head 0 is all zero
+			got, want := make([]int16, g*d), make([]int16, g*d)
+			for i := range got {
+				got[i] = 99
+			}
+			gs, ws := make([]float32, g), make([]float32, g)
+			QuantizeScaledI16Heads(got, x, mul, gs)
+			for j := 0; j < g; j++ {
+				ws[j] = QuantizeScaledI16(want[j*d:(j+1)*d], x[j*d:(j+1)*d], mul)
+			}
+			for j := range ws {
+				if gs[j] != ws[j] {
+					t.Fatalf("d=%d g=%d head %d: scale %g, want %g", d, g, j, gs[j], ws[j])
+				}
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("d=%d g=%d value %d: code %d, want %d", d, g, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
 // TestDotsPlanar compares DotsPlanar with an int64 reference at head
 // counts that do and do not fill the four-head kernel, extreme codes and
 // queries (saturation would show), and head sizes the assembly takes

@@ -305,14 +305,19 @@ func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 // values of SIMD work, which is what made the token-at-a-time loop 3-5x
 // slower than an F16 page.
 
-// runFloats bounds a run's decoded floats: 2048/d tokens (16 at d=128,
-// 32 at d=64, a whole page at the head sizes of real models), 8 KiB, so a
-// run stays in L1 while every head reads it.
-const runFloats = 2048
+// runFloats bounds a run's decoded floats (8 KiB: 16 tokens at d=128), so
+// that a run stays in L1 while every head reads it; runMax bounds its
+// tokens at half a full page, so attention never holds an F32 copy of a
+// page (the point of a compressed cache is that its bytes are read, not
+// a decoded duplicate), only a per-worker buffer of a few KiB.
+const (
+	runFloats = 2048
+	runMax    = kv.PageTokens / 2
+)
 
 // runTokens is the number of tokens of the runs of a page of n tokens.
 func (p *blockPage) runTokens(n int) int {
-	return min(n, max(1, runFloats/int(p.d)))
+	return min(n, runMax, max(1, runFloats/int(p.d)))
 }
 
 // decodeRun writes tokens i0..i0+m-1 into x (m·d floats): with one

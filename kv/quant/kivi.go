@@ -203,9 +203,7 @@ func (p *kiviKeyPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch)
 	kernel.FromF16(sz, p.sz)
 	s, z := sz[:d], sz[d:]
 	qs := sc.Int16s(g * d)
-	for j := 0; j < g; j++ {
-		scale[j] = kernel.QuantizeScaledI16(qs[j*d:(j+1)*d], q[j*d:(j+1)*d], s)
-	}
+	kernel.QuantizeScaledI16Heads(qs, q[:g*d], s, scale)
 	// Σ_c q_jc·z_c for every head in one call: z against the g queries.
 	kernel.Dots(bias, z, q[:g*d], d)
 	kernel.DotsPlanar(out[:g*n], qs, scale, bias, g, p.codes[:n*int(p.rb)], bits, d)
