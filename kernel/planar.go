@@ -148,7 +148,7 @@ func DotsPlanar(out []float32, q []int16, scale, bias []float32, g int, codes []
 		return
 	}
 	codes = codes[:n*rb]
-	if useAVX2 && d%64 == 0 {
+	if useAVX2 && d%32 == 0 {
 		g4 := g
 		if g%4 == 1 {
 			// A lone last head goes through the one-head kernel rather

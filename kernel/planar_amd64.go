@@ -2,7 +2,7 @@
 
 package kernel
 
-// Assembly kernels of planar_amd64.s. d is a multiple of 64 and n >= 1 for
+// Assembly kernels of planar_amd64.s. d is a multiple of 32 and n >= 1 for
 // the dot kernels; n is a multiple of 8 (and > 0) for the quantizer's.
 
 //go:noescape

@@ -62,12 +62,46 @@ GLOBL finf<>(SB), RODATA|NOPTR, $4
 	VPSRLW    $6, Y7, Y7    \
 	ADDQ      $16, SI
 
+// HEADH is HEAD for a half chunk: 32 codes in Y4 (channels 0..15) and Y5
+// (16..31).
+#define HEADH(q, acc) \
+	VPMADDWD (q)(R13*1), Y4, Y8     \
+	VPMADDWD 32(q)(R13*1), Y5, Y9   \
+	VPADDD   Y9, Y8, Y8             \
+	VPADDD   Y8, acc, acc
+
+// UNPACK4H widens the 32-channel chunk that ends a row of d = 64k+32
+// 4-bit codes (16 bytes: byte m holds channels m and m+16).
+#define UNPACK4H \
+	VPMOVZXBW (SI), Y4      \
+	VPSRLW    $4, Y4, Y5    \
+	VPAND     Y15, Y4, Y4   \
+	ADDQ      $16, SI
+
+// UNPACK2H widens the 32-channel chunk that ends a row of 2-bit codes (8
+// bytes: bit pair p of byte m is channel m+8p). Only those 8 bytes are
+// read: the row may end the page's memory.
+#define UNPACK2H \
+	VMOVQ        (SI), X7          \
+	VPMOVZXBW    X7, Y7            \
+	VPSRLW       $2, Y7, Y5        \
+	VPSRLW       $4, Y7, Y6        \
+	VPSRLW       $6, Y7, Y9        \
+	VPAND        Y15, Y7, Y4       \
+	VPAND        Y15, Y5, Y5       \
+	VPAND        Y15, Y6, Y6       \
+	VINSERTI128  $1, X5, Y4, Y4    \
+	VINSERTI128  $1, X9, Y6, Y5    \
+	ADDQ         $8, SI
+
 // DOTS4 is the body of the four-head kernels: for each of n rows, the
 // chunks are unpacked once and multiplied with the four heads' queries
 // (BX, R10, R11, R12; R13 the byte offset into them, 128 per chunk), the
 // four sums are reduced together, scaled, biased and stored to the heads'
-// rows (DI, R8, R9, R14), one float each. DX is the query's size in bytes.
-#define DOTS4(UNPACK) \
+// rows (DI, R8, R9, R14), one float each. DX is the query's size in bytes,
+// AX the bytes of its whole 64-channel chunks; a row of d = 64k+32 ends
+// with a half chunk (UNPACKH).
+#define DOTS4(UNPACK, UNPACKH) \
 	MOVQ    codes+0(FP), SI          \
 	MOVQ    n+8(FP), CX              \
 	MOVQ    d+16(FP), DX             \
@@ -85,6 +119,8 @@ GLOBL finf<>(SB), RODATA|NOPTR, $4
 	MOVQ    8(AX), R8                \
 	MOVQ    16(AX), R9               \
 	MOVQ    24(AX), R14              \
+	MOVQ    DX, AX                   \
+	ANDQ    $-128, AX                \
 	TESTQ   CX, CX                   \
 	JZ      done                     \
 row:                                 \
@@ -93,6 +129,8 @@ row:                                 \
 	VPXOR Y2, Y2, Y2                 \
 	VPXOR Y3, Y3, Y3                 \
 	XORQ  R13, R13                   \
+	CMPQ  R13, AX                    \
+	JEQ   half                       \
 chunk:                               \
 	UNPACK                           \
 	HEAD(BX, Y0)                     \
@@ -100,8 +138,17 @@ chunk:                               \
 	HEAD(R11, Y2)                    \
 	HEAD(R12, Y3)                    \
 	ADDQ $128, R13                   \
-	CMPQ R13, DX                     \
+	CMPQ R13, AX                     \
 	JLT  chunk                       \
+half:                                \
+	CMPQ R13, DX                     \
+	JEQ  reduce                      \
+	UNPACKH                          \
+	HEADH(BX, Y0)                    \
+	HEADH(R10, Y1)                   \
+	HEADH(R11, Y2)                   \
+	HEADH(R12, Y3)                   \
+reduce:                              \
 	VPHADDD      Y1, Y0, Y0          \
 	VPHADDD      Y3, Y2, Y2          \
 	VPHADDD      Y2, Y0, Y0          \
@@ -126,7 +173,7 @@ done:                                \
 
 // DOTS1 is DOTS4 for one head (q at BX, output row at DI): for g = 1
 // (multi-head attention) and the fifth, ninth, ... head of a group.
-#define DOTS1(UNPACK) \
+#define DOTS1(UNPACK, UNPACKH) \
 	MOVQ         codes+0(FP), SI  \
 	MOVQ         n+8(FP), CX      \
 	MOVQ         d+16(FP), DX     \
@@ -135,17 +182,27 @@ done:                                \
 	VMOVSS       scale+32(FP), X10 \
 	VMOVSS       bias+36(FP), X11 \
 	MOVQ         out+40(FP), DI   \
+	MOVQ         DX, AX           \
+	ANDQ         $-128, AX        \
 	TESTQ        CX, CX           \
 	JZ           done1            \
 row1:                             \
 	VPXOR        Y0, Y0, Y0       \
 	XORQ         R13, R13         \
+	CMPQ         R13, AX          \
+	JEQ          half1            \
 chunk1:                           \
 	UNPACK                        \
 	HEAD(BX, Y0)                  \
 	ADDQ         $128, R13        \
-	CMPQ         R13, DX          \
+	CMPQ         R13, AX          \
 	JLT          chunk1           \
+half1:                            \
+	CMPQ         R13, DX          \
+	JEQ          reduce1          \
+	UNPACKH                       \
+	HEADH(BX, Y0)                 \
+reduce1:                          \
 	VEXTRACTI128 $1, Y0, X1       \
 	VPADDD       X1, X0, X0       \
 	VPHADDD      X0, X0, X0       \
@@ -164,22 +221,22 @@ done1:                            \
 // func dotsPlanar4x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
 TEXT ·dotsPlanar4x4AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU nib<>(SB), Y15
-	DOTS4(UNPACK4)
+	DOTS4(UNPACK4, UNPACK4H)
 
 // func dotsPlanar2x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
 TEXT ·dotsPlanar2x4AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU pair<>(SB), Y15
-	DOTS4(UNPACK2)
+	DOTS4(UNPACK2, UNPACK2H)
 
 // func dotsPlanar4x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
 TEXT ·dotsPlanar4x1AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU nib<>(SB), Y15
-	DOTS1(UNPACK4)
+	DOTS1(UNPACK4, UNPACK4H)
 
 // func dotsPlanar2x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
 TEXT ·dotsPlanar2x1AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU pair<>(SB), Y15
-	DOTS1(UNPACK2)
+	DOTS1(UNPACK2, UNPACK2H)
 
 // func mulAbsMaxAVX2(x, mul *float32, n int) float32
 // The largest |x[i]·mul[i]| of n (a multiple of 8) products.

@@ -128,11 +128,12 @@ func TestQuantizeScaledI16Heads(t *testing.T) {
 // TestDotsPlanar compares DotsPlanar with an int64 reference at head
 // counts that do and do not fill the four-head kernel, extreme codes and
 // queries (saturation would show), and head sizes the assembly takes
-// (multiples of 64) and the ones it leaves to Go.
+// (multiples of 32: whole 64-channel chunks, a half chunk alone, or both)
+// and the ones it leaves to Go.
 func TestDotsPlanar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, bits := range []int{2, 4} {
-		for _, d := range []int{8, 32, 64, 128, 192} {
+		for _, d := range []int{8, 32, 48, 64, 96, 128, 192} {
 			for _, g := range []int{1, 3, 4, 7, 9} {
 				for _, n := range []int{1, 5, 32} {
 					t.Run(fmt.Sprintf("b%d/d%d/g%d/n%d", bits, d, g, n), func(t *testing.T) {
