@@ -27,6 +27,16 @@
 // Integer block sums are exact; only the float32 summation order differs
 // from the reference.
 //
+// # KV-cache pages
+//
+// Attention over quantized pages (package kv/quant) uses two families.
+// DequantBlocks decodes runs of per-token blocks (q8, q4, KIVI values) for
+// the grouped F32 kernels (DotsGroup, WeightedSum). DotsPlanar scores
+// queries against 2- and 4-bit codes in the planar layout (PackPlanar)
+// without decoding them: the query, with the page's per-channel scales
+// folded in, is rounded to int16 (QuantizeScaledI16Heads) and multiplied
+// with the widened codes by VPMADDWD, four heads per unpacked row.
+//
 // # Threads
 //
 // A Pool keeps its workers for its whole life and hands out row chunks
