@@ -194,6 +194,58 @@ func DotsGroup(out, q []float32, g int, k []float32, stride int) {
 	}
 }
 
+// DotsGroupTo is DotsGroup writing head j's n scores to out[j*ldo:] (ldo
+// >= n): the scores of a run of a page's tokens land in the page's rows
+// without a copy.
+func DotsGroupTo(out []float32, ldo int, q []float32, g int, k []float32, stride, n int) {
+	if g <= 0 || len(q)%g != 0 || ldo < n || n < 0 {
+		panic("kernel: DotsGroupTo: bad shape")
+	}
+	if n == 0 {
+		return
+	}
+	d := len(q) / g
+	_ = out[(g-1)*ldo+n-1]
+	if d > 0 && (n-1)*stride+d > len(k) {
+		panic("kernel: DotsGroupTo: keys out of range")
+	}
+	j := 0
+	if useAVX2 && d > 0 {
+		for ; j+4 <= g; j += 4 {
+			dotF32x4AVX2(&k[0], 4*stride, n, &q[j*d], 4*d, d, &out[j*ldo], 4, 4*ldo)
+		}
+	}
+	for ; j < g; j++ {
+		Dots(out[j*ldo:j*ldo+n], q[j*d:(j+1)*d], k, stride)
+	}
+}
+
+// WeightedSumHeads is WeightedSum for g heads over the same n = len(v)/d
+// rows of d values (no stride): head j adds Σ_i p[j*ldp+i]·v_i into
+// out[j*d:(j+1)*d]. One bounds check for all heads.
+func WeightedSumHeads(out, p []float32, ldp, g int, v []float32, d int) {
+	if g <= 0 || d <= 0 {
+		return
+	}
+	n := len(v) / d
+	if n == 0 {
+		return
+	}
+	if ldp < n {
+		panic("kernel: WeightedSumHeads: ldp < rows")
+	}
+	out, p = out[:g*d], p[:(g-1)*ldp+n]
+	if useAVX2 && d%8 == 0 {
+		for j := 0; j < g; j++ {
+			wsumF32AVX2(&out[j*d], &p[j*ldp], &v[0], 4*d, n, d)
+		}
+		return
+	}
+	for j := 0; j < g; j++ {
+		WeightedSum(out[j*d:(j+1)*d], p[j*ldp:j*ldp+n], v, d)
+	}
+}
+
 // DotsF16Group is DotsGroup for half-precision keys.
 func DotsF16Group(out, q []float32, g int, k []uint16, stride int) {
 	d, n := groupShape(out, q, g, stride, len(k))

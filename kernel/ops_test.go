@@ -361,3 +361,46 @@ func TestDotsGroupKeepsStackBuffers(t *testing.T) {
 		t.Errorf("DotsGroup with stack buffers allocates %.0f times", allocs)
 	}
 }
+
+// TestGroupedToAndHeads checks DotsGroupTo against DotsGroup and
+// WeightedSumHeads against WeightedSum per head, exactly, with a row stride larger than the
+// run, at head counts that do and do not fill the four-head kernel.
+func TestGroupedToAndHeads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, d := range []int{8, 12, 64} {
+		for _, g := range []int{1, 3, 4, 7} {
+			const n, ldo = 5, 9
+			q := randomFloats(rng, g*d)
+			k := randomFloats(rng, n*d)
+			out := make([]float32, g*ldo)
+			DotsGroupTo(out, ldo, q, g, k, d, n)
+			ref := make([]float32, g*n)
+			DotsGroup(ref, q, g, k, d)
+			for j := 0; j < g; j++ {
+				for i := 0; i < n; i++ {
+					if out[j*ldo+i] != ref[j*n+i] {
+						t.Fatalf("d=%d g=%d: score [%d,%d] = %g, want %g", d, g, j, i, out[j*ldo+i], ref[j*n+i])
+					}
+				}
+				for i := n; i < ldo; i++ {
+					if out[j*ldo+i] != 0 {
+						t.Fatalf("d=%d g=%d: wrote outside the run at [%d,%d]", d, g, j, i)
+					}
+				}
+			}
+			p := randomFloats(rng, g*ldo)
+			p[0] = 0
+			got := randomFloats(rng, g*d)
+			want := append([]float32(nil), got...)
+			WeightedSumHeads(got, p, ldo, g, k, d)
+			for j := 0; j < g; j++ {
+				WeightedSum(want[j*d:(j+1)*d], p[j*ldo:j*ldo+n], k, d)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("d=%d g=%d: sum[%d] = %g, want %g", d, g, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}

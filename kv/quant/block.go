@@ -305,19 +305,18 @@ func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 // values of SIMD work, which is what made the token-at-a-time loop 3-5x
 // slower than an F16 page.
 
-// runFloats bounds a run's decoded floats (8 KiB: 16 tokens at d=128), so
-// that a run stays in L1 while every head reads it; runMax bounds its
-// tokens at half a full page, so attention never holds an F32 copy of a
-// page (the point of a compressed cache is that its bytes are read, not
-// a decoded duplicate), only a per-worker buffer of a few KiB.
-const (
-	runFloats = 2048
-	runMax    = kv.PageTokens / 2
-)
+// runFloats bounds a run's decoded floats: 8 KiB of per-worker scratch
+// (16 tokens at d=128, a whole 32-token page at d=64), small enough to stay
+// in L1 while every head reads it. This is the only decoded form of a page
+// that exists, for the length of one call: the cache itself stays in its
+// codes, so memory and bandwidth are those of the codes. Halving runs to
+// keep them below a page at d=64 measured 10-20% slower decode at depth
+// 8192 (docs/PERFORMANCE.md).
+const runFloats = 2048
 
 // runTokens is the number of tokens of the runs of a page of n tokens.
 func (p *blockPage) runTokens(n int) int {
-	return min(n, runMax, max(1, runFloats/int(p.d)))
+	return min(n, max(1, runFloats/int(p.d)))
 }
 
 // decodeRun writes tokens i0..i0+m-1 into x (m·d floats): with one
@@ -352,9 +351,7 @@ func (p *blockPage) decodeRun(i0, m int, x, sm []float32) {
 }
 
 // Dot takes the g heads' dot products with each run in one
-// kernel.DotsGroup call. When a run is not the whole page the scores go
-// through scratch (DotsGroup lays them out per run, out[j*m+i]) into the
-// page's rows (out[j*n+i]).
+// kernel.DotsGroupTo call, straight into the page's rows (out[j*n+i]).
 func (p *blockPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
 	d, n := int(p.d), p.Len()
 	if n == 0 || g <= 0 {
@@ -362,25 +359,17 @@ func (p *blockPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
 	}
 	q, out = q[:g*d], out[:g*n]
 	c := p.runTokens(n)
-	buf := sc.Floats(c*d + 2*c*p.nb() + g*c)
-	x, sm, sb := buf[:c*d], buf[c*d:c*d+2*c*p.nb()], buf[c*d+2*c*p.nb():]
+	buf := sc.Floats(c*d + 2*c*p.nb())
+	x, sm := buf[:c*d], buf[c*d:]
 	for i0 := 0; i0 < n; i0 += c {
 		m := min(c, n-i0)
 		p.decodeRun(i0, m, x, sm)
-		if m == n {
-			kernel.DotsGroup(out, q, g, x[:m*d], d)
-			return
-		}
-		s := sb[:g*m]
-		kernel.DotsGroup(s, q, g, x[:m*d], d)
-		for j := 0; j < g; j++ {
-			copy(out[j*n+i0:j*n+i0+m], s[j*m:(j+1)*m])
-		}
+		kernel.DotsGroupTo(out[i0:], n, q, g, x[:m*d], d, m)
 	}
 }
 
 // AddWeighted adds each run to every head's output with one
-// kernel.WeightedSum call per (run, head). A run whose tokens have no
+// kernel.WeightedSumHeads call per run. A run whose tokens have no
 // non-zero weight in any head (masked future tokens) is not decoded.
 // WeightedSum never multiplies a row whose weight is zero, so a masked
 // token contributes nothing even if its stored values were not finite.
@@ -399,9 +388,7 @@ func (p *blockPage) AddWeighted(w []float32, g int, out []float32, sc *kv.PageSc
 			continue
 		}
 		p.decodeRun(i0, m, x, sm)
-		for j := 0; j < g; j++ {
-			kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n+i0:j*n+i0+m], x[:m*d], d)
-		}
+		kernel.WeightedSumHeads(out, w[i0:], n, g, x[:m*d], d)
 	}
 }
 
