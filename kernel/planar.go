@@ -72,15 +72,16 @@ func UnpackPlanar(dst []uint8, row []byte, bits int) {
 func QuantizeScaledI16(dst []int16, x, mul []float32) float32 {
 	n := len(x)
 	dst, mul = dst[:n], mul[:n]
-	v := n &^ 7
-	if !useAVX2 {
-		v = 0
+	if n == 0 {
+		return 0
+	}
+	if useAVX2 && n%8 == 0 {
+		var s float32
+		quantHeadsI16AVX2(&dst[0], &x[0], &mul[0], &s, n, 1)
+		return s
 	}
 	var amax float32
-	if v > 0 {
-		amax = mulAbsMaxAVX2(&x[0], &mul[0], v)
-	}
-	for c := v; c < n; c++ {
+	for c := range x {
 		amax = max(amax, float32(math.Abs(float64(x[c]*mul[c]))))
 	}
 	if !(amax > 0) || math.IsInf(float64(amax), 0) {
@@ -90,10 +91,7 @@ func QuantizeScaledI16(dst []int16, x, mul []float32) float32 {
 		return 0
 	}
 	inv := 32767 / amax
-	if v > 0 {
-		quantI16AVX2(&dst[0], &x[0], &mul[0], inv, v)
-	}
-	for c := v; c < n; c++ {
+	for c := range x {
 		t := x[c] * mul[c]
 		dst[c] = int16(math.RoundToEven(float64(t * inv)))
 	}

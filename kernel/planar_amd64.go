@@ -12,12 +12,6 @@ func dotsPlanar4x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, out
 func dotsPlanar2x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
 
 //go:noescape
-func mulAbsMaxAVX2(x, mul *float32, n int) float32
-
-//go:noescape
-func quantI16AVX2(dst *int16, x, mul *float32, inv float32, n int)
-
-//go:noescape
 func dotsPlanar4x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
 
 //go:noescape

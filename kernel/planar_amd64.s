@@ -238,64 +238,6 @@ TEXT ·dotsPlanar2x1AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU pair<>(SB), Y15
 	DOTS1(UNPACK2, UNPACK2H)
 
-// func mulAbsMaxAVX2(x, mul *float32, n int) float32
-// The largest |x[i]·mul[i]| of n (a multiple of 8) products.
-TEXT ·mulAbsMaxAVX2(SB), NOSPLIT, $0-28
-	MOVQ         x+0(FP), SI
-	MOVQ         mul+8(FP), DX
-	MOVQ         n+16(FP), CX
-	VBROADCASTSS absf<>(SB), Y2
-	VXORPS       Y0, Y0, Y0
-	SHRQ         $3, CX
-
-amloop:
-	VMOVUPS (SI), Y1
-	VMULPS  (DX), Y1, Y1
-	VANDPS  Y2, Y1, Y1
-	VMAXPS  Y0, Y1, Y0
-	ADDQ    $32, SI
-	ADDQ    $32, DX
-	DECQ    CX
-	JNZ     amloop
-
-	VEXTRACTF128 $1, Y0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0x4e, X0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0xb1, X0, X1
-	VMAXPS       X1, X0, X0
-	VMOVSS       X0, ret+24(FP)
-	VZEROUPPER
-	RET
-
-// func quantI16AVX2(dst *int16, x, mul *float32, inv float32, n int)
-// dst[i] = round-to-even(x[i]·mul[i]·inv) for n (a multiple of 8) values;
-// the caller chose inv so that every result lies in [-32767, 32767].
-TEXT ·quantI16AVX2(SB), NOSPLIT, $0-40
-	MOVQ         dst+0(FP), DI
-	MOVQ         x+8(FP), SI
-	MOVQ         mul+16(FP), DX
-	VBROADCASTSS inv+24(FP), Y2
-	MOVQ         n+32(FP), CX
-	SHRQ         $3, CX
-
-qloop:
-	VMOVUPS      (SI), Y0
-	VMULPS       (DX), Y0, Y0
-	VMULPS       Y2, Y0, Y0
-	VCVTPS2DQ    Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPACKSSDW    X1, X0, X0
-	VMOVDQU      X0, (DI)
-	ADDQ         $32, SI
-	ADDQ         $32, DX
-	ADDQ         $16, DI
-	DECQ         CX
-	JNZ          qloop
-
-	VZEROUPPER
-	RET
-
 // func quantHeadsI16AVX2(dst *int16, x, mul, scales *float32, d, heads int)
 // QuantizeScaledI16 for g heads of d (a multiple of 8, > 0) values in one
 // call: per head, the largest |x·mul| (amax), scales[j] = amax/32767 and
