@@ -241,43 +241,32 @@ func inv(s float32) float32 {
 	return 0
 }
 
-// decode writes token i into dst (d values): Decode, and the rows of the
-// runs that Dot and AddWeighted decode (see Dot). Every format decodes as code·s + m per block: m = 0 for Q8_0,
-// -8·s for Q4_0's offset nibbles, the stored minimum for asym.
+// decode writes token i into dst (d values). Every format decodes as
+// code·s + m per block: m = 0 for Q8_0, -8·s for Q4_0's offset nibbles,
+// the stored minimum for asym. Byte-aligned blocks (every real head) go
+// through decodeRun, as attention's runs do, so one token and a run decode
+// identically.
 func (p *blockPage) decode(i int, dst []float32) {
 	d, bs, rb, bits, nb, spt := int(p.d), int(p.bs), int(p.rb), int(p.bits), p.nb(), p.spt()
 	dst = dst[:d]
-	row := p.codes[i*rb : (i+1)*rb]
-	sc := p.scales[i*spt : (i+1)*spt]
-	if bs*bits%8 != 0 {
-		// Blocks that do not start on byte boundaries (odd block sizes at
-		// 4 bits, heads no real model has): unpack, then scale.
-		unpack(row, dst, bits, p.off(), p.signed())
-		for b := 0; b < nb; b++ {
-			s, m := p.scale(sc, b)
-			if !p.asym() {
-				m = 0 // unpack already subtracted the offset
-			}
-			blk := dst[b*bs : (b+1)*bs]
-			for c, u := range blk {
-				blk[c] = u*s + m
-			}
-		}
+	if bs*bits%8 == 0 {
+		var smb [2 * maxStackD]float32
+		p.decodeRun(i, 1, dst, scratch(smb[:], 2*nb))
 		return
 	}
-	bb := bs * bits / 8 // bytes per block
+	// Blocks that do not start on byte boundaries (odd block sizes at 4
+	// bits, heads no real model has): unpack, then scale.
+	row := p.codes[i*rb : (i+1)*rb]
+	sc := p.scales[i*spt : (i+1)*spt]
+	unpack(row, dst, bits, p.off(), p.signed())
 	for b := 0; b < nb; b++ {
 		s, m := p.scale(sc, b)
-		src, blk := row[b*bb:(b+1)*bb], dst[b*bs:(b+1)*bs]
-		switch {
-		case p.kind == kindQ8_0:
-			decode8s(src, blk, s)
-		case bits == 8:
-			decode8u(src, blk, s, m)
-		case bits == 4:
-			decode4(src, blk, s, m)
-		default:
-			decode2(src, blk, s, m)
+		if !p.asym() {
+			m = 0 // unpack already subtracted the offset
+		}
+		blk := dst[b*bs : (b+1)*bs]
+		for c, u := range blk {
+			blk[c] = u*s + m
 		}
 	}
 }

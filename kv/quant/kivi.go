@@ -159,14 +159,6 @@ func (p *kiviKeyPage) Append(x []float32, n int) {
 	}
 }
 
-// scalesInto writes the per-channel scales and minimums as floats.
-func (p *kiviKeyPage) scalesInto(s, z []float32) {
-	d := int(p.d)
-	for c := 0; c < d; c++ {
-		s[c], z[c] = f16(p.sz[c]), f16(p.sz[d+c])
-	}
-}
-
 func (p *kiviKeyPage) Decode(i int, dst []float32) {
 	d, rb := int(p.d), int(p.rb)
 	dst = dst[:d]

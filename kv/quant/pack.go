@@ -3,7 +3,6 @@ package quant
 import (
 	"math"
 
-	"github.com/kvgo/kvgo/kernel"
 	ggml "github.com/kvgo/kvgo/quant"
 )
 
@@ -155,22 +154,6 @@ func unpack(row []byte, dst []float32, bits int, off float32, signed bool) {
 		}
 	}
 }
-
-// decode8s, decode8u, decode4 and decode2 write one block's values
-// code·s + m from its packed codes (int8 codes for decode8s, unsigned
-// otherwise, low bits first); the block starts on a byte boundary and dst
-// holds exactly its values. They are the inner loops of decoding a token.
-//
-// They run on the kernel package's AVX2 code where the CPU has it (about
-// 0.15 ns a value against 0.8-1.3 for a scalar loop): unpacking is most of
-// the cost of attention over quantized pages.
-func decode8s(row []byte, dst []float32, s float32) { kernel.DequantI8(dst, row, s) }
-
-func decode8u(row []byte, dst []float32, s, m float32) { kernel.DequantU8(dst, row, s, m) }
-
-func decode4(row []byte, dst []float32, s, m float32) { kernel.DequantU4(dst, row, s, m) }
-
-func decode2(row []byte, dst []float32, s, m float32) { kernel.DequantU2(dst, row, s, m) }
 
 // scratch returns a buffer of n floats: buf when it is large enough (a
 // stack array of the caller), else a fresh heap slice.
