@@ -179,19 +179,8 @@ func DotsF16(out, q []float32, k []uint16, stride int) {
 // Four queries at a time go through each key, so a key is loaded and
 // converted once for four heads.
 func DotsGroup(out, q []float32, g int, k []float32, stride int) {
-	d, n := groupShape(out, q, g, stride, len(k))
-	if n == 0 {
-		return
-	}
-	j := 0
-	if useAVX2 && d > 0 {
-		for ; j+4 <= g; j += 4 {
-			dotF32x4AVX2(&k[0], 4*stride, n, &q[j*d], 4*d, d, &out[j*n], 4, 4*n)
-		}
-	}
-	for ; j < g; j++ {
-		Dots(out[j*n:(j+1)*n], q[j*d:(j+1)*d], k, stride)
-	}
+	_, n := groupShape(out, q, g, stride, len(k))
+	DotsGroupTo(out, n, q, g, k, stride, n)
 }
 
 // DotsGroupTo is DotsGroup writing head j's n scores to out[j*ldo:] (ldo
