@@ -42,9 +42,11 @@ bdone:                        \
 	VZEROUPPER                \
 	RET
 
-#define STEPI8 \
-	VPMOVSXBD   (SI), Y5      \
-	VPMOVSXBD   8(SI), Y7     \
+// STEP8 decodes 16 8-bit codes, widened to dwords by EXT (VPMOVSXBD for
+// int8 codes, VPMOVZXBD for unsigned ones).
+#define STEP8(EXT) \
+	EXT         (SI), Y5      \
+	EXT         8(SI), Y7     \
 	VCVTDQ2PS   Y5, Y5        \
 	VCVTDQ2PS   Y7, Y7        \
 	VFMADD213PS Y2, Y1, Y5    \
@@ -54,17 +56,8 @@ bdone:                        \
 	ADDQ        $16, SI       \
 	ADDQ        $64, DI
 
-#define STEPU8 \
-	VPMOVZXBD   (SI), Y5      \
-	VPMOVZXBD   8(SI), Y7     \
-	VCVTDQ2PS   Y5, Y5        \
-	VCVTDQ2PS   Y7, Y7        \
-	VFMADD213PS Y2, Y1, Y5    \
-	VFMADD213PS Y2, Y1, Y7    \
-	VMOVUPS     Y5, (DI)      \
-	VMOVUPS     Y7, 32(DI)    \
-	ADDQ        $16, SI       \
-	ADDQ        $64, DI
+#define STEPI8 STEP8(VPMOVSXBD)
+#define STEPU8 STEP8(VPMOVZXBD)
 
 #define STEPU4 \
 	VMOVQ       (SI), X0      \
