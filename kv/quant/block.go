@@ -291,21 +291,24 @@ func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 // passes each key through four heads at a time. Calls are per run, not per
 // (token, block) or (token, head): at a KV cache's sizes (blocks of 32
 // values, pages of 32 tokens) a kernel call costs as much as a few hundred
-// values of SIMD work, which is what made the token-at-a-time loop 3-5x
-// slower than an F16 page.
+// values of SIMD work, which is what made the token-at-a-time loop 3-6x
+// slower than an F16 page (BenchmarkAttendPage, g=7, d=128).
 
-// runFloats bounds a run's decoded floats: 8 KiB of per-worker scratch
-// (16 tokens at d=128, a whole 32-token page at d=64), small enough to stay
-// in L1 while every head reads it. This is the only decoded form of a page
-// that exists, for the length of one call: the cache itself stays in its
-// codes, so memory and bandwidth are those of the codes. Halving runs to
-// keep them below a page at d=64 measured 10-20% slower decode at depth
-// 8192 (docs/PERFORMANCE.md).
-const runFloats = 2048
+// runFloats bounds a run's decoded floats (8 KiB of per-worker scratch,
+// 16 tokens at d=128), small enough to stay in L1 while every head reads
+// it; runMax bounds a run at half a full page, so that attention never
+// holds an F32 copy of a page (issue 4), only a part of one for the length
+// of a call. The cache itself stays in its codes. Whole-page runs at d=64
+// measured no difference clearly above the noise of this machine
+// (docs/PERFORMANCE.md).
+const (
+	runFloats = 2048
+	runMax    = kv.PageTokens / 2
+)
 
 // runTokens is the number of tokens of the runs of a page of n tokens.
 func (p *blockPage) runTokens(n int) int {
-	return min(n, max(1, runFloats/int(p.d)))
+	return min(n, runMax, max(1, runFloats/int(p.d)))
 }
 
 // decodeRun writes tokens i0..i0+m-1 into x (m·d floats): with one

@@ -223,5 +223,5 @@ func TestBlockRunsNoAllocs(t *testing.T) {
 
 // runOf is the number of tokens of a run at head size d.
 func runOf(d int) int {
-	return max(1, runFloats/d)
+	return min(runMax, max(1, runFloats/d))
 }
