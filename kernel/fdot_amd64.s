@@ -176,9 +176,9 @@ done: \
 // rows of v vstride bytes apart, for d a multiple of 8. y is kept in
 // registers 64 (then 32, then 8) elements at a time while all rows stream
 // by: eight accumulators are eight independent chains of multiply-adds,
-// enough to hide the FMA latency that four left exposed (1.3-1.6x at
-// d=64..128); rows
-// whose weight is ±0 are skipped, as a masked-out attention score must not
+// enough to hide most of the FMA latency that four left exposed (1.4x on
+// 32 rows at d=64 and 128, BenchmarkWeightedSumPage); rows whose weight is
+// ±0 are skipped, as a masked-out attention score must not
 // turn an Inf in v into NaN.
 // Arguments: y+0 p+8 v+16 vstride+24 rows+32 d+40.
 #define WSUM(LDW, es) \
