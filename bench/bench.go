@@ -24,6 +24,11 @@ type Config struct {
 
 	// Progress, if set, is told about each finished measurement.
 	Progress func(r Result)
+	// Measuring, if set, is called with true before each test's timed
+	// repetitions and with false after them, so that a caller can profile
+	// the measurements alone and not the filling of the cache to its
+	// depth (which, at depth 8192, takes far longer than the tests).
+	Measuring func(on bool)
 }
 
 // Result is one (recipe, test, depth) measurement.
@@ -99,6 +104,10 @@ func measure(ctx context.Context, e *engine.Engine, r *recipe.Recipe, depth int,
 	var results []Result
 	run := func(test string, tokens int, fn func() error) error {
 		res := Result{Recipe: r.String(), Test: test, Depth: depth, Tokens: tokens, Reps: cfg.Reps}
+		if cfg.Measuring != nil {
+			cfg.Measuring(true)
+			defer cfg.Measuring(false)
+		}
 		for rep := 0; rep < cfg.Reps; rep++ {
 			if err := ctx.Err(); err != nil {
 				return err

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -41,7 +39,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batch := fs.Int("b", 512, "prompt tokens per forward pass")
 	kvFlag := fs.String("kv", recipe.Default, "KV `recipes` to compare, separated by ';'")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measurements to `file` (go tool pprof)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed tests (not of filling the cache to its depth) to `file` (go tool pprof)")
 	membw := fs.Bool("membw", false, "measure memory bandwidth and show each tg test's bound (bandwidth / bytes read per token)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -88,19 +86,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "| %-40s | %-7s | %6d | %10.2f ± %7.2f | %11s | %6.3f |\n", r.Recipe, r.Test, r.Depth, r.TokPerSec, r.StdDev, bytesString(r.KVBytes), r.Ratio)
 		}
 	}
+	var prof sectionProfiler
 	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+		cfg.Measuring = prof.set
 	}
 	results, err := bench.Run(ctx, e, cfg)
 	if *cpuprofile != "" {
-		pprof.StopCPUProfile()
+		if perr := writeFile(*cpuprofile, prof.Write); perr != nil && err == nil {
+			err = perr
+		}
 	}
 	rss := peakRSS() // before the bandwidth test's buffer
 	var bw float64

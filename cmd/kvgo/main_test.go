@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/pprof/profile"
 	"github.com/kvgo/kvgo/gguf"
 	"github.com/kvgo/kvgo/internal/golden"
 )
@@ -221,5 +222,31 @@ func TestBadInput(t *testing.T) {
 		if strings.Contains(errOut, "goroutine") || strings.Contains(errOut, "panic") {
 			t.Errorf("%s: stack trace in output: %s", c.name, errOut)
 		}
+	}
+}
+
+// TestBenchCPUProfile checks that the profile of several tests (each its
+// own section) is written as one profile pprof reads.
+func TestBenchCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	code, _, errOut := kvgo(t, "bench", "-p", "8", "-n", "4", "-d", "0,16", "-r", "1", "--cpuprofile", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("merged profile does not parse: %v", err)
+	}
+	if len(p.SampleType) == 0 || p.SampleType[len(p.SampleType)-1].Unit != "nanoseconds" {
+		t.Errorf("sample types %v, want CPU time", p.SampleType)
+	}
+	code, _, errOut = kvgo(t, "bench", "-p", "8", "-n", "0", "-d", "0", "-r", "1", "--cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir"))
+	if code == 0 || !strings.Contains(errOut, "no such") {
+		t.Errorf("unwritable profile path: exit %d, %q", code, errOut)
 	}
 }
