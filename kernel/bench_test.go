@@ -257,3 +257,52 @@ func BenchmarkWeightedSumPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWeightedSumHeads is the value half of attention for qwen2.5's 7
+// query heads per KV head over a run of rows: one pass per head
+// (WeightedSum, WeightedSumF16), the baseline, against WeightedSumHeads
+// and WeightedSumHeadsF16, which take three heads per pass.
+func BenchmarkWeightedSumHeads(b *testing.B) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const g = 7
+	for _, d := range []int{64, 128} {
+		for _, n := range []int{16, 32} {
+			v := randomFloats(rng, n*d)
+			vh := make([]uint16, n*d)
+			ToF16(vh, v)
+			p := randomFloats(rng, g*n)
+			out := make([]float32, g*d)
+			report := func(b *testing.B) {
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n*g), "ns/th")
+			}
+			b.Run(fmt.Sprintf("d=%d/n=%d/f32/per-head", d, n), func(b *testing.B) {
+				for b.Loop() {
+					for j := 0; j < g; j++ {
+						WeightedSum(out[j*d:(j+1)*d], p[j*n:(j+1)*n], v, d)
+					}
+				}
+				report(b)
+			})
+			b.Run(fmt.Sprintf("d=%d/n=%d/f32/heads", d, n), func(b *testing.B) {
+				for b.Loop() {
+					WeightedSumHeads(out, p, n, g, v, d)
+				}
+				report(b)
+			})
+			b.Run(fmt.Sprintf("d=%d/n=%d/f16/per-head", d, n), func(b *testing.B) {
+				for b.Loop() {
+					for j := 0; j < g; j++ {
+						WeightedSumF16(out[j*d:(j+1)*d], p[j*n:(j+1)*n], vh, d)
+					}
+				}
+				report(b)
+			})
+			b.Run(fmt.Sprintf("d=%d/n=%d/f16/heads", d, n), func(b *testing.B) {
+				for b.Loop() {
+					WeightedSumHeadsF16(out, p, n, g, vh, d)
+				}
+				report(b)
+			})
+		}
+	}
+}

@@ -311,6 +311,120 @@ done: \
 	VZEROUPPER; \
 	RET
 
+// WSUM3 is WSUM for three heads at once: y_h += Σ_r p_h[r]·v_r for h = 0,
+// 1, 2, where y_h is ystride bytes after y_{h-1} and p_h pstride bytes
+// after p_{h-1}. Each value vector is loaded (and for F16 converted) once
+// and used by all three heads, and the 32-column pass keeps 12 independent
+// accumulators: one head's 8 accumulators at d = 64 leave the FMA units
+// waiting on FMA latency, not on throughput (BenchmarkWeightedSumHeads).
+// A row is skipped only when its weight is zero in all three heads; a head
+// whose weight alone is zero adds 0·v, which for a finite v is exact.
+// Arguments: y+0 ystride+8 p+16 pstride+24 v+32 vstride+40 rows+48 d+56.
+#define WSUM3_ROWCHECK(skip) \
+	MOVL        (DX), AX; \
+	ORL         (DX)(R9*1), AX; \
+	ORL         (DX)(R9*2), AX; \
+	TESTL       $0x7fffffff, AX; \
+	JZ          skip; \
+	VBROADCASTSS (DX), Y12; \
+	VBROADCASTSS (DX)(R9*1), Y13; \
+	VBROADCASTSS (DX)(R9*2), Y14
+
+#define WSUM3_COL(LDW, off, a0, a1, a2) \
+	LDW(off, Y15); \
+	VFMADD231PS Y15, Y12, a0; \
+	VFMADD231PS Y15, Y13, a1; \
+	VFMADD231PS Y15, Y14, a2
+
+#define WSUM3(LDW, es) \
+	MOVQ        y+0(FP), DI; \
+	MOVQ        ystride+8(FP), R10; \
+	MOVQ        pstride+24(FP), R9; \
+	MOVQ        v+32(FP), R12; \
+	MOVQ        vstride+40(FP), R8; \
+	MOVQ        d+56(FP), CX; \
+	LEAQ        (DI)(R10*2), R11; \
+c32: \
+	CMPQ        CX, $32; \
+	JL          c8; \
+	VMOVUPS     (DI), Y0; \
+	VMOVUPS     32(DI), Y1; \
+	VMOVUPS     64(DI), Y2; \
+	VMOVUPS     96(DI), Y3; \
+	VMOVUPS     (DI)(R10*1), Y4; \
+	VMOVUPS     32(DI)(R10*1), Y5; \
+	VMOVUPS     64(DI)(R10*1), Y6; \
+	VMOVUPS     96(DI)(R10*1), Y7; \
+	VMOVUPS     (R11), Y8; \
+	VMOVUPS     32(R11), Y9; \
+	VMOVUPS     64(R11), Y10; \
+	VMOVUPS     96(R11), Y11; \
+	MOVQ        p+16(FP), DX; \
+	MOVQ        R12, SI; \
+	MOVQ        rows+48(FP), BX; \
+	TESTQ       BX, BX; \
+	JZ          s32; \
+r32: \
+	WSUM3_ROWCHECK(n32); \
+	WSUM3_COL(LDW, 0, Y0, Y4, Y8); \
+	WSUM3_COL(LDW, 8*es, Y1, Y5, Y9); \
+	WSUM3_COL(LDW, 16*es, Y2, Y6, Y10); \
+	WSUM3_COL(LDW, 24*es, Y3, Y7, Y11); \
+n32: \
+	ADDQ        $4, DX; \
+	ADDQ        R8, SI; \
+	DECQ        BX; \
+	JNZ         r32; \
+s32: \
+	VMOVUPS     Y0, (DI); \
+	VMOVUPS     Y1, 32(DI); \
+	VMOVUPS     Y2, 64(DI); \
+	VMOVUPS     Y3, 96(DI); \
+	VMOVUPS     Y4, (DI)(R10*1); \
+	VMOVUPS     Y5, 32(DI)(R10*1); \
+	VMOVUPS     Y6, 64(DI)(R10*1); \
+	VMOVUPS     Y7, 96(DI)(R10*1); \
+	VMOVUPS     Y8, (R11); \
+	VMOVUPS     Y9, 32(R11); \
+	VMOVUPS     Y10, 64(R11); \
+	VMOVUPS     Y11, 96(R11); \
+	ADDQ        $128, DI; \
+	ADDQ        $128, R11; \
+	ADDQ        $(32*es), R12; \
+	SUBQ        $32, CX; \
+	JMP         c32; \
+c8: \
+	CMPQ        CX, $8; \
+	JL          done; \
+	VMOVUPS     (DI), Y0; \
+	VMOVUPS     (DI)(R10*1), Y4; \
+	VMOVUPS     (R11), Y8; \
+	MOVQ        p+16(FP), DX; \
+	MOVQ        R12, SI; \
+	MOVQ        rows+48(FP), BX; \
+	TESTQ       BX, BX; \
+	JZ          s8; \
+r8: \
+	WSUM3_ROWCHECK(n8); \
+	WSUM3_COL(LDW, 0, Y0, Y4, Y8); \
+n8: \
+	ADDQ        $4, DX; \
+	ADDQ        R8, SI; \
+	DECQ        BX; \
+	JNZ         r8; \
+s8: \
+	VMOVUPS     Y0, (DI); \
+	VMOVUPS     Y4, (DI)(R10*1); \
+	VMOVUPS     Y8, (R11); \
+	ADDQ        $32, DI; \
+	ADDQ        $32, R11; \
+	ADDQ        $(8*es), R12; \
+	SUBQ        $8, CX; \
+	JMP         c8; \
+done: \
+	VZEROUPPER; \
+	RET
+
 // func dotF32x1AVX2(w *float32, wstride int, rows int, x *float32, n int, out *float32)
 TEXT ·dotF32x1AVX2(SB), NOSPLIT, $0-48
 	FX1(LDW_F32, LDS_F32, 4)
@@ -437,3 +551,11 @@ TEXT ·wsumF32AVX2(SB), NOSPLIT, $0-48
 // func wsumF16AVX2(y *float32, p *float32, v *uint16, vstride int, rows int, d int)
 TEXT ·wsumF16AVX2(SB), NOSPLIT, $0-48
 	WSUM(LDW_F16, 2)
+
+// func wsum3F32AVX2(y *float32, ystride int, p *float32, pstride int, v *float32, vstride int, rows int, d int)
+TEXT ·wsum3F32AVX2(SB), NOSPLIT, $0-64
+	WSUM3(LDW_F32, 4)
+
+// func wsum3F16AVX2(y *float32, ystride int, p *float32, pstride int, v *uint16, vstride int, rows int, d int)
+TEXT ·wsum3F16AVX2(SB), NOSPLIT, $0-64
+	WSUM3(LDW_F16, 2)

@@ -28,3 +28,9 @@ func wsumF32AVX2(y *float32, p *float32, v *float32, vstride int, rows int, d in
 func wsumF16AVX2(y *float32, p *float32, v *uint16, vstride int, rows int, d int) {
 	panic("unreachable")
 }
+func wsum3F32AVX2(y *float32, ystride int, p *float32, pstride int, v *float32, vstride int, rows int, d int) {
+	panic("unreachable")
+}
+func wsum3F16AVX2(y *float32, ystride int, p *float32, pstride int, v *uint16, vstride int, rows int, d int) {
+	panic("unreachable")
+}

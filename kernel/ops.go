@@ -211,21 +211,24 @@ func DotsGroupTo(out []float32, ldo int, q []float32, g int, k []float32, stride
 
 // WeightedSumHeads is WeightedSum for g heads over the same n = len(v)/d
 // rows of d values (no stride): head j adds Σ_i p[j*ldp+i]·v_i into
-// out[j*d:(j+1)*d]. One bounds check for all heads.
+// out[j*d:(j+1)*d]. One bounds check for all heads. Heads go three at a
+// time through one pass over the rows, which loads each value once for the
+// three and keeps more independent sums in flight than one head can (see
+// WSUM3 in fdot_amd64.s); a row whose weight is zero in every head is
+// skipped, and a head's zero weight on a row another head uses adds 0·v,
+// exact for finite v. Attention zeroes the same rows (masked tokens) in
+// all heads.
 func WeightedSumHeads(out, p []float32, ldp, g int, v []float32, d int) {
-	if g <= 0 || d <= 0 {
+	n, ok := headsShape(out, p, ldp, g, len(v), d)
+	if !ok {
 		return
 	}
-	n := len(v) / d
-	if n == 0 {
-		return
-	}
-	if ldp < n {
-		panic("kernel: WeightedSumHeads: ldp < rows")
-	}
-	out, p = out[:g*d], p[:(g-1)*ldp+n]
 	if useAVX2 && d%8 == 0 {
-		for j := 0; j < g; j++ {
+		j := 0
+		for ; j+3 <= g; j += 3 {
+			wsum3F32AVX2(&out[j*d], 4*d, &p[j*ldp], 4*ldp, &v[0], 4*d, n, d)
+		}
+		for ; j < g; j++ {
 			wsumF32AVX2(&out[j*d], &p[j*ldp], &v[0], 4*d, n, d)
 		}
 		return
@@ -233,6 +236,47 @@ func WeightedSumHeads(out, p []float32, ldp, g int, v []float32, d int) {
 	for j := 0; j < g; j++ {
 		WeightedSum(out[j*d:(j+1)*d], p[j*ldp:j*ldp+n], v, d)
 	}
+}
+
+// WeightedSumHeadsF16 is WeightedSumHeads for half-precision values: an
+// F16 page serves all its heads with one pass per three heads, converting
+// each value once for the three.
+func WeightedSumHeadsF16(out, p []float32, ldp, g int, v []uint16, d int) {
+	n, ok := headsShape(out, p, ldp, g, len(v), d)
+	if !ok {
+		return
+	}
+	if useAVX2 && d%8 == 0 {
+		j := 0
+		for ; j+3 <= g; j += 3 {
+			wsum3F16AVX2(&out[j*d], 4*d, &p[j*ldp], 4*ldp, &v[0], 2*d, n, d)
+		}
+		for ; j < g; j++ {
+			wsumF16AVX2(&out[j*d], &p[j*ldp], &v[0], 2*d, n, d)
+		}
+		return
+	}
+	for j := 0; j < g; j++ {
+		WeightedSumF16(out[j*d:(j+1)*d], p[j*ldp:j*ldp+n], v, d)
+	}
+}
+
+// headsShape checks the operands of WeightedSumHeads (nv values in rows of
+// d) and returns the number of rows; ok is false when there is nothing to
+// do.
+func headsShape(out, p []float32, ldp, g, nv, d int) (n int, ok bool) {
+	if g <= 0 || d <= 0 {
+		return 0, false
+	}
+	n = nv / d
+	if n == 0 {
+		return 0, false
+	}
+	if ldp < n {
+		panic("kernel: WeightedSumHeads: ldp < rows")
+	}
+	_, _ = out[g*d-1], p[(g-1)*ldp+n-1]
+	return n, true
 }
 
 // DotsF16Group is DotsGroup for half-precision keys.

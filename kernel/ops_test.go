@@ -364,12 +364,15 @@ func TestDotsGroupKeepsStackBuffers(t *testing.T) {
 
 // TestGroupedToAndHeads checks DotsGroupTo against Dots per head (to
 // float32 summation order) and WeightedSumHeads against WeightedSum per
-// head (exactly), with a row stride larger than the
-// run, at head counts that do and do not fill the four-head kernel.
+// head (exactly, and WeightedSumHeadsF16 against WeightedSumF16), with a
+// row stride larger than the run, at head counts that do and do not fill
+// the four-head (scores) and three-head (sums) kernels. Row 1 has weight
+// zero in every head and a non-finite value, as a masked token may: it
+// must not reach the sums.
 func TestGroupedToAndHeads(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	for _, d := range []int{8, 12, 64} {
-		for _, g := range []int{1, 3, 4, 7} {
+	for _, d := range []int{8, 12, 40, 64, 96} {
+		for _, g := range []int{1, 2, 3, 4, 6, 7} {
 			const n, ldo = 5, 9
 			q := randomFloats(rng, g*d)
 			k := randomFloats(rng, n*d)
@@ -391,16 +394,26 @@ func TestGroupedToAndHeads(t *testing.T) {
 				}
 			}
 			p := randomFloats(rng, g*ldo)
-			p[0] = 0
+			p[0] = 0 // one head's zero on a row the others use
+			for j := 0; j < g; j++ {
+				p[j*ldo+1] = 0
+			}
+			k[d+2] = float32(math.NaN())
+			kh := make([]uint16, len(k))
+			ToF16(kh, k)
 			got := randomFloats(rng, g*d)
+			gotH := append([]float32(nil), got...)
 			want := append([]float32(nil), got...)
+			wantH := append([]float32(nil), got...)
 			WeightedSumHeads(got, p, ldo, g, k, d)
+			WeightedSumHeadsF16(gotH, p, ldo, g, kh, d)
 			for j := 0; j < g; j++ {
 				WeightedSum(want[j*d:(j+1)*d], p[j*ldo:j*ldo+n], k, d)
+				WeightedSumF16(wantH[j*d:(j+1)*d], p[j*ldo:j*ldo+n], kh, d)
 			}
 			for i := range want {
-				if got[i] != want[i] {
-					t.Fatalf("d=%d g=%d: sum[%d] = %g, want %g", d, g, i, got[i], want[i])
+				if got[i] != want[i] || gotH[i] != wantH[i] || got[i] != got[i] {
+					t.Fatalf("d=%d g=%d: sum[%d] = %g (f16 %g), want %g (%g)", d, g, i, got[i], gotH[i], want[i], wantH[i])
 				}
 			}
 		}

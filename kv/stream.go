@@ -415,9 +415,7 @@ func (t *f32View) AddWeighted(w []float32, g int, out []float32, _ *PageScratch)
 	if n == 0 {
 		return
 	}
-	for j := 0; j < g; j++ {
-		kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n:(j+1)*n], t.x, d)
-	}
+	kernel.WeightedSumHeads(out, w, n, g, t.x[:n*d], d)
 }
 
 // Scratch is per-worker memory for attention, reused across calls so the

@@ -58,9 +58,7 @@ func (p *f32Page) AddWeighted(w []float32, g int, out []float32, _ *kv.PageScrat
 	if n == 0 {
 		return
 	}
-	for j := 0; j < g; j++ {
-		kernel.WeightedSum(out[j*d:(j+1)*d], w[j*n:(j+1)*n], p.x, d)
-	}
+	kernel.WeightedSumHeads(out, w, n, g, p.x[:n*d], d)
 }
 
 func (p *f32Page) Decode(i int, dst []float32) { copy(dst, p.x[i*p.d:(i+1)*p.d]) }
@@ -106,9 +104,7 @@ func (p *f16Page) AddWeighted(w []float32, g int, out []float32, _ *kv.PageScrat
 	if n == 0 {
 		return
 	}
-	for j := 0; j < g; j++ {
-		kernel.WeightedSumF16(out[j*d:(j+1)*d], w[j*n:(j+1)*n], p.x, d)
-	}
+	kernel.WeightedSumHeadsF16(out, w, n, g, p.x[:n*d], d)
 }
 
 func (p *f16Page) Decode(i int, dst []float32) {
