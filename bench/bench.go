@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kvgo/kvgo/engine"
+	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
 )
 
@@ -21,6 +22,15 @@ type Config struct {
 	Reps    int   // repetitions per test
 	Batch   int   // prompt tokens per forward pass
 	Recipes []*recipe.Recipe
+
+	// Interleave measures the recipes side by side: at each depth every
+	// recipe's cache is filled first, then each repetition of a test runs
+	// once per recipe in turn, and each result carries its speed relative
+	// to the first recipe in the same repetitions (VsFirst). On a shared
+	// machine whose speed drifts by several percent over the minutes one
+	// recipe takes at depth 8192, that paired ratio is what can be
+	// trusted; the cost is every recipe's cache in memory at once.
+	Interleave bool
 
 	// Progress, if set, is told about each finished measurement.
 	Progress func(r Result)
@@ -41,6 +51,12 @@ type Result struct {
 	TokPerSec float64   `json:"tokens_per_second"`
 	StdDev    float64   `json:"stddev"`
 	Samples   []float64 `json:"samples"`
+	// VsFirst is, when recipes were interleaved, the mean over
+	// repetitions of this recipe's speed divided by the first recipe's
+	// speed in the same repetition, and VsFirstStdDev its standard
+	// deviation; 0 otherwise.
+	VsFirst       float64 `json:"vs_first,omitempty"`
+	VsFirstStdDev float64 `json:"vs_first_stddev,omitempty"`
 	// KVBytes is the cache size after the test; FullKVBytes is the full F16
 	// cache for the same tokens, the baseline of Ratio.
 	KVBytes     int64   `json:"kv_bytes"`
@@ -61,14 +77,21 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 	if cfg.Batch < 1 {
 		cfg.Batch = 512
 	}
+	groups := [][]*recipe.Recipe{cfg.Recipes}
+	if !cfg.Interleave {
+		groups = groups[:0]
+		for _, r := range cfg.Recipes {
+			groups = append(groups, []*recipe.Recipe{r})
+		}
+	}
 	var out []Result
-	for _, r := range cfg.Recipes {
+	for _, group := range groups {
 		for _, depth := range cfg.Depths {
 			need := depth + max(cfg.Prompt, cfg.Gen)
 			if need > e.Model.ContextLen {
 				return out, fmt.Errorf("bench: depth %d + %d tokens exceeds the model's context of %d", depth, max(cfg.Prompt, cfg.Gen), e.Model.ContextLen)
 			}
-			res, err := measure(ctx, e, r, depth, cfg)
+			res, err := measure(ctx, e, group, depth, cfg)
 			out = append(out, res...)
 			if err != nil {
 				return out, err
@@ -78,7 +101,16 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 	return out, nil
 }
 
-func measure(ctx context.Context, e *engine.Engine, r *recipe.Recipe, depth int, cfg Config) ([]Result, error) {
+// subject is one recipe's cache, filled to the depth.
+type subject struct {
+	r     *recipe.Recipe
+	cache *kv.Cache
+}
+
+// measure fills a cache per recipe to depth, then runs each test's
+// repetitions, each repetition once per recipe in turn. All recipes share
+// one model state: it is scratch for a forward pass, not history.
+func measure(ctx context.Context, e *engine.Engine, recipes []*recipe.Recipe, depth int, cfg Config) ([]Result, error) {
 	n := depth + max(cfg.Prompt, cfg.Gen)
 	rng := rand.New(rand.NewPCG(uint64(depth), 7))
 	randTokens := func(k int) []int {
@@ -88,51 +120,70 @@ func measure(ctx context.Context, e *engine.Engine, r *recipe.Recipe, depth int,
 		}
 		return t
 	}
-	cache, err := e.NewCache(r, n)
-	if err != nil {
-		return nil, err
-	}
 	state := e.Model.NewState(e.Pool, cfg.Batch, n)
-	// The depth is the prompt an evicting recipe compresses.
-	cache.BeginPrefill(max(depth, 1))
-	if depth > 0 {
-		if _, err := state.Forward(cache, randTokens(depth), 0); err != nil {
+	fill := randTokens(depth)
+	subjects := make([]subject, len(recipes))
+	for i, r := range recipes {
+		cache, err := e.NewCache(r, n)
+		if err != nil {
 			return nil, err
 		}
+		// The depth is the prompt an evicting recipe compresses.
+		cache.BeginPrefill(max(depth, 1))
+		if depth > 0 {
+			if _, err := state.Forward(cache, fill, 0); err != nil {
+				return nil, err
+			}
+		}
+		cache.EndPrefill()
+		subjects[i] = subject{r, cache}
 	}
-	cache.EndPrefill()
 	var results []Result
-	run := func(test string, tokens int, fn func() error) error {
-		res := Result{Recipe: r.String(), Test: test, Depth: depth, Tokens: tokens, Reps: cfg.Reps}
+	run := func(test string, tokens int, fn func(cache *kv.Cache) error) error {
+		res := make([]Result, len(subjects))
+		for i, s := range subjects {
+			res[i] = Result{Recipe: s.r.String(), Test: test, Depth: depth, Tokens: tokens, Reps: cfg.Reps}
+		}
 		if cfg.Measuring != nil {
 			cfg.Measuring(true)
 			defer cfg.Measuring(false)
 		}
 		for rep := 0; rep < cfg.Reps; rep++ {
-			if err := ctx.Err(); err != nil {
-				return err
+			for i, s := range subjects {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				t0 := time.Now()
+				if err := fn(s.cache); err != nil {
+					return err
+				}
+				res[i].Samples = append(res[i].Samples, float64(tokens)/time.Since(t0).Seconds())
+				res[i].KVBytes = s.cache.Bytes()
+				res[i].FullKVBytes = e.FullCacheBytes(s.cache.NextPos())
+				s.cache.Truncate(depth)
 			}
-			t0 := time.Now()
-			if err := fn(); err != nil {
-				return err
-			}
-			res.Samples = append(res.Samples, float64(tokens)/time.Since(t0).Seconds())
-			res.KVBytes = cache.Bytes()
-			res.FullKVBytes = e.FullCacheBytes(cache.NextPos())
-			cache.Truncate(depth)
 		}
-		res.TokPerSec, res.StdDev = meanStd(res.Samples)
-		res.Ratio = float64(res.KVBytes) / float64(max(res.FullKVBytes, 1))
-
-		results = append(results, res)
-		if cfg.Progress != nil {
-			cfg.Progress(res)
+		for i := range res {
+			r := &res[i]
+			r.TokPerSec, r.StdDev = meanStd(r.Samples)
+			r.Ratio = float64(r.KVBytes) / float64(max(r.FullKVBytes, 1))
+			if len(subjects) > 1 {
+				paired := make([]float64, len(r.Samples))
+				for k, v := range r.Samples {
+					paired[k] = v / res[0].Samples[k]
+				}
+				r.VsFirst, r.VsFirstStdDev = meanStd(paired)
+			}
+			results = append(results, *r)
+			if cfg.Progress != nil {
+				cfg.Progress(*r)
+			}
 		}
 		return nil
 	}
 	if cfg.Prompt > 0 {
 		toks := randTokens(cfg.Prompt)
-		err := run(fmt.Sprintf("pp%d", cfg.Prompt), cfg.Prompt, func() error {
+		err := run(fmt.Sprintf("pp%d", cfg.Prompt), cfg.Prompt, func(cache *kv.Cache) error {
 			_, err := state.Forward(cache, toks, depth)
 			return err
 		})
@@ -142,7 +193,7 @@ func measure(ctx context.Context, e *engine.Engine, r *recipe.Recipe, depth int,
 	}
 	if cfg.Gen > 0 {
 		toks := randTokens(cfg.Gen)
-		err := run(fmt.Sprintf("tg%d", cfg.Gen), cfg.Gen, func() error {
+		err := run(fmt.Sprintf("tg%d", cfg.Gen), cfg.Gen, func(cache *kv.Cache) error {
 			for i, t := range toks {
 				if _, err := state.Forward(cache, []int{t}, depth+i); err != nil {
 					return err

@@ -29,7 +29,7 @@ type benchReport struct {
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[-m FILE] [-p 512] [-n 128] [-d 0,2048,8192] [-r 5] [--kv RECIPE;RECIPE] [--json]")
+	fs := newFlagSet("bench", "[-m FILE] [-p 512] [-n 128] [-d 0,2048,8192] [-r 5] [--kv RECIPE;RECIPE] [--interleave] [--json]")
 	var mf modelFlags
 	mf.register(fs)
 	p := fs.Int("p", 512, "prompt tokens per pp test (0 = skip)")
@@ -40,6 +40,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kvFlag := fs.String("kv", recipe.Default, "KV `recipes` to compare, separated by ';'")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed tests (not of filling the cache to its depth) to `file` (go tool pprof)")
+	interleave := fs.Bool("interleave", false, "fill every recipe's cache first, then run each repetition once per recipe in turn, and report each recipe's speed relative to the first one in the same repetitions (needs every cache in memory at once)")
 	membw := fs.Bool("membw", false, "measure memory bandwidth and show each tg test's bound (bandwidth / bytes read per token)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -75,15 +76,26 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.Close()
-	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes}
+	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes, Interleave: *interleave}
 
 	if !*asJSON {
 		fmt.Fprintf(stdout, "model: %s (%s, %s params, %s of weights read per token), %d threads\n", e.Source, e.Model.Arch, paramString(e.Params()), bytesString(e.WeightBytesPerToken()), e.Pool.Threads())
 		fmt.Fprintln(stdout)
-		fmt.Fprintf(stdout, "| %-40s | %-7s | %6s | %20s | %11s | %6s |\n", "recipe", "test", "depth", "t/s", "KV", "ratio")
-		fmt.Fprintf(stdout, "|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 42), strings.Repeat("-", 9), strings.Repeat("-", 8), strings.Repeat("-", 22), strings.Repeat("-", 13), strings.Repeat("-", 8))
+		paired := *interleave && len(recipes) > 1
+		head := fmt.Sprintf("| %-40s | %-7s | %6s | %20s | %11s | %6s |", "recipe", "test", "depth", "t/s", "KV", "ratio")
+		rule := fmt.Sprintf("|%s|%s|%s|%s|%s|%s|", strings.Repeat("-", 42), strings.Repeat("-", 9), strings.Repeat("-", 8), strings.Repeat("-", 22), strings.Repeat("-", 13), strings.Repeat("-", 8))
+		if paired {
+			head += fmt.Sprintf(" %15s |", "vs first")
+			rule += strings.Repeat("-", 17) + "|"
+		}
+		fmt.Fprintln(stdout, head)
+		fmt.Fprintln(stdout, rule)
 		cfg.Progress = func(r bench.Result) {
-			fmt.Fprintf(stdout, "| %-40s | %-7s | %6d | %10.2f ± %7.2f | %11s | %6.3f |\n", r.Recipe, r.Test, r.Depth, r.TokPerSec, r.StdDev, bytesString(r.KVBytes), r.Ratio)
+			line := fmt.Sprintf("| %-40s | %-7s | %6d | %10.2f ± %7.2f | %11s | %6.3f |", r.Recipe, r.Test, r.Depth, r.TokPerSec, r.StdDev, bytesString(r.KVBytes), r.Ratio)
+			if paired {
+				line += fmt.Sprintf(" %6.3f ± %6.3f |", r.VsFirst, r.VsFirstStdDev)
+			}
+			fmt.Fprintln(stdout, line)
 		}
 	}
 	var prof sectionProfiler

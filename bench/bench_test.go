@@ -1,0 +1,89 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"github.com/kvgo/kvgo/engine"
+	"github.com/kvgo/kvgo/kv/recipe"
+)
+
+// TestInterleave runs the same recipes one after the other and
+// interleaved on the embedded model: the caches must end up the same
+// (bytes are deterministic), the paired ratio must be what the samples
+// say, and profiling hooks must bracket every test.
+func TestInterleave(t *testing.T) {
+	e, err := engine.Load("", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var recipes []*recipe.Recipe
+	for _, s := range []string{"f16", "kivi(bits=4)", "snapkv(budget=0.5)"} {
+		r, err := recipe.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recipes = append(recipes, r)
+	}
+	cfg := Config{Prompt: 16, Gen: 8, Depths: []int{0, 40}, Reps: 3, Batch: 16, Recipes: recipes}
+	separate, err := Run(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Interleave = true
+	open, brackets := false, 0
+	cfg.Measuring = func(on bool) {
+		if on == open {
+			t.Errorf("Measuring(%v) while already %v", on, open)
+		}
+		open = on
+		if on {
+			brackets++
+		}
+	}
+	paired, err := Run(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if open || brackets != 2*len(cfg.Depths) {
+		t.Errorf("Measuring: %d tests bracketed (want %d), still open %v", brackets, 2*len(cfg.Depths), open)
+	}
+	if len(paired) != len(separate) {
+		t.Fatalf("%d interleaved results, %d separate", len(paired), len(separate))
+	}
+	bytes := map[[3]any]int64{}
+	for _, r := range separate {
+		if r.VsFirst != 0 {
+			t.Errorf("%s %s: VsFirst %g without interleaving", r.Recipe, r.Test, r.VsFirst)
+		}
+		bytes[[3]any{r.Recipe, r.Test, r.Depth}] = r.KVBytes
+	}
+	first := map[[2]any]Result{}
+	for _, r := range paired {
+		key := [3]any{r.Recipe, r.Test, r.Depth}
+		if b, ok := bytes[key]; !ok || b != r.KVBytes {
+			t.Errorf("%v: %d KV bytes interleaved, %d separate", key, r.KVBytes, b)
+		}
+		if len(r.Samples) != cfg.Reps {
+			t.Fatalf("%v: %d samples", key, len(r.Samples))
+		}
+		f, ok := first[[2]any{r.Test, r.Depth}]
+		if !ok {
+			first[[2]any{r.Test, r.Depth}] = r
+			if r.VsFirst != 1 {
+				t.Errorf("%v: first recipe VsFirst = %g, want 1", key, r.VsFirst)
+			}
+			continue
+		}
+		var want float64
+		for k := range r.Samples {
+			want += r.Samples[k] / f.Samples[k]
+		}
+		want /= float64(len(r.Samples))
+		if math.Abs(r.VsFirst-want) > 1e-12*want || r.VsFirst <= 0 {
+			t.Errorf("%v: VsFirst %g, want %g from the samples", key, r.VsFirst, want)
+		}
+	}
+}
