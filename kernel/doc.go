@@ -31,7 +31,9 @@
 //
 // Attention over quantized pages (package kv/quant) uses two families.
 // DequantBlocks decodes runs of per-token blocks (q8, q4, KIVI values) for
-// the grouped F32 kernels (DotsGroup, WeightedSum). DotsPlanar scores
+// the grouped F32 kernels (DotsGroupTo, WeightedSumHeads; f16 pages use
+// DotsF16Group and WeightedSumHeadsF16, which take three heads per pass
+// over the values). DotsPlanar scores
 // queries against 2- and 4-bit codes in the planar layout (PackPlanar)
 // without decoding them: the query, with the page's per-channel scales
 // folded in, is rounded to int16 (QuantizeScaledI16Heads) and multiplied
