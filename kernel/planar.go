@@ -160,9 +160,11 @@ func DotsPlanar(out []float32, q []int16, scale, bias []float32, g int, codes []
 			}
 		}
 		for j0 := 0; j0 < g4; j0 += 4 {
-			// Heads past g repeat the last head: they compute and store the
-			// same values at the same place, which keeps the kernel at four
-			// heads without scratch.
+			// A last group of two or three heads goes through the
+			// three-head kernel (g = 7 is 4+3). Heads past g repeat the
+			// last head: they compute and store the same values at the same
+			// place, which keeps the kernels at a fixed width without
+			// scratch.
 			var qs [4]*int16
 			var os [4]*float32
 			var sb [8]float32
@@ -171,9 +173,15 @@ func DotsPlanar(out []float32, q []int16, scale, bias []float32, g int, codes []
 				qs[h], os[h] = &q[j*d], &out[j*n]
 				sb[h], sb[4+h] = scale[j], bias[j]
 			}
-			if bits == 4 {
+			three := g4-j0 <= 3
+			switch {
+			case bits == 4 && three:
+				dotsPlanar4x3AVX2(&codes[0], n, d, &qs, &sb, &os)
+			case bits == 4:
 				dotsPlanar4x4AVX2(&codes[0], n, d, &qs, &sb, &os)
-			} else {
+			case three:
+				dotsPlanar2x3AVX2(&codes[0], n, d, &qs, &sb, &os)
+			default:
 				dotsPlanar2x4AVX2(&codes[0], n, d, &qs, &sb, &os)
 			}
 		}

@@ -101,7 +101,7 @@ GLOBL finf<>(SB), RODATA|NOPTR, $4
 // rows (DI, R8, R9, R14), one float each. DX is the query's size in bytes,
 // AX the bytes of its whole 64-channel chunks; a row of d = 64k+32 ends
 // with a half chunk (UNPACKH).
-#define DOTS4(UNPACK, UNPACKH) \
+#define DOTS4(UNPACK, UNPACKH, HEAD4, HEADH4, STORE4) \
 	MOVQ    codes+0(FP), SI          \
 	MOVQ    n+8(FP), CX              \
 	MOVQ    d+16(FP), DX             \
@@ -136,7 +136,7 @@ chunk:                               \
 	HEAD(BX, Y0)                     \
 	HEAD(R10, Y1)                    \
 	HEAD(R11, Y2)                    \
-	HEAD(R12, Y3)                    \
+	HEAD4                            \
 	ADDQ $128, R13                   \
 	CMPQ R13, AX                     \
 	JLT  chunk                       \
@@ -147,7 +147,7 @@ half:                                \
 	HEADH(BX, Y0)                    \
 	HEADH(R10, Y1)                   \
 	HEADH(R11, Y2)                   \
-	HEADH(R12, Y3)                   \
+	HEADH4                           \
 reduce:                              \
 	VPHADDD      Y1, Y0, Y0          \
 	VPHADDD      Y3, Y2, Y2          \
@@ -160,16 +160,22 @@ reduce:                              \
 	VMOVSS       X0, (DI)            \
 	VEXTRACTPS   $1, X0, (R8)        \
 	VEXTRACTPS   $2, X0, (R9)        \
-	VEXTRACTPS   $3, X0, (R14)       \
+	STORE4                           \
 	ADDQ         $4, DI              \
 	ADDQ         $4, R8              \
 	ADDQ         $4, R9              \
-	ADDQ         $4, R14             \
 	DECQ         CX                  \
 	JNZ          row                 \
 done:                                \
 	VZEROUPPER                       \
 	RET
+
+// The fourth head of DOTS4, or none (three-head kernels: Y3 stays zero and
+// only three sums are stored).
+#define HEAD4ON HEAD(R12, Y3)
+#define HEADH4ON HEADH(R12, Y3)
+#define STORE4ON VEXTRACTPS $3, X0, (R14); ADDQ $4, R14
+#define NONE
 
 // DOTS1 is DOTS4 for one head (q at BX, output row at DI): for g = 1
 // (multi-head attention) and the fifth, ninth, ... head of a group.
@@ -221,12 +227,24 @@ done1:                            \
 // func dotsPlanar4x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
 TEXT ·dotsPlanar4x4AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU nib<>(SB), Y15
-	DOTS4(UNPACK4, UNPACK4H)
+	DOTS4(UNPACK4, UNPACK4H, HEAD4ON, HEADH4ON, STORE4ON)
+
+// func dotsPlanar4x3AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
+//
+// dotsPlanar4x4AVX2 for three heads (qs[3], outs[3] unused): g = 7 is 4+3.
+TEXT ·dotsPlanar4x3AVX2(SB), NOSPLIT, $0-48
+	VMOVDQU nib<>(SB), Y15
+	DOTS4(UNPACK4, UNPACK4H, NONE, NONE, NONE)
+
+// func dotsPlanar2x3AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
+TEXT ·dotsPlanar2x3AVX2(SB), NOSPLIT, $0-48
+	VMOVDQU pair<>(SB), Y15
+	DOTS4(UNPACK2, UNPACK2H, NONE, NONE, NONE)
 
 // func dotsPlanar2x4AVX2(codes *byte, n, d int, qs *[4]*int16, sb *[8]float32, outs *[4]*float32)
 TEXT ·dotsPlanar2x4AVX2(SB), NOSPLIT, $0-48
 	VMOVDQU pair<>(SB), Y15
-	DOTS4(UNPACK2, UNPACK2H)
+	DOTS4(UNPACK2, UNPACK2H, HEAD4ON, HEADH4ON, STORE4ON)
 
 // func dotsPlanar4x1AVX2(codes *byte, n, d int, q *int16, scale, bias float32, out *float32)
 TEXT ·dotsPlanar4x1AVX2(SB), NOSPLIT, $0-48
@@ -287,7 +305,31 @@ hmax:
 	MOVQ         d+32(FP), CX
 	SHRQ         $3, CX
 
+	// Sixteen values per step: one 256-bit pack of two vectors, its
+	// 64-bit quarters put back in order by VPERMQ, one store.
+hq16:
+	CMPQ         CX, $2
+	JL           hq
+	VMOVUPS      (SI), Y0
+	VMOVUPS      32(SI), Y1
+	VMULPS       (DX), Y0, Y0
+	VMULPS       32(DX), Y1, Y1
+	VMULPS       Y2, Y0, Y0
+	VMULPS       Y2, Y1, Y1
+	VCVTPS2DQ    Y0, Y0
+	VCVTPS2DQ    Y1, Y1
+	VPACKSSDW    Y1, Y0, Y0
+	VPERMQ       $0xd8, Y0, Y0
+	VMOVDQU      Y0, (DI)
+	ADDQ         $64, SI
+	ADDQ         $64, DX
+	ADDQ         $32, DI
+	SUBQ         $2, CX
+	JMP          hq16
+
 hq:
+	TESTQ        CX, CX
+	JZ           next
 	VMOVUPS      (SI), Y0
 	VMULPS       (DX), Y0, Y0
 	VMULPS       Y2, Y0, Y0
@@ -299,8 +341,7 @@ hq:
 	ADDQ         $32, DX
 	ADDQ         $16, DI
 	DECQ         CX
-	JNZ          hq
-	JMP          next
+	JMP          hq
 
 zero:
 	VMOVSS X7, (R8)

@@ -55,7 +55,7 @@ func TestPlanarRoundTrip(t *testing.T) {
 // Go paths round identically, so results must be exact.
 func TestQuantizeScaledI16(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, n := range []int{0, 1, 7, 8, 9, 32, 64, 100, 128} {
+	for _, n := range []int{0, 1, 7, 8, 9, 24, 32, 40, 64, 100, 128} {
 		x, mul := make([]float32, n), make([]float32, n)
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
@@ -92,7 +92,7 @@ func TestQuantizeScaledI16(t *testing.T) {
 // per head, exactly, including an all-zero head.
 func TestQuantizeScaledI16Heads(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
-	for _, d := range []int{8, 12, 64, 128} {
+	for _, d := range []int{8, 12, 24, 40, 64, 128} {
 		for _, g := range []int{1, 3, 7} {
 			x, mul := make([]float32, g*d), make([]float32, d)
 			for i := range x {
@@ -134,7 +134,7 @@ func TestDotsPlanar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	for _, bits := range []int{2, 4} {
 		for _, d := range []int{8, 32, 48, 64, 96, 128, 192} {
-			for _, g := range []int{1, 3, 4, 7, 9} {
+			for _, g := range []int{1, 2, 3, 4, 6, 7, 9} {
 				for _, n := range []int{1, 5, 32} {
 					t.Run(fmt.Sprintf("b%d/d%d/g%d/n%d", bits, d, g, n), func(t *testing.T) {
 						checkDotsPlanar(t, rng, bits, d, g, n)
@@ -214,5 +214,27 @@ func BenchmarkDotsPlanar(b *testing.B) {
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n*g), "ns/token-head")
 			})
 		}
+	}
+}
+
+// BenchmarkQuantizeScaledI16Heads is the per-page query preparation of a
+// KIVI key page: 7 heads of d values with the page's scales folded in.
+func BenchmarkQuantizeScaledI16Heads(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const g = 7
+	for _, d := range []int{64, 128} {
+		x, mul := make([]float32, g*d), make([]float32, d)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		for i := range mul {
+			mul[i] = float32(rng.ExpFloat64())
+		}
+		dst, sc := make([]int16, g*d), make([]float32, g)
+		b.Run(fmt.Sprintf("d=%d", d), func(b *testing.B) {
+			for b.Loop() {
+				QuantizeScaledI16Heads(dst, x, mul, sc)
+			}
+		})
 	}
 }
