@@ -27,6 +27,8 @@ func DequantBlocks(dst []float32, src []byte, sm []float32, bs, bits int, signed
 			dequantBlocksI8AVX2(&dst[0], &src[0], &sm[0], nblk, bs)
 		case bits == 8:
 			dequantBlocksU8AVX2(&dst[0], &src[0], &sm[0], nblk, bs)
+		case bits == 4 && bs%32 == 0:
+			dequantBlocksU4x32AVX2(&dst[0], &src[0], &sm[0], nblk, bs)
 		case bits == 4:
 			dequantBlocksU4AVX2(&dst[0], &src[0], &sm[0], nblk, bs)
 		default:

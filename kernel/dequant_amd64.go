@@ -16,3 +16,6 @@ func dequantBlocksU4AVX2(dst *float32, src *byte, sm *float32, nblk, bvals int)
 
 //go:noescape
 func dequantBlocksU2AVX2(dst *float32, src *byte, sm *float32, nblk, bvals int)
+
+//go:noescape
+func dequantBlocksU4x32AVX2(dst *float32, src *byte, sm *float32, nblk, bvals int)

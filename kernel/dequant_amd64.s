@@ -19,7 +19,10 @@ GLOBL shr2hi<>(SB), RODATA|NOPTR, $32
 // of the step's 16 values), with each block's scale in Y1 and minimum in
 // Y2, read as the float pair sm[2b], sm[2b+1]. STEP reads SI, writes 16
 // floats at DI and advances both.
-#define BLOCKS(STEP) \
+#define BLOCKS(STEP) BLOCKSN(STEP, 4)
+
+// BLOCKSN is BLOCKS for a STEP of 2^shift values.
+#define BLOCKSN(STEP, shift) \
 	MOVQ dst+0(FP), DI        \
 	MOVQ src+8(FP), SI        \
 	MOVQ sm+16(FP), DX        \
@@ -31,7 +34,7 @@ bnext:                        \
 	VBROADCASTSS 4(DX), Y2    \
 	ADDQ $8, DX               \
 	MOVQ bvals+32(FP), CX     \
-	SHRQ $4, CX               \
+	SHRQ $shift, CX           \
 bstep:                        \
 	STEP                      \
 	DECQ CX                   \
@@ -77,6 +80,36 @@ bdone:                        \
 	ADDQ        $8, SI        \
 	ADDQ        $64, DI
 
+// STEPU4X32 is STEPU4 for 32 codes (16 bytes) per step: one load, one
+// nibble split and two byte interleaves for twice the values.
+#define STEPU4X32 \
+	VMOVDQU     (SI), X0      \
+	VPSRLW      $4, X0, X3    \
+	VPAND       X15, X0, X0   \
+	VPAND       X15, X3, X3   \
+	VPUNPCKLBW  X3, X0, X4    \
+	VPUNPCKHBW  X3, X0, X5    \
+	VPMOVZXBD   X4, Y6        \
+	VPSRLDQ     $8, X4, X4    \
+	VPMOVZXBD   X4, Y7        \
+	VPMOVZXBD   X5, Y8        \
+	VPSRLDQ     $8, X5, X5    \
+	VPMOVZXBD   X5, Y9        \
+	VCVTDQ2PS   Y6, Y6        \
+	VCVTDQ2PS   Y7, Y7        \
+	VCVTDQ2PS   Y8, Y8        \
+	VCVTDQ2PS   Y9, Y9        \
+	VFMADD213PS Y2, Y1, Y6    \
+	VFMADD213PS Y2, Y1, Y7    \
+	VFMADD213PS Y2, Y1, Y8    \
+	VFMADD213PS Y2, Y1, Y9    \
+	VMOVUPS     Y6, (DI)      \
+	VMOVUPS     Y7, 32(DI)    \
+	VMOVUPS     Y8, 64(DI)    \
+	VMOVUPS     Y9, 96(DI)    \
+	ADDQ        $16, SI       \
+	ADDQ        $128, DI
+
 #define STEPU2 \
 	VPBROADCASTD (SI), Y0     \
 	VPSRLVD     Y13, Y0, Y5   \
@@ -106,6 +139,15 @@ TEXT ·dequantBlocksU4AVX2(SB), NOSPLIT, $0-40
 	VMOVD        AX, X15
 	VPBROADCASTD X15, X15
 	BLOCKS(STEPU4)
+
+// func dequantBlocksU4x32AVX2(dst *float32, src *byte, sm *float32, nblk, bvals int)
+//
+// dequantBlocksU4AVX2 for blocks of a multiple of 32 values.
+TEXT ·dequantBlocksU4x32AVX2(SB), NOSPLIT, $0-40
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, X15
+	BLOCKSN(STEPU4X32, 5)
 
 // func dequantBlocksU2AVX2(dst *float32, src *byte, sm *float32, nblk, bvals int)
 TEXT ·dequantBlocksU2AVX2(SB), NOSPLIT, $0-40

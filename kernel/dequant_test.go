@@ -35,7 +35,7 @@ func TestDequantBlocksMatchesGo(t *testing.T) {
 		signed bool
 	}
 	for _, f := range []format{{8, true}, {8, false}, {4, false}, {2, false}} {
-		for _, bs := range []int{4, 8, 16, 32, 64} {
+		for _, bs := range []int{4, 8, 16, 32, 48, 64, 96} {
 			if bs*f.bits%8 != 0 {
 				continue
 			}
@@ -69,5 +69,29 @@ func TestDequantBlocksMatchesGo(t *testing.T) {
 				checkEqual(t, fmt.Sprintf("blocks bits=%d signed=%v bs=%d n=%d", f.bits, f.signed, bs, nblk), nblk*bs, got, want)
 			}
 		}
+	}
+}
+
+// BenchmarkDequantBlocks decodes a half page of a d=64 head (16 tokens,
+// blocks of 32) as attention's runs do.
+func BenchmarkDequantBlocks(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const n, bs = 1024, 32
+	for _, bits := range []int{8, 4, 2} {
+		src := make([]byte, n*bits/8)
+		for i := range src {
+			src[i] = byte(rng.IntN(256))
+		}
+		sm := make([]float32, 2*n/bs)
+		for i := range sm {
+			sm[i] = rng.Float32()
+		}
+		dst := make([]float32, n)
+		b.Run(fmt.Sprintf("bits=%d", bits), func(b *testing.B) {
+			for b.Loop() {
+				DequantBlocks(dst, src, sm, bs, bits, false)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/value")
+		})
 	}
 }
