@@ -35,7 +35,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	p := fs.Int("p", 512, "prompt tokens per pp test (0 = skip)")
 	n := fs.Int("n", 128, "generated tokens per tg test (0 = skip)")
 	depths := fs.String("d", "0,2048,8192", "comma-separated context `depths`")
-	reps := fs.Int("r", 5, "repetitions per test")
+	reps := fs.Int("r", 5, "timed repetitions per test (each test first runs once untimed)")
 	batch := fs.Int("b", 512, "prompt tokens per forward pass")
 	kvFlag := fs.String("kv", recipe.Default, "KV `recipes` to compare, separated by ';'")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
