@@ -284,15 +284,13 @@ func (p *blockPage) scale(sc []uint16, b int) (s, m float32) {
 func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 
 // Dot and AddWeighted read a page in runs of tokens. A run's rows are
-// decoded into the caller's scratch with one
-// kernel.DequantBlocks call (the rows of a page, and the blocks of a row,
-// are contiguous), and kernel.DotsGroup or kernel.WeightedSum take all g
-// heads over the run, each decoded token shared by the heads; DotsGroup
-// passes each key through four heads at a time. Calls are per run, not per
-// (token, block) or (token, head): at a KV cache's sizes (blocks of 32
-// values, pages of 32 tokens) a kernel call costs as much as a few hundred
-// values of SIMD work, which is what made the token-at-a-time loop 3-6x
-// slower than an F16 page (BenchmarkAttendPage, g=7, d=128).
+// decoded into the caller's scratch with one kernel.DequantBlocks call (the
+// rows of a page, and the blocks of a row, are contiguous), and
+// kernel.DotsGroupTo or kernel.WeightedSumHeads take all g heads over the
+// run, each decoded token shared by the heads (four heads per pass for
+// scores, three for sums). Calls are per run, not per (token, block) or
+// (token, head): the token-at-a-time loop this replaced was 3-6.4x slower
+// than an F16 page (BenchmarkAttendPage, g=7, d=128).
 
 // runFloats bounds a run's decoded floats (8 KiB of per-worker scratch,
 // 16 tokens at d=128), small enough to stay in L1 while every head reads
@@ -342,6 +340,15 @@ func (p *blockPage) decodeRun(i0, m int, x, sm []float32) {
 	kernel.DequantBlocks(x[:m*d], p.codes[i0*rb:(i0+m)*rb], sm, bs, int(p.bits), p.signed())
 }
 
+// runScratch returns the run length for a page of n tokens and, from sc,
+// room for one run's decoded values (x) and its (scale, offset) pairs (sm).
+func (p *blockPage) runScratch(sc *kv.PageScratch, n int) (c int, x, sm []float32) {
+	d := int(p.d)
+	c = p.runTokens(n)
+	buf := sc.Floats(c*d + 2*c*p.nb())
+	return c, buf[:c*d], buf[c*d:]
+}
+
 // Dot takes the g heads' dot products with each run in one
 // kernel.DotsGroupTo call, straight into the page's rows (out[j*n+i]).
 func (p *blockPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
@@ -350,9 +357,7 @@ func (p *blockPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
 		return
 	}
 	q, out = q[:g*d], out[:g*n]
-	c := p.runTokens(n)
-	buf := sc.Floats(c*d + 2*c*p.nb())
-	x, sm := buf[:c*d], buf[c*d:]
+	c, x, sm := p.runScratch(sc, n)
 	for i0 := 0; i0 < n; i0 += c {
 		m := min(c, n-i0)
 		p.decodeRun(i0, m, x, sm)
@@ -362,18 +367,17 @@ func (p *blockPage) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
 
 // AddWeighted adds each run to every head's output with one
 // kernel.WeightedSumHeads call per run. A run whose tokens have no
-// non-zero weight in any head (masked future tokens) is not decoded.
-// WeightedSum never multiplies a row whose weight is zero, so a masked
-// token contributes nothing even if its stored values were not finite.
+// non-zero weight in any head (masked future tokens) is not decoded, and
+// WeightedSumHeads skips a row whose weight is zero in every head, so a
+// masked token contributes nothing even if its stored values were not
+// finite.
 func (p *blockPage) AddWeighted(w []float32, g int, out []float32, sc *kv.PageScratch) {
 	d, n := int(p.d), p.Len()
 	if n == 0 || g <= 0 {
 		return
 	}
 	w, out = w[:g*n], out[:g*d]
-	c := p.runTokens(n)
-	buf := sc.Floats(c*d + 2*c*p.nb())
-	x, sm := buf[:c*d], buf[c*d:]
+	c, x, sm := p.runScratch(sc, n)
 	for i0 := 0; i0 < n; i0 += c {
 		m := min(c, n-i0)
 		if !anyWeightRun(w, g, n, i0, m) {
@@ -385,24 +389,14 @@ func (p *blockPage) AddWeighted(w []float32, g int, out []float32, sc *kv.PageSc
 }
 
 // anyWeightRun reports whether any of the tokens i0..i0+m-1 has a
-// non-zero weight in any of the g rows of n weights.
+// non-zero weight in any of the g rows of n weights (masked future tokens
+// have none, and need not be decoded).
 func anyWeightRun(w []float32, g, n, i0, m int) bool {
 	for j := 0; j < g; j++ {
 		for _, a := range w[j*n+i0 : j*n+i0+m] {
 			if a != 0 {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-// anyWeight reports whether token i has a non-zero weight in any of the g
-// rows (masked future tokens have none, and need not be decoded).
-func anyWeight(w []float32, g, n, i int) bool {
-	for j := 0; j < g; j++ {
-		if w[j*n+i] != 0 {
-			return true
 		}
 	}
 	return false

@@ -179,7 +179,7 @@ func (p *kiviKeyPage) Decode(i int, dst []float32) {
 // once per page and head, so q·k_i = q'·u_i + Σ q·z over the integer codes
 // u_i. q' is then rounded to int16 per head (scale max|q'|/32767), and
 // kernel.DotsPlanar takes the integer dot products with the codes, four
-// heads per unpacked row. At d=128 and 7 heads that kernel takes about 60%
+// (or, for a last group, three) heads per unpacked row. At d=128 and 7 heads that kernel takes about 60%
 // of the time of an F16 page's scores; folding and rounding the query per
 // page brings the whole Dot to about F16's (kv/quant BenchmarkAttendHalves).
 //
@@ -210,7 +210,7 @@ func (p *kiviKeyPage) AddWeighted(w []float32, g int, out []float32, sc *kv.Page
 	d, n := int(p.d), p.Len()
 	x := sc.Floats(d)
 	for i := 0; i < n; i++ {
-		if !anyWeight(w, g, n, i) {
+		if !anyWeightRun(w, g, n, i, 1) {
 			continue
 		}
 		p.Decode(i, x)
