@@ -315,8 +315,9 @@ done: \
 // 1, 2, where y_h is ystride bytes after y_{h-1} and p_h pstride bytes
 // after p_{h-1}. Each value vector is loaded (and for F16 converted) once
 // and used by all three heads, and the 32-column pass keeps 12 independent
-// accumulators: one head's 8 accumulators at d = 64 leave the FMA units
-// waiting on FMA latency, not on throughput (BenchmarkWeightedSumHeads).
+// accumulators, against one head's 8 (1.25-1.45x faster than a pass per
+// head at g = 7, BenchmarkWeightedSumHeads; our reading, not measured
+// apart, is that 8 FMA chains leave the FMA units waiting on latency).
 // A row is skipped only when its weight is zero in all three heads; a head
 // whose weight alone is zero adds 0·v, which for a finite v is exact.
 // Arguments: y+0 ystride+8 p+16 pstride+24 v+32 vstride+40 rows+48 d+56.
