@@ -315,7 +315,7 @@ done: \
 // 1, 2, where y_h is ystride bytes after y_{h-1} and p_h pstride bytes
 // after p_{h-1}. Each value vector is loaded (and for F16 converted) once
 // and used by all three heads, and the 32-column pass keeps 12 independent
-// accumulators, against one head's 8 (1.25-1.45x faster than a pass per
+// accumulators, against one head's 8 (1.1-1.5x faster than a pass per
 // head at g = 7, BenchmarkWeightedSumHeads; our reading, not measured
 // apart, is that 8 FMA chains leave the FMA units waiting on latency).
 // A row is skipped only when its weight is zero in all three heads; a head
