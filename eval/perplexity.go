@@ -45,7 +45,7 @@ func Perplexity(ctx context.Context, e *engine.Engine, tokens []int, n int, r *r
 	if res.Chunks == 0 {
 		return res, fmt.Errorf("the text has %d tokens, fewer than one chunk of %d (use a longer text or a smaller --ctx)", len(tokens), n)
 	}
-	split := r != nil && r.Evictor != nil
+	split := r != nil && r.Evicts()
 	state := e.Model.NewState(e.Pool, min(n, 512), n)
 	chunk := make([]int, n)
 	var nll, nll2 float64

@@ -11,7 +11,6 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/eval/report"
 	"github.com/kvgo/kvgo/eval/tasks"
-	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/sample"
 )
@@ -45,53 +44,12 @@ func ParseRecipes(list string) []RecipeSpec {
 	return out
 }
 
-// DefaultRecipes is the comparison `kvgo eval` runs with no --kv: the full
-// cache, a quantizer, an evictor and the two stacked, chosen among the
-// registered methods so the list follows what kv/recipe offers.
+// DefaultRecipes is the comparison `kvgo eval` runs with no --kv: the
+// registry's showcase (the full cache, a quantizer, an evictor and the two
+// stacked), so the list follows what kv/recipe offers.
 func DefaultRecipes() []string {
-	has := map[string]bool{}
-	var codecs, evictors []string
-	for _, m := range recipe.Methods() {
-		has[m.Name] = true
-		if m.Kind == kv.EvictorMethod {
-			evictors = append(evictors, m.Name)
-		} else if m.Name != "f16" && m.Name != "f32" {
-			codecs = append(codecs, m.Name)
-		}
-	}
-	out := []string{recipe.Default}
-	quant := ""
-	for _, c := range append([]string{"q8", "q4", "kivi"}, codecs...) {
-		if has[c] {
-			quant = c
-			break
-		}
-	}
-	if quant != "" {
-		out = append(out, quant)
-	}
-	evictor := ""
-	for _, ev := range append([]string{"snapkv"}, evictors...) {
-		if has[ev] {
-			evictor = ev + "(budget=0.25)"
-			if _, err := recipe.Parse(evictor); err != nil {
-				evictor = ev
-			}
-			break
-		}
-	}
-	if evictor != "" {
-		out = append(out, evictor)
-		stackCodec := quant
-		if has["kivi"] {
-			stackCodec = "kivi(bits=4)"
-		}
-		if stackCodec != "" {
-			out = append(out, evictor+"+"+stackCodec)
-		}
-	}
 	var valid []string
-	for _, s := range out {
+	for _, s := range recipe.Showcase() {
 		if _, err := recipe.Parse(s); err == nil {
 			valid = append(valid, s)
 		}
@@ -99,20 +57,11 @@ func DefaultRecipes() []string {
 	return valid
 }
 
-// Method is a recipe's family: its evictor and codec names without
-// parameters ("snapkv+kivi", "q8", "f16"; an evictor over the default f16
-// codec is just the evictor). Recipes of one method differ only in
-// parameters and form one line in the accuracy chart.
-func Method(r *recipe.Recipe) string {
-	codec := r.Codec.Method.Name
-	if r.Evictor == nil {
-		return codec
-	}
-	if codec == recipe.Default {
-		return r.Evictor.Method.Name
-	}
-	return r.Evictor.Method.Name + "+" + codec
-}
+// Method is a recipe's family: its methods' names without parameters
+// ("snapkv+kivi", "q8", "f16"; an evictor over the default f16 codec is
+// just the evictor). Recipes of one method differ only in parameters and
+// form one line in the accuracy chart.
+func Method(r *recipe.Recipe) string { return r.Family() }
 
 // Config is what Run measures.
 type Config struct {

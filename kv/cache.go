@@ -26,6 +26,8 @@ type Config struct {
 	K, V Codec
 	// Evictor, if set, chooses which tokens to keep.
 	Evictor Evictor
+	// Selector, if set, chooses the pages each decode step reads.
+	Selector Selector
 }
 
 // ErrFull is returned when a batch does not fit in the cache's capacity.

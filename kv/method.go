@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
-// Method describes one KV method that a recipe can name: its parameters,
-// where it comes from, and how to build it. Codec packages and evictor
-// packages each export their Methods; kv/recipe parses recipe strings
-// against them.
+// Method describes one KV method that a recipe can name: what kind of
+// method it is, its parameters, where it comes from, and how to build it.
+// Each method package exports its Methods; kv/recipe registers them and
+// parses recipe strings against them. A method declares everything its
+// callers need (kind, memory behaviour through what it builds), so that no
+// package outside its own and the registry spells its name.
 type Method struct {
 	Name    string
 	Kind    MethodKind
@@ -21,24 +24,47 @@ type Method struct {
 	NewCodec func(a Args) (k, v Codec, err error)
 	// NewEvictor builds the evictor (Kind == EvictorMethod).
 	NewEvictor func(a Args) (Evictor, error)
+	// Wrap builds an evictor that changes how the recipe's evictor inner
+	// selects (Kind == WrapperMethod): kvpress's wrapper presses, KVCrush.
+	Wrap func(a Args, inner Evictor) (Evictor, error)
+	// NewSelector builds the page selector (Kind == SelectorMethod).
+	NewSelector func(a Args) (Selector, error)
 }
 
-// MethodKind says what a method does to the cache.
+// MethodKind says what a method does to the cache. The order of the kinds
+// is the order in which they act on a token, and the order of the terms of
+// a canonical recipe: the evictor decides whether a token stays, a wrapper
+// changes that decision, a selector decides whether a decode step reads the
+// page that holds it, and the codec decides how it is stored. Later kinds
+// (projections such as TransMLA, merging, chunk repair) are added here with
+// their place in that order.
 type MethodKind int
 
 // Kinds of methods.
 const (
+	// EvictorMethod chooses which tokens to keep, and deletes the others.
+	EvictorMethod MethodKind = iota
+	// WrapperMethod modifies the recipe's evictor (it needs one).
+	WrapperMethod
+	// SelectorMethod chooses, at each decode step, the pages attention
+	// reads per layer and KV head; it deletes nothing.
+	SelectorMethod
 	// CodecMethod stores every token in some encoding.
-	CodecMethod MethodKind = iota
-	// EvictorMethod chooses which tokens to keep.
-	EvictorMethod
+	CodecMethod
 )
 
 func (k MethodKind) String() string {
-	if k == EvictorMethod {
+	switch k {
+	case EvictorMethod:
 		return "evict"
+	case WrapperMethod:
+		return "wrap"
+	case SelectorMethod:
+		return "select"
+	case CodecMethod:
+		return "codec"
 	}
-	return "codec"
+	return fmt.Sprintf("kind(%d)", int(k))
 }
 
 // ParamKind is the type of a method parameter.
@@ -97,12 +123,24 @@ func (b Budget) Resolve(prompt int) int {
 	return max(1, int(math.Round(b.Fraction*float64(prompt))))
 }
 
+// String is the budget's canonical spelling, which ParseBudget reads back
+// as the same budget: a count is a whole number ("512", "1") and a fraction
+// always has a point or an exponent ("0.25", "1.0"), so that "budget=1" (one
+// token) and "budget=1.0" (the whole prompt) stay different recipes after a
+// round trip through a report or the server's echo.
 func (b Budget) String() string {
 	if b.Tokens > 0 {
 		return strconv.Itoa(b.Tokens)
 	}
-	return strconv.FormatFloat(b.Fraction, 'g', -1, 64)
+	s := strconv.FormatFloat(b.Fraction, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".e") {
+		s += ".0"
+	}
+	return s
 }
+
+// IsZero reports whether no budget is set.
+func (b Budget) IsZero() bool { return b.Tokens == 0 && b.Fraction == 0 }
 
 // Args are a method's validated parameter values, defaults filled in.
 type Args map[string]any

@@ -13,10 +13,31 @@ type Evictor interface {
 	// probabilities in Stream.Observed.
 	StepStats() bool
 	// AfterPrefill selects the tokens to keep once the whole prompt is in
-	// the cache (still in full precision), calling Stream.Keep.
+	// the cache, calling Stream.Keep.
 	AfterPrefill(l *LayerView, promptLen int)
-	// AfterStep runs after each decode step and may delete tokens.
+	// AfterStep runs after each decode step and may delete tokens. An
+	// evictor whose Bound is Rolling also runs it after each batch of the
+	// prompt.
 	AfterStep(l *LayerView)
+	// Bound declares how many tokens the evictor lets a stream hold, which
+	// admission, eval and bench read instead of knowing the method.
+	Bound() Bound
+}
+
+// Bound is an evictor's promise about the memory of the streams it acts on.
+type Bound struct {
+	// Budget is the most tokens a stream holds once the prompt is done
+	// (before generated tokens are added, unless Steady); the zero Budget
+	// promises nothing.
+	Budget Budget
+	// Steady: the evictor evicts at every decode step, so a stream never
+	// holds more than Budget tokens while decoding either.
+	Steady bool
+	// Rolling: the evictor needs no attention statistics of the prompt
+	// and evicts as the prompt arrives (AfterStep after each batch), so the
+	// prompt is never staged whole: a stream holds at most Budget tokens
+	// plus one batch of the prompt. It implies Steady.
+	Rolling bool
 }
 
 // LayerView is what an Evictor sees of one layer.
@@ -25,4 +46,28 @@ type LayerView struct {
 	Streams       []*Stream
 	// Prompt is the prompt length, to which fractional budgets refer.
 	Prompt int
+}
+
+// A Selector chooses, at each decode step, which pages of a stream
+// attention reads (Quest, ActQKV). It deletes nothing: a page it skips now
+// may be read at the next step. Select runs inside attention, in parallel
+// for different streams, so it must only write its own per-stream state.
+type Selector interface {
+	// Name identifies the method in reports.
+	Name() string
+	// Summaries reports whether the selector reads page summaries
+	// (PageSummary); the cache keeps them only when asked.
+	Summaries() bool
+	// Select sets read[i] to whether page i of the stream of (layer,
+	// kvHead) is read by the g query heads q (after RoPE) at position qpos.
+	// read arrives all true, one entry per sealed page; the tokens not yet
+	// sealed into a page (the tail) are always read.
+	Select(v *SelectView, q []float32, g int, qpos int32, read []bool)
+}
+
+// SelectView is what a Selector sees of one stream at one decode step.
+type SelectView struct {
+	Layer, Layers int
+	KVHead        int
+	Stream        *Stream
 }

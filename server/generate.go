@@ -208,8 +208,8 @@ func (s *Server) recipe(kv *string) (*recipe.Recipe, *apiError) {
 		return nil, invalid("kv", "invalid_kv_recipe", "%s; see `kvgo kv list`", msg)
 	}
 	if s.allow != nil && r.String() != s.def.String() {
-		for _, t := range []*recipe.Term{r.Codec, r.Evictor} {
-			if t != nil && !s.allow[t.Method.Name] {
+		for _, t := range r.Terms {
+			if !s.allow[t.Method.Name] {
 				return nil, invalid("kv", "kv_method_not_allowed", "KV method %q is not allowed on this server (allowed: %s)",
 					t.Method.Name, strings.Join(s.allowedNames(), ", "))
 			}

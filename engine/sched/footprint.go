@@ -81,13 +81,13 @@ func (p *codecProbe) exact(t int) int64 {
 
 // codec returns the probe of r's codec, measuring it on first use.
 func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
-	key := r.Codec.String()
+	key := r.Codec().String()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p, ok := f.codecs[key]; ok {
 		return p, nil
 	}
-	p, err := probeCodec(f.shape.HeadDim, &recipe.Recipe{Codec: r.Codec}, min(f.ctx, probeLen))
+	p, err := probeCodec(f.shape.HeadDim, &recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}, min(f.ctx, probeLen))
 	if err != nil {
 		return nil, err
 	}
@@ -101,11 +101,11 @@ func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
 func probeCodec(d int, r *recipe.Recipe, n int) (*codecProbe, error) {
 	cfg, err := r.Config()
 	if err != nil {
-		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec, err)
+		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec(), err)
 	}
 	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}, cfg, n)
 	if err != nil {
-		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec, err)
+		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec(), err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	k, v := make([]float32, d), make([]float32, d)
@@ -117,7 +117,7 @@ func probeCodec(d int, r *recipe.Recipe, n int) (*codecProbe, error) {
 		}
 		pos[0] = int32(t)
 		if err := c.Begin(pos); err != nil {
-			return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec, err)
+			return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec(), err)
 		}
 		c.Store(0, k, v)
 		c.End()
@@ -206,6 +206,7 @@ func (keepAll) Window() int                     { return 0 }
 func (keepAll) StepStats() bool                 { return false }
 func (keepAll) AfterPrefill(*kv.LayerView, int) {}
 func (keepAll) AfterStep(*kv.LayerView)         {}
+func (keepAll) Bound() kv.Bound                 { return kv.Bound{} }
 
 // plan is how one recipe's memory is predicted.
 type plan struct {
@@ -221,44 +222,29 @@ type plan struct {
 	tailSlack  int64 // per stream: F32 tail capacity a group codec may keep after eviction
 }
 
-// stepEvictors are the evictors that keep a stream at its budget during
-// decoding (they evict at every step). An evictor not listed here is
-// assumed to keep everything it has once the prompt is done, which
-// over-reserves for a step evictor but never under-reserves.
-var stepEvictors = map[string]func(kv.Args) bool{
-	"streaming": func(kv.Args) bool { return true },
-	"h2o":       func(kv.Args) bool { return true },
-	"tova":      func(kv.Args) bool { return true },
-	"kvcrush":   func(a kv.Args) bool { b, _ := a["base"].(string); return b == "h2o" },
-}
-
 func (f *footprint) plan(r *recipe.Recipe) (*plan, error) {
 	cp, err := f.codec(r)
 	if err != nil {
 		return nil, err
 	}
 	p := &plan{f: f, codec: cp, streams: int64(f.shape.Streams())}
-	if r.Evictor != nil {
+	if r.Evicts() {
+		cfg, err := r.Config()
+		if err != nil {
+			return nil, err
+		}
+		// The evictor declares its bound; an evictor that declares none
+		// is assumed to keep everything, which over-reserves but never
+		// under-reserves.
+		bd := cfg.Evictor.Bound()
 		p.evicts = true
-		if fn, ok := stepEvictors[r.Evictor.Method.Name]; ok {
-			p.stepEvicts = fn(r.Evictor.Args)
-		}
-		if b, ok := r.Evictor.Args["budget"].(kv.Budget); ok {
-			p.budget, p.hasBudget = b, true
-		}
+		p.stepEvicts = bd.Steady || bd.Rolling
+		p.budget, p.hasBudget = bd.Budget, !bd.Budget.IsZero()
 		// A full F32 residual window twice over: the tail capacity a
 		// group codec's stream may keep after Keep.
-		p.tailSlack = int64(residualOf(r)) * int64(f.shape.HeadDim) * 8 * 2
+		p.tailSlack = int64(max(cfg.K.Residual(), cfg.V.Residual())) * int64(f.shape.HeadDim) * 8 * 2
 	}
 	return p, nil
-}
-
-// residualOf is the residual (F32 tail) length of the recipe's codec.
-func residualOf(r *recipe.Recipe) int {
-	if v, ok := r.Codec.Args["residual"].(int); ok {
-		return v
-	}
-	return 0
 }
 
 // kept is how many tokens per stream survive the prompt of n tokens.

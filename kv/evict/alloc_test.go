@@ -44,6 +44,7 @@ type nopEvictor struct{}
 
 func (nopEvictor) Name() string                    { return "nop" }
 func (nopEvictor) Window() int                     { return 0 }
+func (nopEvictor) Bound() kv.Bound                 { return kv.Bound{} }
 func (nopEvictor) StepStats() bool                 { return true }
 func (nopEvictor) AfterPrefill(*kv.LayerView, int) {}
 func (nopEvictor) AfterStep(*kv.LayerView)         {}

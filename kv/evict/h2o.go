@@ -65,3 +65,6 @@ func accumulate(s *kv.Stream) {
 		acc[i] += o
 	}
 }
+
+// Bound: the budget, kept at every decode step.
+func (e *H2O) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: true} }

@@ -665,3 +665,6 @@ func rankTo(seg []int32, s []float32, k int) {
 	last := len(seg) - 1
 	seg[w], seg[last] = seg[last], seg[w]
 }
+
+// Bound: the budget after the prompt, and at every step with base h2o.
+func (e *KVCrush) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: e.Base == "h2o"} }

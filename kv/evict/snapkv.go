@@ -211,3 +211,6 @@ func (e *PyramidKV) layerSplit(b, n, layer, layers int) (w, sel int) {
 	}
 	return w, sel
 }
+
+// Bound: the budget after the prompt; generated tokens are all kept.
+func (e *SnapKV) Bound() kv.Bound { return kv.Bound{Budget: e.Budget} }

@@ -52,3 +52,6 @@ func (e *Streaming) apply(l *kv.LayerView) {
 		s.Keep(m)
 	}
 }
+
+// Bound: the budget, kept at every step and while the prompt arrives.
+func (e *Streaming) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: true} }

@@ -54,3 +54,6 @@ func (e *TOVA) apply(l *kv.LayerView) {
 		s.Keep(m)
 	}
 }
+
+// Bound: the budget, kept at every decode step.
+func (e *TOVA) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: true} }

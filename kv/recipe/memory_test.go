@@ -100,10 +100,10 @@ func TestMemoryIsReallyFreed(t *testing.T) {
 		if float64(grown) > float64(held)*1.10+65536 || float64(grown) < float64(held)*0.90-65536 {
 			t.Errorf("%s: heap grew by %d bytes but the cache accounts for %d", r, grown, held)
 		}
-		if r.Evictor == nil && r.Codec.Method.Name == "f16" && held != full {
+		if !r.Evicts() && r.Codec().Method.Name == "f16" && held != full {
 			t.Errorf("f16 cache holds %d bytes, baseline says %d", held, full)
 		}
-		if r.Evictor != nil && ratio > 0.35 {
+		if r.Evicts() && ratio > 0.35 {
 			t.Errorf("%s: an evictor with a quarter budget still holds %.3f of the full cache", r, ratio)
 		}
 	}

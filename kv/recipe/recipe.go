@@ -3,9 +3,12 @@
 //
 //	name(key=value,...)+name(...)
 //
-// e.g. "snapkv(budget=0.25)+kivi(bits=2)". A recipe has at most one codec
-// (how tokens are stored; f16 when absent) and at most one evictor (which
-// tokens are kept; all when absent).
+// e.g. "snapkv(budget=0.25)+kivi(bits=2)". It is also the registry: the one
+// place besides each method's own file that knows the methods by name, and
+// the one place that knows which kinds stack. A recipe is a list of terms,
+// at most one of each kind (kv.MethodKind), kept in the order the kinds act;
+// no codec means f16, no evictor keeps everything, a wrapper needs an
+// evictor to wrap.
 package recipe
 
 import (
@@ -17,16 +20,31 @@ import (
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/evict"
 	kvquant "github.com/kvgo/kvgo/kv/quant"
+	"github.com/kvgo/kvgo/kv/retrieve"
 )
 
-// Methods returns every method a recipe may name, codecs first, by name.
+// registry lists every method package; adding a package of methods is one
+// line here, adding a method to a package is one entry in its Methods.
+func registry() [][]kv.Method {
+	return [][]kv.Method{kvquant.Methods, evict.Methods, retrieve.Methods}
+}
+
+// Methods returns every method a recipe may name, codecs first, then by
+// kind in the order kinds act, each kind by name.
 func Methods() []kv.Method {
 	var ms []kv.Method
-	ms = append(ms, kvquant.Methods...)
-	ms = append(ms, evict.Methods...)
+	for _, p := range registry() {
+		ms = append(ms, p...)
+	}
+	rank := func(k kv.MethodKind) int {
+		if k == kv.CodecMethod {
+			return -1
+		}
+		return int(k)
+	}
 	sort.SliceStable(ms, func(i, j int) bool {
 		if ms[i].Kind != ms[j].Kind {
-			return ms[i].Kind < ms[j].Kind
+			return rank(ms[i].Kind) < rank(ms[j].Kind)
 		}
 		return ms[i].Name < ms[j].Name
 	})
@@ -50,10 +68,10 @@ type Term struct {
 	Given []string
 }
 
-// Recipe is a parsed, validated recipe.
+// Recipe is a parsed, validated recipe: its terms in the order their kinds
+// act (kv.MethodKind), one per kind, always with a codec.
 type Recipe struct {
-	Codec   *Term
-	Evictor *Term
+	Terms []*Term
 }
 
 // Default is the recipe used when none is given: the full F16 cache.
@@ -65,34 +83,79 @@ func Parse(s string) (*Recipe, error) {
 	if src == "" {
 		src = Default
 	}
+	quoted := quote(s)
 	terms, err := split(src)
 	if err != nil {
-		return nil, fmt.Errorf("recipe %q: %w", s, err)
+		return nil, fmt.Errorf("recipe %s: %w", quoted, err)
 	}
 	r := &Recipe{}
 	for _, t := range terms {
 		m, ok := lookup(t.name)
 		if !ok {
-			return nil, fmt.Errorf("recipe %q: unknown method %q (valid: %s)", s, t.name, strings.Join(Names(), ", "))
+			return nil, fmt.Errorf("recipe %s: unknown method %s (valid: %s)", quoted, quote(t.name), strings.Join(Names(), ", "))
 		}
 		term, err := bind(m, t.args)
 		if err != nil {
-			return nil, fmt.Errorf("recipe %q: %s: %w", s, m.Name, err)
+			return nil, fmt.Errorf("recipe %s: %s: %w", quoted, m.Name, err)
 		}
-		slot := &r.Codec
-		if m.Kind == kv.EvictorMethod {
-			slot = &r.Evictor
+		if prev := r.Term(m.Kind); prev != nil {
+			return nil, fmt.Errorf("recipe %s: %s and %s are both %s methods; a recipe takes at most one of each kind", quoted, prev.Method.Name, m.Name, m.Kind)
 		}
-		if *slot != nil {
-			return nil, fmt.Errorf("recipe %q: %s and %s are both %s methods; a recipe takes at most one of each kind", s, (*slot).Method.Name, m.Name, m.Kind)
-		}
-		*slot = term
+		r.Terms = append(r.Terms, term)
 	}
-	if r.Codec == nil {
+	if r.Term(kv.CodecMethod) == nil {
 		m, _ := lookup(Default)
-		r.Codec, _ = bind(m, nil)
+		t, _ := bind(m, nil)
+		r.Terms = append(r.Terms, t)
 	}
+	if w := r.Term(kv.WrapperMethod); w != nil && r.Term(kv.EvictorMethod) == nil {
+		return nil, fmt.Errorf("recipe %s: %s modifies an evictor; add one, e.g. \"snapkv(budget=0.25)+%s\"", quoted, w.Method.Name, w.Method.Name)
+	}
+	sort.SliceStable(r.Terms, func(i, j int) bool { return r.Terms[i].Method.Kind < r.Terms[j].Method.Kind })
 	return r, nil
+}
+
+// maxQuoted bounds how much of a user's string an error quotes, so that a
+// hostile 10 KB recipe does not come back whole in every error line.
+const maxQuoted = 80
+
+// quote quotes s for an error message, cut to maxQuoted bytes.
+func quote(s string) string {
+	if len(s) > maxQuoted {
+		return fmt.Sprintf("%q... (%d bytes)", s[:maxQuoted], len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// Term returns the recipe's term of the given kind, or nil.
+func (r *Recipe) Term(k kv.MethodKind) *Term {
+	for _, t := range r.Terms {
+		if t.Method.Kind == k {
+			return t
+		}
+	}
+	return nil
+}
+
+// Codec is the recipe's codec term (every recipe has one).
+func (r *Recipe) Codec() *Term { return r.Term(kv.CodecMethod) }
+
+// Evicts reports whether the recipe deletes tokens.
+func (r *Recipe) Evicts() bool { return r.Term(kv.EvictorMethod) != nil }
+
+// Family is the recipe's methods without parameters, joined by '+' in
+// canonical order ("snapkv+kivi", "q8", "f16"), leaving out the default
+// codec when another kind is present: recipes of one family differ only in
+// parameters (eval draws them as one line).
+func (r *Recipe) Family() string {
+	var names []string
+	for _, t := range r.Terms {
+		if t.Method.Kind == kv.CodecMethod && t.Method.Name == Default && len(r.Terms) > 1 {
+			continue
+		}
+		names = append(names, t.Method.Name)
+	}
+	return strings.Join(names, "+")
 }
 
 // Names lists every method name.
@@ -105,13 +168,13 @@ func Names() []string {
 }
 
 // String renders the recipe canonically, with every parameter written
-// out (defaults included), so reports say exactly what ran.
+// out (defaults included), so reports say exactly what ran. Parsing it
+// gives a recipe that behaves the same (TestCanonicalRoundTrip).
 func (r *Recipe) String() string {
-	var parts []string
-	if r.Evictor != nil {
-		parts = append(parts, r.Evictor.String())
+	parts := make([]string, len(r.Terms))
+	for i, t := range r.Terms {
+		parts[i] = t.String()
 	}
-	parts = append(parts, r.Codec.String())
 	return strings.Join(parts, "+")
 }
 
@@ -127,20 +190,50 @@ func (t *Term) String() string {
 	return fmt.Sprintf("%s(%s)", t.Method.Name, strings.Join(kvs, ","))
 }
 
-// Config builds fresh codecs and evictor for one cache.
+// Config builds fresh codecs, evictor and selector for one cache, each term
+// by its kind.
 func (r *Recipe) Config() (kv.Config, error) {
 	var cfg kv.Config
-	var err error
-	cfg.K, cfg.V, err = r.Codec.Method.NewCodec(r.Codec.Args)
-	if err != nil {
-		return cfg, fmt.Errorf("recipe: %s: %w", r.Codec.Method.Name, err)
-	}
-	if r.Evictor != nil {
-		if cfg.Evictor, err = r.Evictor.Method.NewEvictor(r.Evictor.Args); err != nil {
-			return cfg, fmt.Errorf("recipe: %s: %w", r.Evictor.Method.Name, err)
+	for _, t := range r.Terms {
+		var err error
+		m := t.Method
+		switch m.Kind {
+		case kv.CodecMethod:
+			cfg.K, cfg.V, err = m.NewCodec(t.Args)
+		case kv.EvictorMethod:
+			cfg.Evictor, err = m.NewEvictor(t.Args)
+		case kv.WrapperMethod:
+			cfg.Evictor, err = m.Wrap(t.Args, cfg.Evictor)
+		case kv.SelectorMethod:
+			cfg.Selector, err = m.NewSelector(t.Args)
+		default:
+			err = fmt.Errorf("kind %s is not built by this version", m.Kind)
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("recipe: %s: %w", m.Name, err)
 		}
 	}
 	return cfg, nil
+}
+
+// Bound is what the recipe's evictor promises about stream sizes (the zero
+// Bound without one).
+func (r *Recipe) Bound() (kv.Bound, error) {
+	if !r.Evicts() {
+		return kv.Bound{}, nil
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		return kv.Bound{}, err
+	}
+	return cfg.Evictor.Bound(), nil
+}
+
+// Showcase is the comparison `kvgo eval` runs with no --kv: the full cache,
+// a quantizer, an evictor and the two stacked. The registry chooses it so
+// that no caller has to spell a method's name.
+func Showcase() []string {
+	return []string{Default, "q8", "snapkv(budget=0.25)", "snapkv(budget=0.25)+kivi(bits=4)"}
 }
 
 type rawTerm struct {
