@@ -129,13 +129,12 @@ func measure(ctx context.Context, e *engine.Engine, recipes []*recipe.Recipe, de
 			return nil, err
 		}
 		// The depth is the prompt an evicting recipe compresses.
-		cache.BeginPrefill(max(depth, 1))
 		if depth > 0 {
+			cache.BeginPrefill(depth)
 			if _, err := state.Forward(cache, fill, 0); err != nil {
 				return nil, err
 			}
 		}
-		cache.EndPrefill()
 		subjects[i] = subject{r, cache}
 	}
 	var results []Result

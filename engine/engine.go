@@ -215,7 +215,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	}
 	st.GenerateTime = time.Since(t1)
 	st.KVBytes = sess.Cache.Bytes()
-	st.PeakKVBytes = max(sess.PeakBytes, st.KVBytes)
+	st.PeakKVBytes = sess.Cache.PeakBytes()
 	st.FullKVBytes = e.FullCacheBytes(sess.Cache.NextPos())
 	return st, nil
 }

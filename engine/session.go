@@ -16,9 +16,6 @@ import (
 type Session struct {
 	State *model.State
 	Cache *kv.Cache
-	// PeakBytes is the largest the cache has been, a staged prompt before
-	// eviction included.
-	PeakBytes int64
 	next      []int // the decode step's one token, reused so it does not escape per step
 }
 
@@ -37,9 +34,9 @@ func (e *Engine) NewSession(r *recipe.Recipe, n, promptLen int) (*Session, error
 }
 
 // Prefill runs the prompt from position 0 and returns the logits of its
-// last token. Evicting recipes compress the prompt when it is in (the
-// cache is staged between BeginPrefill and EndPrefill); cancellation is
-// noticed between chunks of prefillChunk tokens.
+// last token. The prompt is announced to the cache (kv.Cache.BeginPrefill),
+// which lets an evicting recipe compress it when its last batch is in;
+// cancellation is noticed between chunks of prefillChunk tokens.
 func (s *Session) Prefill(ctx context.Context, prompt []int) ([]float32, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("empty prompt")
@@ -56,8 +53,6 @@ func (s *Session) Prefill(ctx context.Context, prompt []int) ([]float32, error) 
 			return nil, err
 		}
 	}
-	s.PeakBytes = max(s.PeakBytes, s.Cache.Bytes())
-	s.Cache.EndPrefill()
 	return logits, nil
 }
 
@@ -65,10 +60,5 @@ func (s *Session) Prefill(ctx context.Context, prompt []int) ([]float32, error) 
 // valid until the next call.
 func (s *Session) Step(id, pos int) ([]float32, error) {
 	s.next[0] = id
-	logits, err := s.State.Forward(s.Cache, s.next, pos)
-	if err != nil {
-		return nil, err
-	}
-	s.PeakBytes = max(s.PeakBytes, s.Cache.Bytes())
-	return logits, nil
+	return s.State.Forward(s.Cache, s.next, pos)
 }

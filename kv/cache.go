@@ -9,17 +9,61 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 )
 
-// Shape is the geometry of a model's cache.
+// Shape is the geometry of a model's cache. Keys and values may have
+// different widths, and the widths may differ per layer: a TransMLA cache
+// holds per token a latent plus a shared rope key as its key and the latent
+// as its value, in one KV head read by every query head.
 type Shape struct {
 	Layers  int
 	KVHeads int
-	HeadDim int
+	// HeadDim is the width of keys, and of values when ValueDim is 0.
+	HeadDim  int
+	ValueDim int
+	// LayerDims, when set (one entry per layer), overrides HeadDim and
+	// ValueDim layer by layer.
+	LayerDims []Dims
+	// Scale is the softmax scale of attention (0: 1/sqrt(key width)).
+	Scale float32
+}
+
+// Dims are the key and value widths of one layer's streams.
+type Dims struct{ Key, Value int }
+
+// Dims returns the key and value widths of a layer.
+func (s Shape) Dims(layer int) Dims {
+	if s.LayerDims != nil {
+		return s.LayerDims[layer]
+	}
+	v := s.ValueDim
+	if v == 0 {
+		v = s.HeadDim
+	}
+	return Dims{Key: s.HeadDim, Value: v}
 }
 
 // Streams is the number of (layer, KV head) streams.
 func (s Shape) Streams() int { return s.Layers * s.KVHeads }
+
+func (s Shape) validate() error {
+	if s.Layers <= 0 || s.KVHeads <= 0 {
+		return fmt.Errorf("kv: invalid shape %+v", s)
+	}
+	if s.LayerDims != nil && len(s.LayerDims) != s.Layers {
+		return fmt.Errorf("kv: shape has %d layers but %d layer widths", s.Layers, len(s.LayerDims))
+	}
+	for l := 0; l < s.Layers; l++ {
+		if d := s.Dims(l); d.Key <= 0 || d.Value <= 0 {
+			return fmt.Errorf("kv: layer %d has key width %d and value width %d", l, d.Key, d.Value)
+		}
+	}
+	if s.Scale < 0 || math.IsNaN(float64(s.Scale)) || math.IsInf(float64(s.Scale), 0) {
+		return fmt.Errorf("kv: invalid attention scale %g", s.Scale)
+	}
+	return nil
+}
 
 // Config says how a cache stores and selects tokens.
 type Config struct {
@@ -28,6 +72,23 @@ type Config struct {
 	Evictor Evictor
 	// Selector, if set, chooses the pages each decode step reads.
 	Selector Selector
+	// Summaries keeps per-page key summaries (Stream.PageSummary) even
+	// without a selector that asks for them.
+	Summaries bool
+	// RoPE is the model's rotary position encoding of keys, which the
+	// cache needs to move stored tokens to other positions (Shift,
+	// Splice); nil where the model hands none.
+	RoPE Rotary
+}
+
+// Rotary is the model's position encoding of stored keys: Rotate turns the
+// key of one KV head of a layer (as the cache stores it, after the
+// encoding) by delta positions in place. For RoPE, rotations compose, so
+// a key encoded at p and rotated by delta is the key encoded at p+delta;
+// the model knows which of the key's dimensions rotate (all of a llama
+// key, the rope part of an MLA key) and its frequency scaling.
+type Rotary interface {
+	Rotate(layer int, key []float32, delta int32)
 }
 
 // ErrFull is returned when a batch does not fit in the cache's capacity.
@@ -43,20 +104,25 @@ type Cache struct {
 	streams  []*Stream // layer*KVHeads + head
 	scale    float32
 
-	batch   []int32 // positions of the current batch
-	next    int32   // one past the largest position seen
-	prefill bool    // staging a prompt for the evictor
-	obsFrom int32   // collect attention of queries at positions >= obsFrom (prefill)
-	observe bool    // collect the current step's attention (decode)
-	promptN int
-	views   []LayerView // per layer, made on first use
+	batch     []int32 // positions of the current batch
+	batchOver []bool  // per batch token: it overwrites a held position (see Begin)
+	next      int32   // one past the largest position seen
+	prefill   bool    // staging a prompt for the evictor
+	promptEnd int32   // the position after the announced prompt
+	obsFrom   int32   // collect attention of queries at positions >= obsFrom (prefill)
+	observe   bool    // collect the current step's attention (decode)
+	selecting bool    // the selector chooses the pages of this step
+	promptN   int
+	views     []LayerView // per layer, made on first use
+	buf       []float32   // conversion scratch of Store and the stream operations
+	peak      int64       // the most bytes seen at the end of a batch, before eviction
 }
 
 // New returns an empty cache for a sequence of up to capacity positions.
 // Memory grows with the tokens actually kept.
 func New(shape Shape, cfg Config, capacity int) (*Cache, error) {
-	if shape.Layers <= 0 || shape.KVHeads <= 0 || shape.HeadDim <= 0 {
-		return nil, fmt.Errorf("kv: invalid shape %+v", shape)
+	if err := shape.validate(); err != nil {
+		return nil, err
 	}
 	if capacity <= 0 {
 		return nil, fmt.Errorf("kv: capacity %d must be positive", capacity)
@@ -64,14 +130,17 @@ func New(shape Shape, cfg Config, capacity int) (*Cache, error) {
 	if cfg.K == nil || cfg.V == nil {
 		return nil, errors.New("kv: config needs a key and a value codec")
 	}
-	c := &Cache{
-		shape: shape, cfg: cfg, capacity: capacity,
-		scale: float32(1 / math.Sqrt(float64(shape.HeadDim))),
+	c := &Cache{shape: shape, cfg: cfg, capacity: capacity, scale: shape.Scale}
+	if c.scale == 0 {
+		c.scale = float32(1 / math.Sqrt(float64(shape.Dims(0).Key)))
 	}
+	sums := cfg.Summaries || (cfg.Selector != nil && cfg.Selector.Summaries())
 	c.streams = make([]*Stream, shape.Streams())
 	for i := range c.streams {
-		c.streams[i] = newStream(shape.HeadDim, cfg.K, cfg.V)
+		d := shape.Dims(i / shape.KVHeads)
+		c.streams[i] = newStream(d.Key, d.Value, cfg.K, cfg.V)
 		c.streams[i].track = cfg.Evictor != nil
+		c.streams[i].sums = sums
 	}
 	return c, nil
 }
@@ -119,6 +188,11 @@ func (c *Cache) Bytes() int64 {
 	return b
 }
 
+// PeakBytes is the most memory the cache has held at the end of a batch,
+// before its evictor chose (a staged prompt, a prompt batch before a
+// rolling eviction), or now if that is more.
+func (c *Cache) PeakBytes() int64 { return max(c.peak, c.Bytes()) }
+
 // LayerBytes is the memory of one layer's streams.
 func (c *Cache) LayerBytes(layer int) int64 {
 	var b int64
@@ -128,14 +202,20 @@ func (c *Cache) LayerBytes(layer int) int64 {
 	return b
 }
 
-// BeginPrefill announces a prompt of n tokens. With an evictor, the prompt
-// is staged in full precision until EndPrefill lets the evictor choose
-// what to keep, and the attention of the prompt's last queries (the
-// evictor's observation window) is collected on the way.
+// BeginPrefill announces a prompt of n tokens, the next n positions: the
+// one call of the prefill protocol, which sessions, the scheduler and bench
+// make alike. Fractional budgets refer to n. An evictor that needs the
+// prompt's attention (its Bound is not Rolling) chooses what to keep when
+// the batch holding the prompt's last position ends: until then the prompt
+// is held in the codec's pages (per-token codecs) or in the F16 tail (group
+// codecs), and the attention of its last queries (the evictor's
+// observation window) is collected on the way. A Rolling evictor evicts
+// after every batch of the prompt, so a long prompt never stays whole.
 func (c *Cache) BeginPrefill(n int) {
 	c.promptN = n
+	c.promptEnd = c.next + int32(min(n, c.capacity))
 	ev := c.cfg.Evictor
-	if ev == nil {
+	if ev == nil || ev.Bound().Rolling {
 		return
 	}
 	c.prefill = true
@@ -150,12 +230,22 @@ func (c *Cache) BeginPrefill(n int) {
 	}
 }
 
-// EndPrefill runs the evictor's prefill selection on every layer and
-// encodes what it kept.
+// Prefilling reports whether a prompt announced by BeginPrefill is still
+// being staged for its evictor.
+func (c *Cache) Prefilling() bool { return c.prefill }
+
+// EndPrefill ends an announced prompt early, when fewer tokens than
+// announced were fed: the evictor chooses among the tokens it has. After
+// the prompt's last batch it does nothing (the cache has already ended it).
 func (c *Cache) EndPrefill() {
-	if !c.prefill {
-		return
+	if c.prefill {
+		c.endPrefill()
 	}
+}
+
+// endPrefill runs the evictor's prefill selection on every layer and
+// encodes what it kept.
+func (c *Cache) endPrefill() {
 	c.prefill = false
 	c.obsFrom = math.MaxInt32
 	for l := 0; l < c.shape.Layers; l++ {
@@ -163,7 +253,7 @@ func (c *Cache) EndPrefill() {
 	}
 	for _, s := range c.streams {
 		clear(s.obs)
-		s.seal(s.residual)
+		s.seal(s.residual, &c.buf)
 		s.shrinkTail()
 	}
 }
@@ -184,61 +274,197 @@ func (c *Cache) layerView(l int) *LayerView {
 
 // Begin starts a batch of tokens at the given positions; every layer then
 // Stores the batch's keys and values before it Attends, and End closes the
-// batch.
+// batch. A position after every stored one appends a token (they must come
+// in increasing order); a position the cache already holds is overwritten
+// with the batch's keys and values (CacheBlend's recompute of chosen
+// tokens of a reused chunk), and must be held by every stream. Attention is
+// causal by position, so a batch of positions scattered among stored
+// tokens sees exactly the tokens before each.
 func (c *Cache) Begin(pos []int32) error {
+	last := c.next - 1
+	c.batchOver = c.batchOver[:0]
 	for _, p := range pos {
 		if p < 0 || int(p) >= c.capacity {
 			return fmt.Errorf("%w: position %d is outside the context of %d tokens", ErrFull, p, c.capacity)
 		}
+		if p > last {
+			last = p
+			c.batchOver = append(c.batchOver, false)
+			continue
+		}
+		if p >= c.next {
+			return fmt.Errorf("kv: batch positions must increase after the cache's last position %d (got %d after %d)", c.next-1, p, last)
+		}
+		for _, s := range c.streams {
+			if s.index(p) < 0 {
+				return fmt.Errorf("kv: position %d is before the cache's end but not held by every stream; only held positions can be overwritten", p)
+			}
+		}
+		c.batchOver = append(c.batchOver, true)
 	}
 	c.batch = append(c.batch[:0], pos...)
-	for _, p := range pos {
-		c.next = max(c.next, p+1)
-	}
+	c.next = max(c.next, last+1)
 	c.observe = !c.prefill && c.cfg.Evictor != nil && c.cfg.Evictor.StepStats()
+	c.selecting = !c.prefill && c.cfg.Selector != nil && len(pos) == 1
 	return nil
 }
 
-// Store appends the current batch's keys and values of one layer: k and v
-// hold one row of KVHeads*HeadDim values per token of the batch.
+// Store writes the current batch's keys and values of one layer: k holds
+// one row of KVHeads*key width values per token of the batch, v one row of
+// KVHeads*value width.
 func (c *Cache) Store(layer int, k, v []float32) {
-	d, H := c.shape.HeadDim, c.shape.KVHeads
+	d, H := c.shape.Dims(layer), c.shape.KVHeads
 	n := len(c.batch)
-	if len(k) != n*H*d || len(v) != n*H*d {
-		panic(fmt.Sprintf("kv: Store got %d/%d values, want %d", len(k), len(v), n*H*d))
+	if len(k) != n*H*d.Key || len(v) != n*H*d.Value {
+		panic(fmt.Sprintf("kv: Store got %d/%d values, want %d/%d", len(k), len(v), n*H*d.Key, n*H*d.Value))
 	}
 	for h := 0; h < H; h++ {
 		s := c.Stream(layer, h)
 		for i := 0; i < n; i++ {
-			off := i*H*d + h*d
-			s.append(k[off:off+d], v[off:off+d], c.batch[i], !c.prefill)
+			kr := k[i*H*d.Key+h*d.Key : i*H*d.Key+(h+1)*d.Key]
+			vr := v[i*H*d.Value+h*d.Value : i*H*d.Value+(h+1)*d.Value]
+			if c.batchOver[i] {
+				s.overwrite(s.index(c.batch[i]), kr, vr, &c.buf)
+				continue
+			}
+			s.append(kr, vr, c.batch[i], !c.prefill, &c.buf)
 		}
 	}
 }
 
-// Attend computes causal attention of g query heads q (g*HeadDim values,
+// Attend computes causal attention of g query heads q (g*key width values,
 // after RoPE) that share kvHead, for a token at position qpos, over the
 // tokens of (layer, kvHead) whose position is <= qpos. out receives
-// g*HeadDim values. Calls for different (layer, kvHead, token) may run in
-// parallel, each with its own Scratch.
+// g*value width values. Calls for different (layer, kvHead, token) may run
+// in parallel, each with its own Scratch. At a decode step with a selector,
+// only the pages it chooses are read.
 func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []float32, sc *Scratch) {
 	collect := c.observe || (c.prefill && qpos >= c.obsFrom)
-	c.Stream(layer, kvHead).attend(q, g, qpos, c.scale, out, sc, collect)
+	s := c.Stream(layer, kvHead)
+	var read []bool
+	if c.selecting && len(s.pages) > 0 {
+		read = sc.readMask(len(s.pages))
+		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, Stream: s}
+		c.cfg.Selector.Select(&sc.view, q, g, qpos, read)
+	}
+	s.attend(q, g, qpos, c.scale, out, sc, collect, read)
 }
 
-// End closes a batch. After a decode step the evictor may drop tokens.
+// End closes a batch. When the batch completes an announced prompt, the
+// evictor chooses what to keep; after a decode step (or a batch of the
+// prompt, for a Rolling evictor) it may drop tokens.
 func (c *Cache) End() {
-	if c.prefill || c.cfg.Evictor == nil {
+	ev := c.cfg.Evictor
+	if ev == nil {
+		return
+	}
+	// Only an evicting cache ever shrinks, so only it needs its peak
+	// measured before it evicts; the others' peak is their size.
+	c.peak = max(c.peak, c.Bytes())
+	if c.prefill {
+		if c.next >= c.promptEnd {
+			c.endPrefill()
+		}
 		return
 	}
 	for l := 0; l < c.shape.Layers; l++ {
-		c.cfg.Evictor.AfterStep(c.layerView(l))
+		ev.AfterStep(c.layerView(l))
 	}
 	if c.observe {
 		for _, s := range c.streams {
 			clear(s.obs)
 		}
 	}
+}
+
+// Shift moves every token at position from or later by delta positions,
+// turning its keys with the model's RoPE (context shift: llama.cpp's
+// seq_add). The moved tokens may not land on or before a token that stays.
+// Quantized key pages are encoded again from their rotated values.
+func (c *Cache) Shift(from, delta int32) error {
+	if delta == 0 {
+		return nil
+	}
+	if c.cfg.RoPE == nil {
+		return errors.New("kv: the model handed the cache no RoPE; stored keys cannot move")
+	}
+	for _, s := range c.streams {
+		i0 := sort.Search(len(s.pos), func(i int) bool { return s.pos[i] >= from })
+		if i0 < len(s.pos) && (s.pos[i0]+delta < 0 || (i0 > 0 && s.pos[i0]+delta <= s.pos[i0-1])) {
+			return fmt.Errorf("kv: shifting positions from %d by %d would collide with the tokens before", from, delta)
+		}
+		if i0 < len(s.pos) && int(s.pos[len(s.pos)-1]+delta) >= c.capacity {
+			return fmt.Errorf("%w: shifting by %d moves position %d outside the context of %d tokens", ErrFull, delta, s.pos[len(s.pos)-1], c.capacity)
+		}
+	}
+	for i, s := range c.streams {
+		layer := i / c.shape.KVHeads
+		i0 := sort.Search(len(s.pos), func(i int) bool { return s.pos[i] >= from })
+		s.rotate(i0, delta, func(k []float32) { c.cfg.RoPE.Rotate(layer, k, delta) }, &c.buf)
+	}
+	if c.next > from {
+		c.next = max(from, c.next+delta)
+	}
+	return nil
+}
+
+// Splice appends to this cache the tokens of src whose positions lie in
+// [from, to), moved to start at position at: their keys are turned by
+// at-from positions with the model's RoPE, and both are encoded in this
+// cache's codecs (exact for f32 and f16 keys up to the rounding of one
+// re-encoding; quantized codecs quantize the decoded values again).
+// Cache-Craft and CacheBlend reuse a chunk computed once, at other
+// positions, this way. at must be at or after NextPos, and src must have
+// the same shape; every stream of src is taken as it is (an evicted src
+// gives streams of different lengths, which the cache allows).
+func (c *Cache) Splice(src *Cache, from, to, at int32) error {
+	if !sameShape(src.shape, c.shape) {
+		return fmt.Errorf("kv: cannot splice a cache of shape %+v into one of shape %+v", src.shape, c.shape)
+	}
+	if from < 0 || to < from {
+		return fmt.Errorf("kv: splice range [%d, %d) is empty or negative", from, to)
+	}
+	if at < c.next {
+		return fmt.Errorf("kv: splice at %d would land before the cache's end %d", at, c.next)
+	}
+	delta := at - from
+	if int(at)+int(to-from) > c.capacity {
+		return fmt.Errorf("%w: splicing %d positions at %d exceeds the context of %d tokens", ErrFull, to-from, at, c.capacity)
+	}
+	if delta != 0 && c.cfg.RoPE == nil {
+		return errors.New("kv: the model handed the cache no RoPE; keys cannot move to other positions")
+	}
+	end := c.next
+	for i, s := range c.streams {
+		layer := i / c.shape.KVHeads
+		ss := src.streams[i]
+		k, v := make([]float32, s.dk), make([]float32, s.dv)
+		for j, p := range ss.pos {
+			if p < from || p >= to {
+				continue
+			}
+			ss.Vector(j, k, v)
+			if delta != 0 {
+				c.cfg.RoPE.Rotate(layer, k, delta)
+			}
+			s.append(k, v, p+delta, !c.prefill, &c.buf)
+			end = max(end, p+delta+1)
+		}
+	}
+	c.next = end
+	return nil
+}
+
+func sameShape(a, b Shape) bool {
+	if a.Layers != b.Layers || a.KVHeads != b.KVHeads {
+		return false
+	}
+	for l := 0; l < a.Layers; l++ {
+		if a.Dims(l) != b.Dims(l) {
+			return false
+		}
+	}
+	return true
 }
 
 // Truncate drops every token at position >= pos (rollback).
@@ -260,9 +486,13 @@ func (c *Cache) Truncate(pos int) {
 // FullF16Bytes is what a cache with the F16 codec and no eviction holds for
 // n tokens: the baseline of every compression ratio.
 func FullF16Bytes(s Shape, n int) int64 {
-	pages := (n + PageTokens - 1) / PageTokens
-	perStream := int64(pages*PageTokens)*int64(2*s.HeadDim*2) + int64(n)*4
-	return int64(s.Streams()) * perStream
+	pages := int64((n + PageTokens - 1) / PageTokens)
+	var b int64
+	for l := 0; l < s.Layers; l++ {
+		d := s.Dims(l)
+		b += int64(s.KVHeads) * (pages*PageTokens*int64(d.Key+d.Value)*2 + int64(n)*4)
+	}
+	return b
 }
 
 // Fork returns a cache that shares this cache's pages: both see the same
@@ -272,6 +502,8 @@ func FullF16Bytes(s Shape, n int) int64 {
 func (c *Cache) Fork() *Cache {
 	f := *c
 	f.batch = nil
+	f.batchOver = nil
+	f.buf = nil
 	f.views = nil
 	f.streams = make([]*Stream, len(c.streams))
 	for i, s := range c.streams {

@@ -192,10 +192,10 @@ func TestNewErrors(t *testing.T) {
 	if _, err := kv.New(kv.Shape{}, kv.Config{K: f, V: f}, 10); err == nil {
 		t.Error("zero shape accepted")
 	}
-	if _, err := kv.New(kv.Shape{1, 1, 8}, kv.Config{K: f, V: f}, 0); err == nil {
+	if _, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: 8}, kv.Config{K: f, V: f}, 0); err == nil {
 		t.Error("zero capacity accepted")
 	}
-	if _, err := kv.New(kv.Shape{1, 1, 8}, kv.Config{}, 10); err == nil {
+	if _, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: 8}, kv.Config{}, 10); err == nil {
 		t.Error("missing codecs accepted")
 	}
 }

@@ -2,26 +2,39 @@ package kv
 
 import (
 	"math"
+	"sort"
 	"sync"
 	"sync/atomic"
 
 	"github.com/kvgo/kvgo/kernel"
+	ggml "github.com/kvgo/kvgo/quant"
 )
 
 // Stream is the cache of one (layer, KV head): its tokens' keys and values
-// in order, as encoded pages followed by a full-precision tail, and each
-// token's absolute position. Policies see a stream as a list of tokens
-// indexed 0..Len()-1 in that order.
+// in order, as encoded pages followed by a tail of tokens not yet sealed
+// into a page, and each token's absolute position. Policies see a stream as
+// a list of tokens indexed 0..Len()-1 in that order; positions increase
+// along it.
+//
+// Per-token codecs (f32, f16, q8, q4) encode each token into the last page
+// as it arrives, during a prompt too: an evictor then deletes from the
+// pages and the stream packs them again, so a prompt is never held at more
+// than the codec's own size. Group codecs (KIVI) quantize G tokens at once;
+// their tokens wait in the tail, in F16, until a whole group is older than
+// the residual window R (or, while an evictor's prompt is staged, until it
+// has chosen). F16 is the "full precision" of KIVI's paper (its residual is
+// kept in fp16 on the GPU), and holding the tail in F16 rather than F32 is
+// what keeps a stack of an evictor and KIVI smaller than the evictor alone.
 type Stream struct {
-	d        int
+	dk, dv   int // key and value widths
 	kc, vc   Codec
-	residual int // tokens kept in F32 at the end (max of the codecs' Residual)
-	group    int // tokens per sealed page
+	residual int // tokens kept in the tail at the end (max of the codecs' Residual)
+	group    int // tokens per sealed page; 0 for per-token codecs
 
 	pos   []int32 // every token, in stream order
 	pages []pagePair
-	// The tail: tokens not yet encoded, in F32.
-	tk, tv []float32
+	// The tail: tokens not yet sealed into a page, in F16.
+	tk, tv []uint16
 
 	// obs accumulates the attention probabilities a policy asked for
 	// (observation window after prefill, or the last decode step), summed
@@ -32,6 +45,7 @@ type Stream struct {
 	obs   []float32
 	acc   []float32
 	track bool
+	sums  bool       // keep per-page key summaries for a selector
 	mu    sync.Mutex // guards obs while attention runs in parallel
 }
 
@@ -40,10 +54,14 @@ type pagePair struct {
 	// ref counts the streams that share this page after Cache.Fork; nil
 	// means the page belongs to one stream only.
 	ref *atomic.Int32
+	// sum is the page's key summary when the stream keeps them: per
+	// channel the minimum (first dk values) and maximum (next dk) of the
+	// stored keys, as attention reads them (decoded).
+	sum []float32
 }
 
-func newStream(d int, kc, vc Codec) *Stream {
-	s := &Stream{d: d, kc: kc, vc: vc, residual: max(kc.Residual(), vc.Residual())}
+func newStream(dk, dv int, kc, vc Codec) *Stream {
+	s := &Stream{dk: dk, dv: dv, kc: kc, vc: vc, residual: max(kc.Residual(), vc.Residual())}
 	s.group = max(kc.Group(), vc.Group())
 	if s.group == 0 && s.residual > 0 {
 		s.group = PageTokens
@@ -66,79 +84,122 @@ func (s *Stream) Observed() []float32 { return s.obs }
 // along with the tokens.
 func (s *Stream) Acc() []float32 { return s.acc }
 
-// tailLen is the number of tokens in the F32 tail.
-func (s *Stream) tailLen() int { return len(s.tk) / s.d }
+// Dim is the width of the stream's keys.
+func (s *Stream) Dim() int { return s.dk }
+
+// ValueDim is the width of the stream's values.
+func (s *Stream) ValueDim() int { return s.dv }
+
+// tailLen is the number of tokens in the tail.
+func (s *Stream) tailLen() int { return len(s.tk) / s.dk }
+
+// Pages is the number of sealed pages (the tail is not a page).
+func (s *Stream) Pages() int { return len(s.pages) }
+
+// PageLen is the number of tokens of page i.
+func (s *Stream) PageLen(i int) int { return s.pages[i].k.Len() }
+
+// PageSummary returns the per-channel minimum and maximum of the keys of
+// page i (Quest's bounds), or nils when the stream keeps no summaries
+// (Config.Summaries, or a selector that asks). The slices are the stream's
+// own; do not modify them.
+func (s *Stream) PageSummary(i int) (lo, hi []float32) {
+	sum := s.pages[i].sum
+	if sum == nil {
+		return nil, nil
+	}
+	return sum[:s.dk], sum[s.dk:]
+}
 
 // Bytes is the memory of the stream's keys, values and positions: pages
 // and the tail by their allocated capacity, and per token 4 bytes of
-// position (plus 8 bytes of attention statistics when an evictor runs).
+// position (plus 8 bytes of attention statistics when an evictor runs) and
+// page summaries when kept.
 func (s *Stream) Bytes() int64 {
-	b := int64(cap(s.tk)+cap(s.tv))*4 + s.tokenStateBytes()
+	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes()
 	for _, p := range s.pages {
-		b += p.k.Bytes() + p.v.Bytes()
+		b += p.k.Bytes() + p.v.Bytes() + int64(cap(p.sum))*4
 	}
 	return b
 }
 
-// append adds one token. When seal is false the token stays in the F32
-// tail (prefill before an eviction policy has chosen what to keep).
-func (s *Stream) append(k, v []float32, pos int32, seal bool) {
+// append adds one token after the others. Per-token codecs encode it now;
+// group codecs put it in the tail, and when seal is set (no staged prompt)
+// seal the groups that have left the residual window. buf is conversion
+// scratch lent by the cache.
+func (s *Stream) append(k, v []float32, pos int32, seal bool, buf *[]float32) {
 	s.pos = append(s.pos, pos)
 	if s.track {
 		s.obs = append(s.obs, 0)
 		s.acc = append(s.acc, 0)
 	}
-	if seal && s.group == 0 {
-		// Per-token codecs: encode now, into the last page if it has room.
+	if s.group == 0 {
 		n := len(s.pages)
 		if n == 0 || s.pages[n-1].k.Len() >= PageTokens {
-			s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.d, PageTokens), v: s.vc.NewPage(s.d, PageTokens)})
+			s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.dk, PageTokens), v: s.vc.NewPage(s.dv, PageTokens)})
 			n++
 		}
 		s.own(n - 1)
-		s.pages[n-1].k.Append(k, 1)
-		s.pages[n-1].v.Append(v, 1)
+		p := &s.pages[n-1]
+		p.k.Append(k, 1)
+		p.v.Append(v, 1)
+		if s.sums {
+			s.extendSummary(p, p.k.Len()-1, grow(buf, s.dk))
+		}
 		return
 	}
-	s.tk = append(s.tk, k...)
-	s.tv = append(s.tv, v...)
+	s.tk = appendF16(s.tk, k)
+	s.tv = appendF16(s.tv, v)
 	if seal {
-		s.seal(s.residual)
+		s.seal(s.residual, buf)
 	}
 }
 
-// seal encodes the oldest tail tokens into pages while more than keep
-// tokens (plus a whole group) remain in the tail.
-func (s *Stream) seal(keep int) {
-	if s.group == 0 {
-		// Flush a staged tail into per-token pages.
-		n := s.tailLen()
-		for i := 0; i < n; i++ {
-			last := len(s.pages)
-			if last == 0 || s.pages[last-1].k.Len() >= PageTokens {
-				s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.d, PageTokens), v: s.vc.NewPage(s.d, PageTokens)})
-				last++
-			}
-			s.own(last - 1)
-			s.pages[last-1].k.Append(s.tk[i*s.d:(i+1)*s.d], 1)
-			s.pages[last-1].v.Append(s.tv[i*s.d:(i+1)*s.d], 1)
-		}
-		s.tk, s.tv = s.tk[:0], s.tv[:0]
-		s.shrinkTail()
+func appendF16(dst []uint16, x []float32) []uint16 {
+	for _, v := range x {
+		dst = append(dst, ggml.F32ToF16(v))
+	}
+	return dst
+}
+
+func decodeF16(dst []float32, x []uint16) {
+	for i, h := range x {
+		dst[i] = ggml.F16ToF32(h)
+	}
+}
+
+// grow returns (*buf)[:n], growing it when needed.
+func grow(buf *[]float32, n int) []float32 {
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
+	}
+	return (*buf)[:n]
+}
+
+// seal encodes the oldest tail tokens of a group codec into pages, a whole
+// group at a time, while more than keep tokens (plus a group) remain.
+func (s *Stream) seal(keep int, buf *[]float32) {
+	g := s.group
+	if g == 0 {
 		return
 	}
-	g := s.group
 	sealed := 0
 	for s.tailLen()-sealed >= keep+g {
-		k, v := s.kc.NewPage(s.d, g), s.vc.NewPage(s.d, g)
-		k.Append(s.tk[sealed*s.d:(sealed+g)*s.d], g)
-		v.Append(s.tv[sealed*s.d:(sealed+g)*s.d], g)
+		x := grow(buf, g*max(s.dk, s.dv))
+		k, v := s.kc.NewPage(s.dk, g), s.vc.NewPage(s.dv, g)
+		decodeF16(x[:g*s.dk], s.tk[sealed*s.dk:(sealed+g)*s.dk])
+		k.Append(x, g)
+		decodeF16(x[:g*s.dv], s.tv[sealed*s.dv:(sealed+g)*s.dv])
+		v.Append(x, g)
 		s.pages = append(s.pages, pagePair{k: k, v: v})
+		if s.sums {
+			s.summarize(len(s.pages)-1, buf)
+		}
 		sealed += g
 	}
 	if sealed > 0 {
-		s.tk = append(s.tk[:0], s.tk[sealed*s.d:]...)
-		s.tv = append(s.tv[:0], s.tv[sealed*s.d:]...)
+		s.tk = append(s.tk[:0], s.tk[sealed*s.dk:]...)
+		s.tv = append(s.tv[:0], s.tv[sealed*s.dv:]...)
 		s.shrinkTail()
 	}
 }
@@ -150,36 +211,78 @@ func (s *Stream) seal(keep int) {
 // happens when the allocation is over twice what is needed, so a tail that
 // breathes between R and R+G tokens while decoding never reallocates.
 func (s *Stream) shrinkTail() {
-	slack := s.group * s.d
-	if cap(s.tk) <= 2*len(s.tk)+slack {
+	if cap(s.tk) <= 2*len(s.tk)+s.group*s.dk {
 		return
 	}
-	if len(s.tk)+slack == 0 {
+	if len(s.tk)+s.group == 0 {
 		s.tk, s.tv = nil, nil
 		return
 	}
-	s.tk = append(make([]float32, 0, len(s.tk)+slack), s.tk...)
-	s.tv = append(make([]float32, 0, len(s.tv)+slack), s.tv...)
+	n := s.tailLen()
+	s.tk = append(make([]uint16, 0, (n+s.group)*s.dk), s.tk...)
+	s.tv = append(make([]uint16, 0, (n+s.group)*s.dv), s.tv...)
+}
+
+// extendSummary widens page p's key summary by its token j.
+func (s *Stream) extendSummary(p *pagePair, j int, x []float32) {
+	d := s.dk
+	p.k.Decode(j, x)
+	if p.sum == nil || j == 0 {
+		if p.sum == nil {
+			p.sum = make([]float32, 2*d)
+		}
+		copy(p.sum[:d], x)
+		copy(p.sum[d:], x)
+		return
+	}
+	lo, hi := p.sum[:d], p.sum[d:]
+	for c, v := range x {
+		lo[c] = min(lo[c], v)
+		hi[c] = max(hi[c], v)
+	}
+}
+
+// summarize recomputes page i's key summary from its stored keys.
+func (s *Stream) summarize(i int, buf *[]float32) {
+	p := &s.pages[i]
+	x := grow(buf, s.dk)
+	n := p.k.Len()
+	if n == 0 {
+		p.sum = nil
+		return
+	}
+	if p.sum != nil && p.ref != nil {
+		p.sum = nil // shared with a fork: never write through
+	}
+	for j := 0; j < n; j++ {
+		s.extendSummary(p, j, x)
+	}
 }
 
 // Keep deletes every token whose keep[i] is false. It frees the memory of
 // the deleted tokens: the tail and the positions are compacted, pages lose
-// the tokens' codes, and pages left sparse are re-encoded densely.
+// the tokens' codes, and pages left sparse are packed again.
 func (s *Stream) Keep(keep []bool) {
 	if len(keep) != len(s.pos) {
 		panic("kv: Keep mask length differs from stream length")
 	}
+	var buf []float32
 	// Pages first, from the back so indices stay valid within a page.
 	base := 0
 	out := s.pages[:0]
 	for pi := range s.pages {
 		n := s.pages[pi].k.Len()
+		changed := false
 		for i := n - 1; i >= 0; i-- {
 			if !keep[base+i] {
 				s.own(pi)
 				s.pages[pi].k.Delete(i)
 				s.pages[pi].v.Delete(i)
+				changed = true
 			}
+		}
+		if changed && s.sums {
+			s.summarize(pi, &buf)
 		}
 		p := s.pages[pi]
 		if p.k.Len() == 0 && p.ref != nil {
@@ -193,16 +296,16 @@ func (s *Stream) Keep(keep []bool) {
 	clear(s.pages[len(out):])
 	s.pages = out
 	// Tail.
-	d := s.d
+	dk, dv := s.dk, s.dv
 	w := 0
 	for i := 0; i < s.tailLen(); i++ {
 		if keep[base+i] {
-			copy(s.tk[w*d:(w+1)*d], s.tk[i*d:(i+1)*d])
-			copy(s.tv[w*d:(w+1)*d], s.tv[i*d:(i+1)*d])
+			copy(s.tk[w*dk:(w+1)*dk], s.tk[i*dk:(i+1)*dk])
+			copy(s.tv[w*dv:(w+1)*dv], s.tv[i*dv:(i+1)*dv])
 			w++
 		}
 	}
-	s.tk, s.tv = s.tk[:w*d], s.tv[:w*d]
+	s.tk, s.tv = s.tk[:w*dk], s.tv[:w*dv]
 	s.shrinkTail()
 	// Per-token arrays.
 	w = 0
@@ -224,14 +327,22 @@ func (s *Stream) Keep(keep []bool) {
 		s.obs = append([]float32(nil), s.obs...)
 		s.acc = append([]float32(nil), s.acc...)
 	}
-	s.compact()
+	s.compact(&buf)
 }
 
-// compact re-encodes the pages when deletions left many of them sparse,
-// so that memory follows the number of live tokens. For per-token codecs
-// this is exact; for per-channel key groups (KIVI) the regrouped tokens are
-// quantized again from their decoded values.
-func (s *Stream) compact() {
+// tokenCopier is implemented by per-token pages that can append another
+// page's token by copying its codes (kv/quant's f32, f16 and block pages):
+// packing sparse pages is then exact for every per-token codec.
+type tokenCopier interface {
+	AppendFrom(src Page, i int) bool
+}
+
+// compact packs the pages when deletions left many of them sparse, so that
+// memory follows the number of live tokens. Per-token pages move their
+// tokens' codes (exact); per-channel key groups (KIVI) are quantized again
+// from their decoded values, and a last partial group goes back to the
+// tail.
+func (s *Stream) compact(buf *[]float32) {
 	live := 0
 	for _, p := range s.pages {
 		live += p.k.Len()
@@ -241,79 +352,250 @@ func (s *Stream) compact() {
 		per = PageTokens
 	}
 	dense := (live + per - 1) / per
-	// Re-encode once a quarter of the pages (plus two) are wasted: often
+	// Pack once a quarter of the pages (plus two) are wasted: often
 	// enough that memory follows the live tokens under per-step eviction
 	// (TOVA, H2O delete from the middle), rarely enough to cost little.
 	if len(s.pages) <= dense+dense/4+2 {
 		return
 	}
-	k := make([]float32, live*s.d)
-	v := make([]float32, live*s.d)
-	i := 0
-	for _, p := range s.pages {
-		for j := 0; j < p.k.Len(); j++ {
-			p.k.Decode(j, k[i*s.d:(i+1)*s.d])
-			p.v.Decode(j, v[i*s.d:(i+1)*s.d])
-			i++
-		}
-	}
-	s.release()
-	s.pages = nil
-	// Re-encode through the tail so group codecs get whole groups; a
-	// partial group stays in F32 in front of the existing tail.
-	s.tk = append(k, s.tk...)
-	s.tv = append(v, s.tv...)
+	old := s.pages
+	s.pages = make([]pagePair, 0, dense)
 	if s.group == 0 {
-		s.seal(0)
-	} else {
-		s.seal(s.residual)
-	}
-}
-
-// truncate keeps the first n tokens.
-func (s *Stream) truncate(n int) {
-	if n >= len(s.pos) {
+		for _, p := range old {
+			for j := 0; j < p.k.Len(); j++ {
+				n := len(s.pages)
+				if n == 0 || s.pages[n-1].k.Len() >= PageTokens {
+					s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.dk, PageTokens), v: s.vc.NewPage(s.dv, PageTokens)})
+					n++
+				}
+				q := &s.pages[n-1]
+				copyToken(q.k, p.k, j, s.dk, buf)
+				copyToken(q.v, p.v, j, s.dv, buf)
+			}
+			if p.ref != nil {
+				p.ref.Add(-1)
+			}
+		}
+		if s.sums {
+			for i := range s.pages {
+				s.summarize(i, buf)
+			}
+		}
 		return
 	}
-	keep := make([]bool, len(s.pos))
-	for i := 0; i < n; i++ {
-		keep[i] = true
+	// Group codecs: decode every paged token into the front of the tail
+	// and seal again.
+	tk := make([]uint16, 0, live*s.dk+len(s.tk))
+	tv := make([]uint16, 0, live*s.dv+len(s.tv))
+	for _, p := range old {
+		for j := 0; j < p.k.Len(); j++ {
+			x := grow(buf, max(s.dk, s.dv))
+			p.k.Decode(j, x[:s.dk])
+			tk = appendF16(tk, x[:s.dk])
+			p.v.Decode(j, x[:s.dv])
+			tv = appendF16(tv, x[:s.dv])
+		}
+		if p.ref != nil {
+			p.ref.Add(-1)
+		}
 	}
-	s.Keep(keep)
+	s.tk = append(tk, s.tk...)
+	s.tv = append(tv, s.tv...)
+	s.seal(s.residual, buf)
 }
 
-// attend runs attention of g query heads q (g*d values) at position qpos
+// copyToken appends token j of src to dst: by its codes when the page can,
+// else decoded and encoded again.
+func copyToken(dst, src Page, j, d int, buf *[]float32) {
+	if c, ok := dst.(tokenCopier); ok && c.AppendFrom(src, j) {
+		return
+	}
+	x := grow(buf, d)
+	src.Decode(j, x)
+	dst.Append(x, 1)
+}
+
+// index returns the stream index of the token at position p, or -1.
+func (s *Stream) index(p int32) int {
+	i := sort.Search(len(s.pos), func(i int) bool { return s.pos[i] >= p })
+	if i < len(s.pos) && s.pos[i] == p {
+		return i
+	}
+	return -1
+}
+
+// locate returns the page holding token i and the token's index in it, or
+// page -1 and the index in the tail.
+func (s *Stream) locate(i int) (page, j int) {
+	for pi, p := range s.pages {
+		if n := p.k.Len(); i < n {
+			return pi, i
+		}
+		i -= p.k.Len()
+	}
+	return -1, i
+}
+
+// overwrite replaces the key and value of token i. A per-token page is
+// rebuilt with the other tokens' codes copied; a group page (KIVI keys)
+// is quantized again from its decoded values with the new token.
+func (s *Stream) overwrite(i int, k, v []float32, buf *[]float32) {
+	pi, j := s.locate(i)
+	if pi < 0 {
+		copy(s.tk[j*s.dk:(j+1)*s.dk], appendF16(nil, k))
+		copy(s.tv[j*s.dv:(j+1)*s.dv], appendF16(nil, v))
+		return
+	}
+	p := &s.pages[pi]
+	p.k = s.rebuild(p.k, s.kc, s.dk, j, k, buf)
+	p.v = s.rebuild(p.v, s.vc, s.dv, j, v, buf)
+	if p.ref != nil {
+		p.ref.Add(-1)
+		p.ref = nil
+		p.sum = nil
+	}
+	if s.sums {
+		s.summarize(pi, buf)
+	}
+}
+
+// rebuild returns a new page of codec c with page old's tokens, token j
+// replaced by x.
+func (s *Stream) rebuild(old Page, c Codec, d, j int, x []float32, buf *[]float32) Page {
+	n := old.Len()
+	if s.group == 0 {
+		q := c.NewPage(d, PageTokens)
+		for t := 0; t < n; t++ {
+			if t == j {
+				q.Append(x, 1)
+				continue
+			}
+			copyToken(q, old, t, d, buf)
+		}
+		return q
+	}
+	all := make([]float32, n*d)
+	for t := 0; t < n; t++ {
+		old.Decode(t, all[t*d:(t+1)*d])
+	}
+	copy(all[j*d:(j+1)*d], x)
+	q := c.NewPage(d, n)
+	q.Append(all, n)
+	return q
+}
+
+// rotate turns the keys of tokens from index i0 on by delta positions with
+// the model's rotary encoding, and moves their positions. Pages are
+// encoded again from their decoded, rotated keys.
+func (s *Stream) rotate(i0 int, delta int32, rot func(k []float32), buf *[]float32) {
+	base := 0
+	for pi := range s.pages {
+		p := &s.pages[pi]
+		n := p.k.Len()
+		if base+n <= i0 {
+			base += n
+			continue
+		}
+		var q Page
+		if s.group == 0 {
+			// Per-token pages: tokens before i0 keep their codes.
+			q = s.kc.NewPage(s.dk, PageTokens)
+			for t := 0; t < n; t++ {
+				if base+t < i0 {
+					copyToken(q, p.k, t, s.dk, buf)
+					continue
+				}
+				x := grow(buf, s.dk)
+				p.k.Decode(t, x)
+				rot(x)
+				q.Append(x, 1)
+			}
+		} else {
+			all := make([]float32, n*s.dk)
+			for t := 0; t < n; t++ {
+				x := all[t*s.dk : (t+1)*s.dk]
+				p.k.Decode(t, x)
+				if base+t >= i0 {
+					rot(x)
+				}
+			}
+			q = s.kc.NewPage(s.dk, n)
+			q.Append(all, n)
+		}
+		if p.ref != nil {
+			// The pair is now this stream's: the value page is copied
+			// too (copy-on-write), the shared one stays with the others.
+			p.v = clonePage(p.v, s.vc, s.dv)
+			p.ref.Add(-1)
+			p.ref = nil
+			p.sum = nil
+		}
+		p.k = q
+		if s.sums {
+			s.summarize(pi, buf)
+		}
+		base += n
+	}
+	x := grow(buf, s.dk)
+	for t := max(0, i0-base); t < s.tailLen(); t++ {
+		row := s.tk[t*s.dk : (t+1)*s.dk]
+		decodeF16(x, row)
+		rot(x)
+		for c, v := range x {
+			row[c] = ggml.F32ToF16(v)
+		}
+	}
+	for i := i0; i < len(s.pos); i++ {
+		s.pos[i] += delta
+	}
+}
+
+// attend runs attention of g query heads q (g*dk values) at position qpos
 // over the stream, with an online softmax across pages so that no page is
-// ever decoded to F32 as a whole. out receives g*d values. When collect is
+// ever decoded to F32 as a whole. out receives g*dv values. When collect is
 // set, the probabilities each token received, summed over the g heads,
-// are added to s.obs.
-func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, collect bool) {
-	d := s.d
+// are added to s.obs. read, when not nil, says which pages to read (a
+// selector's choice); the tail is always read.
+func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, collect bool, read []bool) {
+	dv := s.dv
 	T := len(s.pos)
 	m, l := sc.m[:g], sc.l[:g]
 	for j := range m {
 		m[j] = float32(math.Inf(-1))
 		l[j] = 0
 	}
-	clear(out[:g*d])
+	clear(out[:g*dv])
 	var all []float32
 	if collect {
 		all = sc.all(g * T)
 	}
 	base := 0
-	for _, p := range s.pages {
+	for i, p := range s.pages {
+		if read != nil && !read[i] {
+			n := p.k.Len()
+			if all != nil {
+				for j := 0; j < g; j++ {
+					row := all[j*T+base : j*T+base+n]
+					for t := range row {
+						row[t] = float32(math.Inf(-1))
+					}
+				}
+			}
+			base += n
+			continue
+		}
 		s.block(p.k, p.v, q, g, qpos, scale, out, sc, all, base)
 		base += p.k.Len()
 	}
 	if s.tailLen() > 0 {
 		// The views live in the worker's scratch: no allocation, no race.
-		sc.tailK, sc.tailV = f32View{s.tk, d}, f32View{s.tv, d}
+		sc.tailK, sc.tailV = f16View{s.tk, s.dk}, f16View{s.tv, dv}
 		s.block(&sc.tailK, &sc.tailV, q, g, qpos, scale, out, sc, all, base)
 	}
 	for j := 0; j < g; j++ {
 		if l[j] > 0 {
 			inv := 1 / l[j]
-			oj := out[j*d : (j+1)*d]
+			oj := out[j*dv : (j+1)*dv]
 			for c := range oj {
 				oj[c] *= inv
 			}
@@ -338,7 +620,7 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 // m and l in sc hold each head's running maximum and normalizer, out the
 // unnormalized weighted sum of values.
 func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, all []float32, base int) {
-	d, T := s.d, len(s.pos)
+	dv, T := s.dv, len(s.pos)
 	n := k.Len()
 	m, l := sc.m, sc.l
 	w := sc.scoreBuf(g * n)
@@ -376,7 +658,7 @@ func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale fl
 		}
 		if bm > m[j] {
 			f := float32(math.Exp(float64(m[j] - bm)))
-			kernel.Scale(out[j*d:(j+1)*d], f)
+			kernel.Scale(out[j*dv:(j+1)*dv], f)
 			l[j] *= f
 			m[j] = bm
 		}
@@ -396,26 +678,27 @@ type attendable interface {
 	AddWeighted(w []float32, g int, out []float32, sc *PageScratch)
 }
 
-// f32View lets attention read the F32 tail like a page.
-type f32View struct {
-	x []float32
+// f16View lets attention read the F16 tail like a page, with the kernels
+// of f16 pages.
+type f16View struct {
+	x []uint16
 	d int
 }
 
-func (t *f32View) Len() int { return len(t.x) / t.d }
+func (t *f16View) Len() int { return len(t.x) / t.d }
 
-func (t *f32View) Dot(q []float32, g int, out []float32, _ *PageScratch) {
+func (t *f16View) Dot(q []float32, g int, out []float32, _ *PageScratch) {
 	if n := t.Len(); n > 0 {
-		kernel.DotsGroup(out[:g*n], q[:g*t.d], g, t.x, t.d)
+		kernel.DotsF16Group(out[:g*n], q[:g*t.d], g, t.x, t.d)
 	}
 }
 
-func (t *f32View) AddWeighted(w []float32, g int, out []float32, _ *PageScratch) {
+func (t *f16View) AddWeighted(w []float32, g int, out []float32, _ *PageScratch) {
 	d, n := t.d, t.Len()
 	if n == 0 {
 		return
 	}
-	kernel.WeightedSumHeads(out, w, n, g, t.x[:n*d], d)
+	kernel.WeightedSumHeadsF16(out, w, n, g, t.x[:n*d], d)
 }
 
 // Scratch is per-worker memory for attention, reused across calls so the
@@ -424,8 +707,10 @@ type Scratch struct {
 	scores       []float32
 	allBuf       []float32
 	m, l         []float32
-	tailK, tailV f32View
+	tailK, tailV f16View
 	page         PageScratch
+	read         []bool
+	view         SelectView
 }
 
 // NewScratch returns scratch for up to maxHeads query heads per KV head.
@@ -447,25 +732,31 @@ func (sc *Scratch) all(n int) []float32 {
 	return sc.allBuf[:n]
 }
 
-// Vector decodes token i's key and value into k and v (HeadDim values
-// each). It is for tests, re-rotation and re-encoding, never for attention.
-func (s *Stream) Vector(i int, k, v []float32) {
-	for _, p := range s.pages {
-		if n := p.k.Len(); i >= n {
-			i -= n
-			continue
-		}
-		p.k.Decode(i, k)
-		p.v.Decode(i, v)
-		return
+// readMask returns n page flags, all true.
+func (sc *Scratch) readMask(n int) []bool {
+	if cap(sc.read) < n {
+		sc.read = make([]bool, n+n/2)
 	}
-	d := s.d
-	copy(k, s.tk[i*d:(i+1)*d])
-	copy(v, s.tv[i*d:(i+1)*d])
+	r := sc.read[:n]
+	for i := range r {
+		r[i] = true
+	}
+	return r
 }
 
-// Dim is the head size of the stream's vectors.
-func (s *Stream) Dim() int { return s.d }
+// Vector decodes token i's key and value into k (Dim values) and v
+// (ValueDim values). It is for tests, re-rotation and re-encoding, never
+// for attention.
+func (s *Stream) Vector(i int, k, v []float32) {
+	pi, j := s.locate(i)
+	if pi >= 0 {
+		s.pages[pi].k.Decode(j, k)
+		s.pages[pi].v.Decode(j, v)
+		return
+	}
+	decodeF16(k[:s.dk], s.tk[j*s.dk:(j+1)*s.dk])
+	decodeF16(v[:s.dv], s.tv[j*s.dv:(j+1)*s.dv])
+}
 
 // own makes page i private to this stream before it is modified: a page
 // shared with a forked cache is copied first (copy-on-write).
@@ -475,7 +766,10 @@ func (s *Stream) own(i int) {
 		return
 	}
 	if p.ref.Load() > 1 {
-		p.k, p.v = clonePage(p.k, s.kc, s.d), clonePage(p.v, s.vc, s.d)
+		p.k, p.v = clonePage(p.k, s.kc, s.dk), clonePage(p.v, s.vc, s.dv)
+		if p.sum != nil {
+			p.sum = append([]float32(nil), p.sum...)
+		}
 		p.ref.Add(-1)
 	}
 	p.ref = nil
@@ -494,12 +788,12 @@ func (s *Stream) release() {
 // fork returns a stream that shares s's pages (counted in ref) and copies
 // the small per-token state and the tail.
 func (s *Stream) fork() *Stream {
-	f := &Stream{d: s.d, kc: s.kc, vc: s.vc, residual: s.residual, group: s.group, track: s.track}
+	f := &Stream{dk: s.dk, dv: s.dv, kc: s.kc, vc: s.vc, residual: s.residual, group: s.group, track: s.track, sums: s.sums}
 	f.pos = append([]int32(nil), s.pos...)
 	f.obs = append([]float32(nil), s.obs...)
 	f.acc = append([]float32(nil), s.acc...)
-	f.tk = append([]float32(nil), s.tk...)
-	f.tv = append([]float32(nil), s.tv...)
+	f.tk = append([]uint16(nil), s.tk...)
+	f.tv = append([]uint16(nil), s.tv...)
 	f.pages = make([]pagePair, len(s.pages))
 	for i := range s.pages {
 		p := &s.pages[i]
@@ -517,9 +811,9 @@ func (s *Stream) fork() *Stream {
 // 1/n for the n streams holding it, so summing over all live caches gives
 // the memory really in use.
 func (s *Stream) ownedBytes() int64 {
-	b := int64(cap(s.tk)+cap(s.tv))*4 + s.tokenStateBytes()
+	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes()
 	for _, p := range s.pages {
-		pb := p.k.Bytes() + p.v.Bytes()
+		pb := p.k.Bytes() + p.v.Bytes() + int64(cap(p.sum))*4
 		if p.ref != nil {
 			if n := int64(p.ref.Load()); n > 1 {
 				pb /= n

@@ -84,16 +84,18 @@ func (r *rig) batch(n int) {
 	r.next += n
 }
 
-// stage prefills n tokens without EndPrefill.
+// stage prefills n tokens of a prompt announced one token longer, so the
+// cache keeps it staged (the evictor has not chosen yet) for a test to
+// inspect; EndPrefill then ends the prompt early.
 func (r *rig) stage(n int) {
-	r.c.BeginPrefill(n)
+	r.c.BeginPrefill(n + 1)
 	r.batch(n)
 }
 
 // prefill prefills n tokens and lets the evictor select.
 func (r *rig) prefill(n int) {
-	r.stage(n)
-	r.c.EndPrefill()
+	r.c.BeginPrefill(n)
+	r.batch(n)
 }
 
 // step decodes one token.
