@@ -16,7 +16,7 @@ import (
 type Session struct {
 	State *model.State
 	Cache *kv.Cache
-	next      []int // the decode step's one token, reused so it does not escape per step
+	next  []int // the decode step's one token, reused so it does not escape per step
 }
 
 // NewSession makes an empty sequence of up to n positions whose prompt has
