@@ -1,5 +1,7 @@
-// Package eval measures models and KV-cache methods: perplexity now, task
-// accuracy, fidelity against the full cache and cost reports later.
+// Package eval measures models and KV-cache methods: task accuracy and
+// cost (Run), fidelity against the full cache (CompareFidelity) and
+// perplexity. A Job is one `kvgo eval`, from its options to the written
+// report.
 package eval
 
 import (
