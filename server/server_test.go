@@ -18,6 +18,7 @@ import (
 
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/engine/sched"
+	"github.com/kvgo/kvgo/kv/reuse/prefix"
 )
 
 const modelID = "kvgo-tiny"
@@ -739,7 +740,7 @@ func TestCompressionRatioMetric(t *testing.T) {
 // A multi-turn chat reuses the first turn's KV: the second request reports
 // cached prompt tokens.
 func TestPrefixCacheUsage(t *testing.T) {
-	ts := start(t, sched.Config{Prefix: sched.NewPrefixes()}, Config{})
+	ts := start(t, sched.Config{Prefix: prefix.New()}, Config{})
 	history := []map[string]string{
 		{"role": "system", "content": strings.Repeat("You are a helpful assistant who explains caches. ", 4)},
 		{"role": "user", "content": "What is a KV cache?"},

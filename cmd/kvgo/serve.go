@@ -18,6 +18,7 @@ import (
 
 	"github.com/kvgo/kvgo/engine/sched"
 	"github.com/kvgo/kvgo/kv/recipe"
+	"github.com/kvgo/kvgo/kv/reuse/prefix"
 	"github.com/kvgo/kvgo/server"
 )
 
@@ -39,7 +40,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxTokens := fs.Int("max-tokens", 512, "max_tokens of requests that give none")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long in-flight requests may take to finish")
 	maxBody := fs.String("max-body", "4MiB", "largest request body")
-	prefix := fs.Bool("prefix-cache", true, "reuse the KV of earlier requests' prompts (recipes without an evictor)")
+	usePrefix := fs.Bool("prefix-cache", true, "reuse the KV of earlier requests' prompts (recipes without an evictor)")
 	quiet := fs.Bool("quiet", false, "do not log each start and stop")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -88,8 +89,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		KVBudget: budget, MaxQueue: *queue, MaxSeqs: *maxSeqs, Batch: *batch, PrefillChunk: *chunk, Context: *nctx,
 		Logf: logger.Printf,
 	}
-	if *prefix {
-		sc.Prefix = sched.NewPrefixes()
+	if *usePrefix {
+		sc.Prefix = prefix.New()
 	}
 	sch, err := sched.New(e, sc)
 	if err != nil {

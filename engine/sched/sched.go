@@ -50,6 +50,7 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
+	"github.com/kvgo/kvgo/kv/reuse/prefix"
 	"github.com/kvgo/kvgo/model"
 	"github.com/kvgo/kvgo/sample"
 )
@@ -96,7 +97,9 @@ type Config struct {
 	// training context).
 	Context int
 	// Prefix, if set, supplies caches that already hold a prompt's
-	// beginning (recipes without an evictor only).
+	// beginning (recipes without an evictor only), e.g. a prefix.Store.
+	// New then computes the engine's Identity to key it (a pass over the
+	// weights), so that a prefix cache never mixes models.
 	Prefix PrefixCache
 	// Logf receives messages about recovered panics and budget
 	// violations (default: discarded).
@@ -189,6 +192,10 @@ type Scheduler struct {
 	quit chan struct{}
 	done chan struct{}
 
+	// model is the engine's Identity when a prefix cache is set: the
+	// model half of every prefix-cache key.
+	model string
+
 	// Loop-owned.
 	running  []*seq
 	reserved int64
@@ -231,6 +238,9 @@ func New(e *engine.Engine, cfg Config) (*Scheduler, error) {
 	}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
+	}
+	if cfg.Prefix != nil {
+		s.model = e.Identity()
 	}
 	s.fwd = e.Model.NewState(e.Pool, cfg.Batch, ctx)
 	if cfg.wrapForward != nil {
@@ -282,7 +292,7 @@ type seq struct {
 	id        uint64
 	req       Request
 	recipe    *recipe.Recipe
-	key       string // canonical recipe, the prefix-cache key
+	key       prefix.Key // model identity and canonical recipe
 	plan      *plan
 	sampler   *sample.Sampler
 	prompt    []int
@@ -347,7 +357,7 @@ func (s *Scheduler) Submit(ctx context.Context, req Request) (*Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	q := &seq{req: req, recipe: r, key: r.String(), plan: p, sampler: sm, prompt: req.Prompt, reserve: need}
+	q := &seq{req: req, recipe: r, key: prefix.Key{Model: s.model, Recipe: r.String()}, plan: p, sampler: sm, prompt: req.Prompt, reserve: need}
 	q.out.sig = make(chan struct{}, 1)
 	// Watch ctx before the loop can see q, so that q.unwatch is set
 	// before anything reads it; a ctx that is already done cancels q as

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/kvgo/kvgo/engine"
+	"github.com/kvgo/kvgo/internal/golden"
 	"github.com/kvgo/kvgo/kv/recipe"
+	"github.com/kvgo/kvgo/kv/reuse/prefix"
 	"github.com/kvgo/kvgo/model"
 	"github.com/kvgo/kvgo/sample"
 )
@@ -532,7 +534,7 @@ func TestForwardPanicIsolated(t *testing.T) {
 }
 
 func TestPrefixReuse(t *testing.T) {
-	pc := NewPrefixes()
+	pc := prefix.New()
 	s := newSched(t, Config{Prefix: pc})
 	history := longText(60)
 	first := prompt(t, history)
@@ -562,6 +564,71 @@ func TestPrefixReuse(t *testing.T) {
 	s.Close()
 	if pc.Len() != 0 || pc.Bytes() != 0 {
 		t.Errorf("after Close the prefix cache holds %d entries, %d bytes", pc.Len(), pc.Bytes())
+	}
+}
+
+// A cache offered under one model is not reused by a scheduler on
+// another: the embedded kvgo-tiny (run 3) and ../shared/models/kvgo-tiny.gguf
+// (run 4) share architecture, tokenizer and recipe, and only the model
+// identity in the key tells their caches apart.
+func TestPrefixNotReusedAcrossModels(t *testing.T) {
+	a := tiny(t)
+	path := golden.Path(t, "models/kvgo-tiny.gguf")
+	b, err := engine.Load(path, 1)
+	if err != nil {
+		t.Skipf("the second model %s is unavailable: %v", path, err)
+	}
+	defer b.Close()
+	idA, idB := a.Identity(), b.Identity()
+	if idA == idB {
+		t.Skipf("%s is the embedded model; this test needs another checkpoint", path)
+	}
+	history := prompt(t, longText(60))
+	second := prompt(t, longText(60)+" and then the reply")
+	if fmt.Sprint(b.Tok.Encode(longText(60), true, false)) != fmt.Sprint(history) {
+		t.Skip("the two models tokenize differently")
+	}
+
+	// Model A's cache of the history, offered under A's identity.
+	store := prefix.New()
+	c, err := a.NewCache(nil, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := a.Model.NewState(a.Pool, 128, 512)
+	if _, err := st.Forward(c, history, 0); err != nil {
+		t.Fatal(err)
+	}
+	f16 := mustRecipe(t, "").String()
+	store.Offer(prefix.Key{Model: idA, Recipe: f16}, history, c)
+	if fork, n := store.Acquire(prefix.Key{Model: idA, Recipe: f16}, second); fork == nil || n != len(history) {
+		t.Fatalf("model A's own key reuses %d tokens, want %d", n, len(history))
+	} else {
+		fork.Release()
+	}
+
+	// B's greedy continuation from scratch, before B's scheduler owns its pool.
+	var want []int
+	if _, err := b.Generate(context.Background(), engine.Request{
+		Prompt: second, MaxTokens: 8, KV: mustRecipe(t, ""),
+		OnToken: func(id int) error { want = append(want, id); return nil },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(b, Config{KVBudget: 64 << 20, Prefix: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := collect(t, must(s.Submit(context.Background(), greedy(second, 8))))
+	if r.final.Cached != 0 {
+		t.Errorf("model B reused %d tokens of model A's cache", r.final.Cached)
+	}
+	if fmt.Sprint(r.tokens) != fmt.Sprint(want) {
+		t.Errorf("model B generated %v, from scratch %v", r.tokens, want)
+	}
+	if st := s.Stats(); st.PrefixQueries != 1 || st.PrefixHits != 0 {
+		t.Errorf("stats %+v", st)
 	}
 }
 

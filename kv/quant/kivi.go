@@ -131,6 +131,9 @@ func (p *kiviKeyPage) Append(x []float32, n int) {
 			mn[c], mx[c] = min(mn[c], v), max(mx[c], v)
 		}
 	}
+	if cap(p.sz) < 2*d { // a page rebuilt empty from the wire
+		p.sz = make([]uint16, 0, 2*d)
+	}
 	p.sz = p.sz[:2*d]
 	zs := scratch(xb[:], 2*d)
 	z, is := zs[:d], zs[d:]

@@ -1,138 +1,70 @@
 // Package prefix reuses the KV cache of earlier requests whose tokens
 // begin the same way as a new prompt: a multi-turn chat does not prefill
-// its shared history again. Stored caches are forks (kv.Cache.Fork), so a
-// reused prefix shares its pages with the store, reference counted and
-// copied on write.
+// its shared history again. Stored caches are kept whole and handed out as
+// forks (kv.Cache.Fork), so a reused prefix shares its pages with the
+// store, reference counted and copied on write.
+//
+// Entries are keyed by the model's identity, the canonical recipe and the
+// tokens: a cache is only ever reused by a sequence of the same model
+// (weights and hyper-parameters, engine.Engine.Identity) and the same
+// recipe, whose prompt starts with the cache's tokens.
 //
 // Only caches that hold every token of their prefix can be reused; a
 // cache compressed by an evictor depends on the whole prompt it saw, so
 // callers store only recipes without eviction.
+//
+// The Store is the scheduler's prefix cache (engine/sched.PrefixCache).
 package prefix
 
 import (
-	"sync"
-
 	"github.com/kvgo/kvgo/kv"
 )
 
-// Store holds prefix caches up to a memory budget, least recently used
-// first out. It is safe for concurrent use.
+// Key says whose caches may be reused by whom: both fields must match.
+type Key struct {
+	// Model identifies the model that computed the KV
+	// (engine.Engine.Identity). A key without one is never stored.
+	Model string
+	// Recipe is the canonical recipe string (recipe.Recipe.String).
+	Recipe string
+}
+
+// Store keeps the caches of finished sequences and forks them when a new
+// prompt starts with the same tokens. Its memory is counted and reclaimed
+// by its owner (Bytes, Shrink): the scheduler counts it in its KV budget.
+//
+// A Store is not safe for concurrent use: the scheduler's loop, which owns
+// every cache, is its only user. Lookup is a scan for the longest common
+// prefix over at most MaxEntries entries; a radix tree pays off only with
+// many more entries than a CPU server keeps.
 type Store struct {
-	mu      sync.Mutex
-	budget  int64
-	entries []*entry // most recently used last
+	// MinTokens is the shortest prefix worth reusing (default 16): forking
+	// copies per-token state, which a short prefix does not repay.
+	MinTokens int
+	// MaxEntries bounds the number of stored sequences (default 64).
+	MaxEntries int
+
+	entries []*entry
 	clock   uint64
-	hits    uint64
-	misses  uint64
 }
 
 type entry struct {
-	key    string // recipe
+	key    Key
 	tokens []int
 	cache  *kv.Cache
 	used   uint64
 }
 
-// New returns a store that keeps at most budget bytes of caches (counted
-// as kv.Cache.OwnedBytes of the stored forks).
-func New(budget int64) *Store { return &Store{budget: budget} }
+// New returns an empty store with the default limits.
+func New() *Store { return &Store{MinTokens: 16, MaxEntries: 64} }
 
-// Lookup finds the stored cache with the longest common prefix with
-// tokens under the same recipe key. It returns a fork truncated to that
-// prefix, and the prefix length; it always leaves at least one token of
-// tokens to compute, so the caller gets logits. (nil, 0) means a miss.
-func (s *Store) Lookup(key string, tokens []int) (*kv.Cache, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var best *entry
-	bestN := 0
-	for _, e := range s.entries {
-		if e.key != key {
-			continue
-		}
-		n := commonPrefix(e.tokens, tokens)
-		if n > bestN {
-			best, bestN = e, n
-		}
+func (s *Store) minTokens() int { return max(s.MinTokens, 1) }
+
+func (s *Store) maxEntries() int {
+	if s.MaxEntries <= 0 {
+		return 64
 	}
-	bestN = min(bestN, len(tokens)-1)
-	if best == nil || bestN <= 0 {
-		s.misses++
-		return nil, 0
-	}
-	s.hits++
-	s.clock++
-	best.used = s.clock
-	c := best.cache.Fork()
-	c.Truncate(bestN)
-	return c, bestN
-}
-
-// Insert stores a fork of c as the cache of tokens (the prompt and what
-// was generated; c must hold exactly these tokens at positions 0..n-1).
-// An entry whose tokens are a prefix of the new ones is replaced by it.
-func (s *Store) Insert(key string, tokens []int, c *kv.Cache) {
-	if len(tokens) == 0 || c.NextPos() != len(tokens) {
-		return
-	}
-	f := c.Fork()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.clock++
-	kept := s.entries[:0]
-	for _, e := range s.entries {
-		if e.key == key && len(e.tokens) <= len(tokens) && commonPrefix(e.tokens, tokens) == len(e.tokens) {
-			e.cache.Release()
-			continue
-		}
-		kept = append(kept, e)
-	}
-	clear(s.entries[len(kept):])
-	s.entries = append(kept, &entry{key: key, tokens: append([]int(nil), tokens...), cache: f, used: s.clock})
-	s.evict()
-}
-
-// evict drops least recently used entries until the store fits its budget.
-func (s *Store) evict() {
-	for len(s.entries) > 0 && s.bytesLocked() > s.budget {
-		oldest := 0
-		for i, e := range s.entries {
-			if e.used < s.entries[oldest].used {
-				oldest = i
-			}
-		}
-		s.entries[oldest].cache.Release()
-		s.entries = append(s.entries[:oldest], s.entries[oldest+1:]...)
-	}
-}
-
-func (s *Store) bytesLocked() int64 {
-	var b int64
-	for _, e := range s.entries {
-		b += e.cache.OwnedBytes()
-	}
-	return b
-}
-
-// Bytes is the memory the store's caches own.
-func (s *Store) Bytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.bytesLocked()
-}
-
-// Stats reports lookups that found a prefix and those that did not.
-func (s *Store) Stats() (hits, misses uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.hits, s.misses
-}
-
-// Len is the number of stored caches.
-func (s *Store) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.entries)
+	return s.MaxEntries
 }
 
 func commonPrefix(a, b []int) int {
@@ -143,4 +75,113 @@ func commonPrefix(a, b []int) int {
 		}
 	}
 	return n
+}
+
+// Acquire returns a cache of the caller's own (to extend, and to Release
+// or Offer back) that holds the KV of prompt[:n], from the entry of the
+// same key with the longest common prefix. n < len(prompt), so that at
+// least one prompt token is computed for logits, and n >= MinTokens;
+// otherwise it returns (nil, 0).
+func (s *Store) Acquire(key Key, prompt []int) (*kv.Cache, int) {
+	if key.Model == "" {
+		return nil, 0
+	}
+	var best *entry
+	bestN := 0
+	for _, e := range s.entries {
+		if e.key != key {
+			continue
+		}
+		if n := min(commonPrefix(e.tokens, prompt), len(prompt)-1); n > bestN {
+			best, bestN = e, n
+		}
+	}
+	if best == nil || bestN < s.minTokens() {
+		return nil, 0
+	}
+	s.clock++
+	best.used = s.clock
+	c := best.cache.Fork()
+	if c.NextPos() > bestN {
+		c.Truncate(bestN)
+	}
+	return c, bestN
+}
+
+// Offer takes over the cache of a finished sequence and the tokens whose
+// KV it holds (tokens[i] at position i; tokens past c.NextPos are
+// ignored). The store keeps it, replacing the entries it extends, or
+// releases it: when it is shorter than MinTokens, when an entry of the
+// same key already covers its tokens, or when key has no model.
+func (s *Store) Offer(key Key, tokens []int, c *kv.Cache) {
+	n := min(len(tokens), c.NextPos())
+	if key.Model == "" || n < s.minTokens() {
+		c.Release()
+		return
+	}
+	tokens = tokens[:n]
+	for _, e := range s.entries {
+		if e.key == key && commonPrefix(e.tokens, tokens) == n {
+			// Already covered by an entry at least as long.
+			c.Release()
+			return
+		}
+	}
+	kept := s.entries[:0]
+	for _, e := range s.entries {
+		if e.key == key && commonPrefix(e.tokens, tokens) == len(e.tokens) {
+			// The new sequence extends this entry: it supersedes it.
+			e.cache.Release()
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(s.entries[len(kept):])
+	s.entries = kept
+	s.clock++
+	s.entries = append(s.entries, &entry{key: key, tokens: append([]int(nil), tokens...), cache: c, used: s.clock})
+	for len(s.entries) > s.maxEntries() {
+		s.dropLRU()
+	}
+}
+
+// Bytes is the memory the store holds: its caches' share of the pages
+// they share with running sequences (kv.Cache.OwnedBytes).
+func (s *Store) Bytes() int64 {
+	var b int64
+	for _, e := range s.entries {
+		b += e.cache.OwnedBytes()
+	}
+	return b
+}
+
+// Shrink releases entries, least recently used first, until at least
+// need bytes are freed or the store is empty; it returns the bytes freed.
+func (s *Store) Shrink(need int64) int64 {
+	var freed int64
+	for freed < need && len(s.entries) > 0 {
+		freed += s.dropLRU()
+	}
+	return freed
+}
+
+// Len is the number of stored sequences.
+func (s *Store) Len() int { return len(s.entries) }
+
+// dropLRU releases the least recently used entry and returns its bytes.
+func (s *Store) dropLRU() int64 {
+	lru := 0
+	for i, e := range s.entries {
+		if e.used < s.entries[lru].used {
+			lru = i
+		}
+	}
+	e := s.entries[lru]
+	b := e.cache.OwnedBytes()
+	e.cache.Release()
+	last := len(s.entries) - 1
+	copy(s.entries[lru:], s.entries[lru+1:])
+	s.entries[last] = nil
+	s.entries = s.entries[:last]
+	return b
 }

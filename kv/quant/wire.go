@@ -1,0 +1,221 @@
+package quant
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/kvgo/kvgo/kernel"
+	"github.com/kvgo/kvgo/kv"
+)
+
+// Wire forms of the pages (kv.WirePage, kv.WireCodec), inside kv's
+// envelope (kv.MarshalPage). Every payload is the page's stored arrays in
+// order, little-endian, for its n tokens and nothing else:
+//
+//	f32      n·d float32
+//	f16      n·d float16
+//	block    n·rowBytes(d, bits) code bytes, then n·k float16 (k = d/bs
+//	         scales, or 2·d/bs (scale, minimum) pairs for asym), bs the
+//	         codec's BlockSize(d, group)
+//	kivi-k   n·PlanarRowBytes(d, bits) code bytes (kernel's planar rows),
+//	         then d float16 scales and d float16 minimums, the group's;
+//	         an empty page written before its group was quantized has
+//	         neither codes nor scales
+//
+// The block size, the bits and the row layout come from the codec (whose
+// Name the envelope checks) and d, so a payload's length alone must equal
+// n whole tokens (plus a KIVI page's 4·d bytes of scales): anything else
+// is refused before a byte is allocated. A rebuilt page holds exactly its
+// n tokens: its Bytes() is the payload's size, equal to the original's
+// when that one had no spare capacity (a full page, a KIVI group, a page
+// shrunk after deletions) and smaller otherwise.
+//
+// Quantized scales and minimums are finite by construction (f16Up clamps
+// to the finite half range); a payload with a non-finite one is refused
+// as kv.ErrPageInvalid. Codes are taken as they are: every bit pattern of
+// a code decodes to a finite value in range.
+
+// wireWidth checks d for a page rebuilt from the wire.
+func wireWidth(d int) error {
+	if d < 1 || d > kv.MaxWireWidth {
+		return fmt.Errorf("%w: kv/quant: vectors of %d values; want 1..%d", kv.ErrPageSize, d, kv.MaxWireWidth)
+	}
+	return nil
+}
+
+// wireTokens returns the number of tokens of size tok bytes in a payload
+// of size n, or an error when n is not a whole number of them.
+func wireTokens(codec string, n, tok int) (int, error) {
+	if n%tok != 0 {
+		return 0, fmt.Errorf("%w: kv/quant: %s payload of %d bytes is not whole tokens of %d bytes", kv.ErrPageSize, codec, n, tok)
+	}
+	return n / tok, nil
+}
+
+// bytesOf copies b into a slice of exactly its length and capacity
+// (append would round the capacity up to an allocation size class, and
+// Bytes() counts capacity).
+func bytesOf(b []byte) []byte {
+	c := make([]byte, len(b))
+	copy(c, b)
+	return c
+}
+
+// appendF16s appends halves little-endian.
+func appendF16s(b []byte, x []uint16) []byte {
+	for _, h := range x {
+		b = binary.LittleEndian.AppendUint16(b, h)
+	}
+	return b
+}
+
+// readF16s decodes len(dst) little-endian halves from src.
+func readF16s(dst []uint16, src []byte) {
+	src = src[:2*len(dst)]
+	for i := range dst {
+		dst[i] = binary.LittleEndian.Uint16(src[2*i:])
+	}
+}
+
+// finiteF16s reports an error naming the first Inf or NaN of the
+// little-endian halves in b, before anything is allocated for them.
+func finiteF16s(codec string, b []byte) error {
+	for i := 0; i+1 < len(b); i += 2 {
+		if h := binary.LittleEndian.Uint16(b[i:]); h&0x7c00 == 0x7c00 {
+			return fmt.Errorf("%w: kv/quant: %s scale %d is %v", kv.ErrPageInvalid, codec, i/2, f16(h))
+		}
+	}
+	return nil
+}
+
+// f32: the vectors' float32 bits.
+
+func (p *f32Page) Width() int { return p.d }
+
+func (p *f32Page) AppendWire(b []byte) []byte {
+	for _, v := range p.x {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+	}
+	return b
+}
+
+// PageFromWire rebuilds an f32 page (kv.WireCodec).
+func (c F32) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	if err := wireWidth(d); err != nil {
+		return nil, err
+	}
+	n, err := wireTokens(c.Name(), len(payload), 4*d)
+	if err != nil {
+		return nil, err
+	}
+	x := make([]float32, n*d)
+	for i := range x {
+		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
+	}
+	return &f32Page{d: d, x: x}, nil
+}
+
+// f16: the vectors' half floats, any bits (a NaN stored from the model
+// travels as the same NaN).
+
+func (p *f16Page) Width() int { return p.d }
+
+func (p *f16Page) AppendWire(b []byte) []byte { return appendF16s(b, p.x) }
+
+// PageFromWire rebuilds an f16 page (kv.WireCodec).
+func (c F16) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	if err := wireWidth(d); err != nil {
+		return nil, err
+	}
+	n, err := wireTokens(c.Name(), len(payload), 2*d)
+	if err != nil {
+		return nil, err
+	}
+	x := make([]uint16, n*d)
+	readF16s(x, payload)
+	return &f16Page{d: d, x: x}, nil
+}
+
+// Block: codes, then scales (or scale, minimum pairs).
+
+func (p *blockPage) Width() int { return int(p.d) }
+
+func (p *blockPage) AppendWire(b []byte) []byte {
+	n := p.Len()
+	b = append(b, p.codes[:n*int(p.rb)]...)
+	return appendF16s(b, p.scales[:n*p.spt()])
+}
+
+// PageFromWire rebuilds a block page (kv.WireCodec); the block size, bits
+// and format are the codec's for d, as in NewPage.
+func (b Block) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	if err := wireWidth(d); err != nil {
+		return nil, err
+	}
+	p := b.NewPage(d, 0).(*blockPage)
+	rb, spt := int(p.rb), p.spt()
+	n, err := wireTokens(b.Name(), len(payload), rb+2*spt)
+	if err != nil {
+		return nil, err
+	}
+	if err := finiteF16s(b.Name(), payload[n*rb:]); err != nil {
+		return nil, err
+	}
+	p.codes = bytesOf(payload[:n*rb])
+	p.scales = make([]uint16, n*spt)
+	readF16s(p.scales, payload[n*rb:])
+	return p, nil
+}
+
+// KIVI keys: planar codes, then the group's scales and minimums.
+
+func (p *kiviKeyPage) Width() int { return int(p.d) }
+
+func (p *kiviKeyPage) AppendWire(b []byte) []byte {
+	b = append(b, p.codes...)
+	return appendF16s(b, p.sz)
+}
+
+// PageFromWire rebuilds a KIVI key page (kv.WireCodec): a payload of n
+// planar rows and 2·d halves, or an empty one for a page never quantized.
+func (k KIVIKeys) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	if err := wireWidth(d); err != nil {
+		return nil, err
+	}
+	bits := k.bits
+	if bits == 0 {
+		bits = 2 // as NewPage
+	}
+	rb := kernel.PlanarRowBytes(d, bits)
+	p := &kiviKeyPage{d: int32(d), bits: int32(bits), rb: int32(rb)}
+	if len(payload) == 0 {
+		return p, nil
+	}
+	if len(payload) < 4*d {
+		return nil, fmt.Errorf("%w: kv/quant: %s payload of %d bytes is shorter than the %d bytes of its scales", kv.ErrPageSize, k.Name(), len(payload), 4*d)
+	}
+	n, err := wireTokens(k.Name(), len(payload)-4*d, rb)
+	if err != nil {
+		return nil, err
+	}
+	if err := finiteF16s(k.Name(), payload[n*rb:]); err != nil {
+		return nil, err
+	}
+	p.codes = bytesOf(payload[:n*rb])
+	p.sz = make([]uint16, 2*d)
+	readF16s(p.sz, payload[n*rb:])
+	return p, nil
+}
+
+// The codecs and pages of this package travel.
+var (
+	_ kv.WireCodec = F32{}
+	_ kv.WireCodec = F16{}
+	_ kv.WireCodec = Block{}
+	_ kv.WireCodec = KIVIKeys{}
+	_ kv.WirePage  = (*f32Page)(nil)
+	_ kv.WirePage  = (*f16Page)(nil)
+	_ kv.WirePage  = (*blockPage)(nil)
+	_ kv.WirePage  = (*kiviKeyPage)(nil)
+)

@@ -1,0 +1,605 @@
+package quant
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/kvgo/kvgo/kv"
+)
+
+// wireVariants are the parameter values the wire tests try for every
+// method of Methods that has the parameter, in every combination, besides
+// the defaults: q8/q4 sym and asym with groups 16, 32 and 64; KIVI 2 and
+// 4 bits with groups 16, 32 and 64 (and the default residual, plus 0).
+var wireVariants = map[string][]string{
+	"mode":     {"sym", "asym"},
+	"group":    {"16", "32", "64"},
+	"bits":     {"2", "4"},
+	"residual": {"128", "0"},
+}
+
+// wireCodecs returns every key and value codec that Methods builds with
+// the defaults and wireVariants, plus 2-bit blocks outside KIVI, one per
+// name. It fails the test if two codecs with different parameters share a
+// name: the envelope identifies a page's layout by the codec's name.
+func wireCodecs(t testing.TB) []kv.Codec {
+	t.Helper()
+	byName := map[string]string{}
+	var out []kv.Codec
+	add := func(c kv.Codec) {
+		id := fmt.Sprintf("%#v", c)
+		if prev, ok := byName[c.Name()]; ok {
+			if prev != id {
+				t.Fatalf("codecs %s and %s are both named %q", prev, id, c.Name())
+			}
+			return
+		}
+		byName[c.Name()] = id
+		out = append(out, c)
+	}
+	for _, m := range Methods {
+		// Every combination of the parameters' values.
+		combos := []map[string]string{{}}
+		for _, p := range m.Params {
+			vals := append([]string{p.Default}, wireVariants[p.Name]...)
+			var next []map[string]string
+			for _, c := range combos {
+				for _, v := range vals {
+					n := map[string]string{p.Name: v}
+					for k, x := range c {
+						n[k] = x
+					}
+					next = append(next, n)
+				}
+			}
+			combos = next
+		}
+		for _, c := range combos {
+			a := kv.Args{}
+			for _, p := range m.Params {
+				v, err := p.Parse(c[p.Name])
+				if err != nil {
+					t.Fatalf("%s: %v", m.Name, err)
+				}
+				a[p.Name] = v
+			}
+			k, v, err := m.NewCodec(a)
+			if err != nil {
+				t.Fatalf("%s %v: %v", m.Name, c, err)
+			}
+			add(k)
+			add(v)
+		}
+	}
+	add(mustBlock(t, 2, 32, true))
+	add(mustBlock(t, 2, 16, true))
+	return out
+}
+
+// wirePage is a page under test and how it was made.
+type wirePage struct {
+	name string
+	p    kv.Page
+	full bool // no spare capacity: a rebuilt page has the same Bytes()
+}
+
+// wirePages builds the pages of codec c at width d that the round trip
+// covers: full, partial, single-token and empty pages, pages after
+// deletions (a few, and enough to shrink the allocation), every token
+// deleted from a KIVI group, and values that are not finite.
+func wirePages(rng *rand.Rand, c kv.Codec, d int) []wirePage {
+	cp := kv.PageTokens
+	if g := c.Group(); g > 0 {
+		cp = g
+	}
+	mk := func(n int, del ...int) kv.Page {
+		p := c.NewPage(d, cp)
+		if n > 0 {
+			p.Append(kvData(rng, n, d), n)
+		}
+		for _, i := range del {
+			p.Delete(i)
+		}
+		return p
+	}
+	var shrinkDel []int
+	for i := cp - 1; i >= 1 && len(shrinkDel) < cp*3/4; i -= 1 {
+		shrinkDel = append(shrinkDel, i)
+	}
+	var allDel []int
+	for i := cp - 1; i >= 0; i-- {
+		allDel = append(allDel, i)
+	}
+	special := kvData(rng, cp, d)
+	for i, v := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.Copysign(0, -1)), 1e-40, -1e-42, 7e4, -1e30} {
+		special[(i*37+3)%len(special)] = v
+	}
+	sp := c.NewPage(d, cp)
+	sp.Append(special, cp)
+	pages := []wirePage{
+		{"full", mk(cp), true},
+		{"partial", mk(cp/2 + 1), false},
+		{"single", mk(1), cp == 1},
+		{"empty", mk(0), false},
+		{"deleted", mk(cp, cp-1, cp/2, 0), false},
+		{"shrunk", mk(cp, shrinkDel...), false},
+		{"specials", sp, true},
+	}
+	if c.Group() > 0 {
+		pages = append(pages, wirePage{"all-deleted", mk(cp, allDel...), false})
+	}
+	return pages
+}
+
+// wireDims are the head sizes of the round trip: real ones, one that the
+// default group does not divide (40: blocks of 20, a planar remainder of
+// 40 channels), a head smaller than the group, and an odd one.
+var wireDims = []int{64, 128, 40, 8, 7}
+
+const testModel = "sha256:5f1c0dbb-test-model"
+
+// TestWireRoundTrip marshals every page of every codec, rebuilds it and
+// checks that the copy is the same page: same Len, Bytes() the payload's
+// size (the original's when it had no spare capacity), bit-identical
+// Decode, Dot and AddWeighted for 1, 3 and 7 heads, the same envelope
+// when marshaled again, and the same page after one more token appended.
+func TestWireRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	codecs := wireCodecs(t)
+	if len(codecs) < 30 {
+		t.Fatalf("only %d codecs", len(codecs))
+	}
+	for _, c := range codecs {
+		for _, d := range wireDims {
+			for _, wp := range wirePages(rng, c, d) {
+				name := fmt.Sprintf("%s/d=%d/%s", c.Name(), d, wp.name)
+				b, err := kv.MarshalPage(testModel, c, wp.p)
+				if err != nil {
+					t.Fatalf("%s: marshal: %v", name, err)
+				}
+				q, err := kv.UnmarshalPage(testModel, c, d, b)
+				if err != nil {
+					t.Fatalf("%s: unmarshal: %v", name, err)
+				}
+				payload := len(b) - (26 + len(testModel) + len(c.Name()))
+				if q.Bytes() != int64(payload) {
+					t.Errorf("%s: rebuilt page holds %d bytes, its payload %d", name, q.Bytes(), payload)
+				}
+				if wp.full && q.Bytes() != wp.p.Bytes() {
+					t.Errorf("%s: rebuilt page holds %d bytes, the original %d", name, q.Bytes(), wp.p.Bytes())
+				}
+				if q.Bytes() > wp.p.Bytes() {
+					t.Errorf("%s: rebuilt page holds %d bytes, more than the original's %d", name, q.Bytes(), wp.p.Bytes())
+				}
+				samePage(t, name, rng, d, wp.p, q)
+				b2, err := kv.MarshalPage(testModel, c, q)
+				if err != nil || !bytes.Equal(b, b2) {
+					t.Fatalf("%s: the rebuilt page marshals differently (err %v)", name, err)
+				}
+				// The rebuilt page keeps working as a page of its codec.
+				if n := wp.p.Len(); c.Group() == 0 || (n == 0 && q.(*kiviKeyPage).sz == nil) {
+					m := 1
+					if c.Group() > 0 {
+						m = c.Group()
+					}
+					x := kvData(rng, m, d)
+					wp.p.Append(x, m)
+					q.Append(x, m)
+					samePage(t, name+"+append", rng, d, wp.p, q)
+				}
+			}
+		}
+	}
+}
+
+// samePage checks that b is a, bit for bit, through the Page interface.
+func samePage(t *testing.T, name string, rng *rand.Rand, d int, a, b kv.Page) {
+	t.Helper()
+	n := a.Len()
+	if b.Len() != n {
+		t.Fatalf("%s: Len %d, want %d", name, b.Len(), n)
+	}
+	xa, xb := make([]float32, d), make([]float32, d)
+	for i := 0; i < n; i++ {
+		a.Decode(i, xa)
+		b.Decode(i, xb)
+		if !sameBits(xa, xb) {
+			t.Fatalf("%s: token %d decodes differently", name, i)
+		}
+	}
+	var sc kv.PageScratch
+	for _, g := range []int{1, 3, 7} {
+		q := make([]float32, g*d)
+		for i := range q {
+			q[i] = float32(rng.NormFloat64())
+		}
+		oa, ob := make([]float32, g*n), make([]float32, g*n)
+		a.Dot(q, g, oa, &sc)
+		b.Dot(q, g, ob, &sc)
+		if !sameBits(oa, ob) {
+			t.Fatalf("%s: Dot with %d heads differs", name, g)
+		}
+		w := make([]float32, g*n)
+		for i := range w {
+			if rng.IntN(4) > 0 {
+				w[i] = rng.Float32()
+			}
+		}
+		sa, sb := make([]float32, g*d), make([]float32, g*d)
+		for i := range sa {
+			sa[i] = float32(rng.NormFloat64())
+		}
+		copy(sb, sa)
+		a.AddWeighted(w, g, sa, &sc)
+		b.AddWeighted(w, g, sb, &sc)
+		if !sameBits(sa, sb) {
+			t.Fatalf("%s: AddWeighted with %d heads differs", name, g)
+		}
+	}
+}
+
+// TestWireLayout spells out one envelope byte by byte, as the format's
+// documentation (kv/wire.go) describes it.
+func TestWireLayout(t *testing.T) {
+	p := F32{}.NewPage(2, 1)
+	p.Append([]float32{1.5, -2}, 1)
+	b, err := kv.MarshalPage("m", F32{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{
+		'K', 'V', 'P', 'G', // magic
+		1, 0, // version
+		1, 0, 'm', // model
+		3, 0, 'f', '3', '2', // codec
+		2, 0, 0, 0, // d
+		1, 0, 0, 0, // tokens
+		8, 0, 0, 0, // payload length
+		0, 0, 0xc0, 0x3f, 0, 0, 0, 0xc0, // 1.5, -2
+	}
+	want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(want, crc32.MakeTable(crc32.Castagnoli)))
+	if !bytes.Equal(b, want) {
+		t.Fatalf("envelope\n% x\nwant\n% x", b, want)
+	}
+}
+
+// wireFields are the fields of an envelope, for crafting pages whose
+// checksum is right and whose content is not.
+type wireFields struct {
+	magic           [4]byte
+	version         uint16
+	model, codec    string
+	d, n            uint32
+	payload         []byte
+	payloadLen      *uint32 // nil: len(payload)
+	modelLen, cdLen *uint16
+}
+
+func parseWire(t testing.TB, b []byte) wireFields {
+	t.Helper()
+	var f wireFields
+	copy(f.magic[:], b)
+	f.version = binary.LittleEndian.Uint16(b[4:])
+	ml := int(binary.LittleEndian.Uint16(b[6:]))
+	f.model = string(b[8 : 8+ml])
+	o := 8 + ml
+	cl := int(binary.LittleEndian.Uint16(b[o:]))
+	f.codec = string(b[o+2 : o+2+cl])
+	o += 2 + cl
+	f.d = binary.LittleEndian.Uint32(b[o:])
+	f.n = binary.LittleEndian.Uint32(b[o+4:])
+	pl := int(binary.LittleEndian.Uint32(b[o+8:]))
+	f.payload = append([]byte(nil), b[o+12:o+12+pl]...)
+	if o+12+pl+4 != len(b) {
+		t.Fatalf("parseWire: %d bytes, fields end at %d", len(b), o+12+pl+4)
+	}
+	return f
+}
+
+// bytes writes the fields with a correct checksum.
+func (f wireFields) bytes() []byte {
+	b := append([]byte(nil), f.magic[:]...)
+	b = binary.LittleEndian.AppendUint16(b, f.version)
+	ml, cl, pl := uint16(len(f.model)), uint16(len(f.codec)), uint32(len(f.payload))
+	if f.modelLen != nil {
+		ml = *f.modelLen
+	}
+	if f.cdLen != nil {
+		cl = *f.cdLen
+	}
+	if f.payloadLen != nil {
+		pl = *f.payloadLen
+	}
+	b = binary.LittleEndian.AppendUint16(b, ml)
+	b = append(b, f.model...)
+	b = binary.LittleEndian.AppendUint16(b, cl)
+	b = append(b, f.codec...)
+	b = binary.LittleEndian.AppendUint32(b, f.d)
+	b = binary.LittleEndian.AppendUint32(b, f.n)
+	b = binary.LittleEndian.AppendUint32(b, pl)
+	b = append(b, f.payload...)
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// unmarshalAlloc unmarshals b and returns the error and the bytes
+// allocated meanwhile.
+func unmarshalAlloc(c kv.Codec, d int, b []byte) (kv.Page, error, uint64) {
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	p, err := kv.UnmarshalPage(testModel, c, d, b)
+	runtime.ReadMemStats(&m1)
+	return p, err, m1.TotalAlloc - m0.TotalAlloc
+}
+
+// TestWireRefuses checks that every damaged or foreign page is refused with
+// the error that says why, in a short message, allocating no more than a
+// small multiple of its input.
+func TestWireRefuses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	codecs := wireCodecs(t)
+	const d = 64
+	expect := func(name string, c kv.Codec, d int, b []byte, want error) {
+		t.Helper()
+		p, err, alloc := unmarshalAlloc(c, d, b)
+		if !errors.Is(err, want) {
+			t.Fatalf("%s: got page %v, error %v; want %v", name, p != nil, err, want)
+		}
+		if len(err.Error()) > 160 {
+			t.Errorf("%s: error of %d characters: %v", name, len(err.Error()), err)
+		}
+		if alloc > uint64(2*len(b)+1024) {
+			t.Errorf("%s: allocated %d bytes for a refused page of %d", name, alloc, len(b))
+		}
+	}
+	long := strings.Repeat("0123456789abcdef", 16) // 256 bytes, the most allowed
+	for _, c := range codecs {
+		p := wirePages(rng, c, d)[0].p // full
+		b, err := kv.MarshalPage(testModel, c, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := c.Name()
+		_, err, alloc := unmarshalAlloc(c, d, b)
+		if err != nil || alloc > uint64(2*len(b)+1024) {
+			t.Fatalf("%s: valid page: error %v, %d bytes allocated for %d", name, err, alloc, len(b))
+		}
+		f := parseWire(t, b)
+		hdr := len(b) - len(f.payload) - 4 // the payload starts here
+
+		// Any single flipped byte is an error; in the model, codec, d,
+		// tokens, payload and checksum it is the checksum's.
+		for i := range b {
+			x := bytes.Clone(b)
+			x[i] ^= 1 << (i % 8)
+			_, err := kv.UnmarshalPage(testModel, c, d, x)
+			if err == nil {
+				t.Fatalf("%s: byte %d flipped: no error", name, i)
+			}
+			inModel := i >= 8 && i < 8+len(f.model)
+			inCodec := i >= 10+len(f.model) && i < 10+len(f.model)+len(f.codec)
+			inSizes := i >= hdr-12 && i < hdr-4 // d and tokens
+			if (inModel || inCodec || inSizes || i >= hdr) && !errors.Is(err, kv.ErrPageChecksum) {
+				t.Fatalf("%s: byte %d flipped: %v, want a checksum mismatch", name, i, err)
+			}
+		}
+		// Every truncation.
+		for n := 0; n < len(b); n++ {
+			expect(fmt.Sprintf("%s cut to %d bytes", name, n), c, d, b[:n], kv.ErrPageTruncated)
+		}
+		expect(name+" with a byte more", c, d, append(bytes.Clone(b), 0), kv.ErrPageSize)
+		expect(name+" wrong d", c, d/2, b, kv.ErrPageSize)
+
+		// Foreign pages.
+		for _, o := range codecs {
+			if o.Name() != name {
+				expect(name+" read as "+o.Name(), o, d, b, kv.ErrPageCodec)
+			}
+		}
+		if _, err := kv.UnmarshalPage("other-model", c, d, b); !errors.Is(err, kv.ErrPageModel) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("page is for model %q, not %q", testModel, "other-model")) {
+			t.Fatalf("%s: other model: %v", name, err)
+		}
+		bl, err := kv.MarshalPage(long, c, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = kv.UnmarshalPage(long[:255]+"!", c, d, bl)
+		if !errors.Is(err, kv.ErrPageModel) || len(err.Error()) > 160 {
+			t.Fatalf("%s: other long model: %v", name, err)
+		}
+
+		// Crafted envelopes with a valid checksum.
+		craft := func(what string, want error, edit func(*wireFields)) {
+			t.Helper()
+			g := parseWire(t, b)
+			edit(&g)
+			expect(name+" "+what, c, d, g.bytes(), want)
+		}
+		craft("bad magic", kv.ErrNotPage, func(g *wireFields) { g.magic[3] = 'Q' })
+		craft("version+1", kv.ErrPageVersion, func(g *wireFields) { g.version++ })
+		craft("version 0", kv.ErrPageVersion, func(g *wireFields) { g.version = 0 })
+		craft("empty model", kv.ErrPageSize, func(g *wireFields) { g.model = "" })
+		craft("model of 257 bytes", kv.ErrPageSize, func(g *wireFields) { g.model = long + "x" })
+		craft("codec of 65 bytes", kv.ErrPageSize, func(g *wireFields) { g.codec = long[:65] })
+		craft("one token more", kv.ErrPageSize, func(g *wireFields) { g.n++ })
+		craft("no tokens", kv.ErrPageSize, func(g *wireFields) { g.n = 0 })
+		craft("payload a byte short", kv.ErrPageSize, func(g *wireFields) { g.payload = g.payload[:len(g.payload)-1] })
+		craft("payload a byte long", kv.ErrPageSize, func(g *wireFields) { g.payload = append(g.payload, 0) })
+		craft("d of 2^32-1", kv.ErrPageSize, func(g *wireFields) { g.d = 1<<32 - 1 })
+		huge := uint32(1<<32 - 1)
+		craft("payload of 4 GiB", kv.ErrPageTruncated, func(g *wireFields) { g.payloadLen = &huge })
+		big := uint16(65535)
+		craft("model length 65535", kv.ErrPageSize, func(g *wireFields) { g.modelLen = &big })
+		if _, ok := c.(F32); !ok {
+			if _, ok := c.(F16); !ok {
+				// The first scale of a quantized page, made infinite.
+				at := len(f.payload) - 2*d
+				if bp, ok := p.(*blockPage); ok {
+					at = p.Len() * int(bp.rb)
+				}
+				for _, h := range []uint16{0x7c00, 0xfc00, 0x7e01} {
+					craft(fmt.Sprintf("scale %04x", h), kv.ErrPageInvalid, func(g *wireFields) {
+						binary.LittleEndian.PutUint16(g.payload[at:], h)
+					})
+				}
+			}
+		}
+	}
+}
+
+// TestWireMarshalRefuses checks what MarshalPage will not write.
+func TestWireMarshalRefuses(t *testing.T) {
+	p := F16{}.NewPage(8, 1)
+	p.Append(make([]float32, 8), 1)
+	for _, tc := range []struct {
+		model string
+		c     kv.Codec
+		p     kv.Page
+	}{
+		{"", F16{}, p},
+		{strings.Repeat("m", 257), F16{}, p},
+		{"m", longName{F16{}}, p},
+		{"m", plainCodec{F16{}}, p},
+		{"m", F16{}, plainPage{p}},
+	} {
+		if b, err := kv.MarshalPage(tc.model, tc.c, tc.p); err == nil {
+			t.Errorf("model of %d bytes, codec %T, page %T: marshaled %d bytes", len(tc.model), tc.c, tc.p, len(b))
+		}
+	}
+	if _, err := kv.UnmarshalPage("m", plainCodec{F16{}}, 8, nil); err == nil {
+		t.Error("a codec without PageFromWire read a page")
+	}
+}
+
+// longName is F16 with a name too long for the envelope.
+type longName struct{ F16 }
+
+func (longName) Name() string { return strings.Repeat("f16", 30) }
+
+// plainCodec and plainPage hide the wire methods.
+type plainCodec struct{ c kv.Codec }
+
+func (c plainCodec) Name() string                    { return c.c.Name() }
+func (c plainCodec) Residual() int                   { return 0 }
+func (c plainCodec) Group() int                      { return 0 }
+func (c plainCodec) NewPage(d, capacity int) kv.Page { return c.c.NewPage(d, capacity) }
+
+type plainPage struct{ kv.Page }
+
+// wireWidthOf is d from an envelope's header, or 0.
+func wireWidthOf(b []byte) int {
+	if len(b) < 8 {
+		return 0
+	}
+	o := 8 + int(binary.LittleEndian.Uint16(b[6:]))
+	if len(b) < o+2 {
+		return 0
+	}
+	o += 2 + int(binary.LittleEndian.Uint16(b[o:]))
+	if len(b) < o+4 {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(b[o:]))
+}
+
+// FuzzUnmarshalPage feeds envelopes to every codec, with d read from the
+// envelope itself so that the fuzzer reaches the payload parsers. A page
+// that is accepted must marshal back to the same bytes, and decode, score
+// and sum without panicking; a refusal must be short.
+func FuzzUnmarshalPage(f *testing.F) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	codecs := wireCodecs(f)
+	for _, c := range codecs {
+		for _, d := range []int{8, 40} {
+			for _, wp := range wirePages(rng, c, d)[:4] {
+				b, err := kv.MarshalPage(testModel, c, wp.p)
+				if err != nil {
+					f.Fatal(err)
+				}
+				f.Add(b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := wireWidthOf(b)
+		if d > 4096 {
+			d = 64
+		}
+		var sc kv.PageScratch
+		for _, c := range codecs {
+			p, err := kv.UnmarshalPage(testModel, c, d, b)
+			if err != nil {
+				if p != nil {
+					t.Fatalf("%s: a page and an error: %v", c.Name(), err)
+				}
+				if len(err.Error()) > 200 {
+					t.Fatalf("%s: error of %d characters", c.Name(), len(err.Error()))
+				}
+				continue
+			}
+			b2, err := kv.MarshalPage(testModel, c, p)
+			if err != nil || !bytes.Equal(b, b2) {
+				t.Fatalf("%s: accepted page marshals differently (%v)", c.Name(), err)
+			}
+			n, g := p.Len(), 2
+			x := make([]float32, d)
+			for i := 0; i < n; i++ {
+				p.Decode(i, x)
+			}
+			q := make([]float32, g*d)
+			for i := range q {
+				q[i] = float32(i%7) - 3
+			}
+			w := make([]float32, g*n)
+			for i := range w {
+				w[i] = 0.25
+			}
+			p.Dot(q, g, make([]float32, g*n), &sc)
+			p.AddWeighted(w, g, make([]float32, g*d), &sc)
+		}
+	})
+}
+
+// BenchmarkWire marshals (into a reused buffer) and unmarshals a full page
+// of 32 tokens at d = 64 and 128; bytes/s are of the envelope.
+func BenchmarkWire(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	k2, v2 := mustKIVI(b, 2, 32, 128)
+	k4, _ := mustKIVI(b, 4, 32, 128)
+	codecs := []kv.Codec{F32{}, F16{}, mustBlock(b, 8, 32, false), mustBlock(b, 4, 32, false), mustBlock(b, 4, 32, true), k2, v2, k4}
+	for _, d := range []int{64, 128} {
+		for _, c := range codecs {
+			p := c.NewPage(d, kv.PageTokens)
+			p.Append(kvData(rng, kv.PageTokens, d), kv.PageTokens)
+			msg, err := kv.MarshalPage(testModel, c, p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("d=%d/%s/marshal", d, c.Name()), func(b *testing.B) {
+				b.SetBytes(int64(len(msg)))
+				b.ReportAllocs()
+				buf := make([]byte, 0, len(msg))
+				for b.Loop() {
+					buf, _ = kv.AppendPage(buf[:0], testModel, c, p)
+				}
+			})
+			b.Run(fmt.Sprintf("d=%d/%s/unmarshal", d, c.Name()), func(b *testing.B) {
+				b.SetBytes(int64(len(msg)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := kv.UnmarshalPage(testModel, c, d, msg); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
