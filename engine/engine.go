@@ -129,6 +129,7 @@ func (e *Engine) NewCache(r *recipe.Recipe, n int) (*kv.Cache, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.RoPE = e.Model.Rotary()
 	return kv.New(e.Model.CacheShape(), cfg, n)
 }
 

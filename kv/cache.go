@@ -305,7 +305,8 @@ func (c *Cache) Begin(pos []int32) error {
 	c.batch = append(c.batch[:0], pos...)
 	c.next = max(c.next, last+1)
 	c.observe = !c.prefill && c.cfg.Evictor != nil && c.cfg.Evictor.StepStats()
-	c.selecting = !c.prefill && c.cfg.Selector != nil && len(pos) == 1
+	// A selector chooses for decode steps: one token after the prompt.
+	c.selecting = c.cfg.Selector != nil && !c.prefill && len(pos) == 1 && pos[0] >= c.promptEnd
 	return nil
 }
 

@@ -118,6 +118,47 @@ func (s *State) ForwardEach(cache *kv.Cache, tokens []int, startPos, from int, f
 	return nil
 }
 
+// ForwardAt runs tokens at the given positions through the model against
+// cache and hands the logits of every token from index from on to fn, as
+// ForwardEach does. Positions need not be consecutive: positions after the
+// cache's last are appended (in increasing order), positions the cache
+// already holds are computed again and overwrite their keys and values
+// (kv.Cache.Begin), and attention is causal by position, so each token sees
+// exactly the cached tokens before it. CacheBlend and Cache-Craft run the
+// chosen tokens of a reused chunk this way.
+func (s *State) ForwardAt(cache *kv.Cache, tokens []int, pos []int32, from int, fn func(i int, logits []float32) error) error {
+	if len(tokens) == 0 {
+		return fmt.Errorf("model: empty batch")
+	}
+	if len(pos) != len(tokens) {
+		return fmt.Errorf("model: %d positions for %d tokens", len(pos), len(tokens))
+	}
+	for i, t := range tokens {
+		if t < 0 || t >= s.m.Vocab {
+			return fmt.Errorf("model: token %d at batch index %d is outside the vocabulary [0, %d)", t, i, s.m.Vocab)
+		}
+		if pos[i] < 0 || int(pos[i]) >= s.ctx {
+			return fmt.Errorf("model: position %d exceeds the context of %d tokens", pos[i], s.ctx)
+		}
+	}
+	V := s.m.Vocab
+	for done := 0; done < len(tokens); done += s.maxBatch {
+		end := min(done+s.maxBatch, len(tokens))
+		first := max(from, done) - done
+		s.seg[0] = segment{cache: cache, tokens: tokens[done:end], positions: pos[done:end], firstLogit: first}
+		if err := s.forwardBatch(s.seg[:]); err != nil {
+			return err
+		}
+		for i := done + first; i < end; i++ {
+			r := i - done - first
+			if err := fn(i, s.logits[r*V:(r+1)*V]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Seq is one sequence's share of a multi-sequence batch.
 type Seq struct {
 	Cache  *kv.Cache
@@ -197,6 +238,7 @@ type segment struct {
 	cache      *kv.Cache
 	tokens     []int
 	start      int
+	positions  []int32 // explicit positions (ForwardAt); nil: start, start+1, ...
 	firstLogit int
 }
 
@@ -214,7 +256,11 @@ func (s *State) forwardBatch(segs []segment) error {
 	tokens := s.tokens[:0]
 	for si, sg := range segs {
 		for i, t := range sg.tokens {
-			pos[len(tokens)] = int32(sg.start + i)
+			if sg.positions != nil {
+				pos[len(tokens)] = sg.positions[i]
+			} else {
+				pos[len(tokens)] = int32(sg.start + i)
+			}
 			owner[len(tokens)] = int32(si)
 			tokens = append(tokens, t)
 		}

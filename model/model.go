@@ -82,6 +82,21 @@ func Load(f *gguf.File) (*Model, error) {
 	return m, nil
 }
 
+// Rotary is the model's RoPE as the KV cache needs it to move stored keys
+// to other positions (kv.Config.RoPE): rotations compose, so turning a key
+// encoded at p by delta gives the key encoded at p+delta, with the model's
+// frequency scaling (llama3's rope_freqs, linear scaling) included.
+func (m *Model) Rotary() kv.Rotary { return rotary{m.rope, m.HeadDim} }
+
+type rotary struct {
+	rope    *kernel.Rope
+	headDim int
+}
+
+func (r rotary) Rotate(_ int, key []float32, delta int32) {
+	r.rope.Apply(key, r.headDim, float64(delta))
+}
+
 // CacheShape is the geometry of this model's KV cache.
 func (m *Model) CacheShape() kv.Shape {
 	return kv.Shape{Layers: m.Config.Layers, KVHeads: m.KVHeads, HeadDim: m.HeadDim}

@@ -38,3 +38,31 @@ func (p *blockPage) AppendFrom(src kv.Page, i int) bool {
 	p.scales = append(p.scales, s.scales[i*spt:(i+1)*spt]...)
 	return true
 }
+
+// Clone returns an exact copy of the page, which kv.Stream makes before it
+// changes a page it shares with a forked cache (copy-on-write).
+func (p *f32Page) Clone() kv.Page {
+	return &f32Page{d: p.d, x: append(make([]float32, 0, cap(p.x)), p.x...)}
+}
+
+// Clone returns an exact copy of the page.
+func (p *f16Page) Clone() kv.Page {
+	return &f16Page{d: p.d, x: append(make([]uint16, 0, cap(p.x)), p.x...)}
+}
+
+// Clone returns an exact copy of the page.
+func (p *blockPage) Clone() kv.Page {
+	q := *p
+	q.codes = append(make([]byte, 0, cap(p.codes)), p.codes...)
+	q.scales = append(make([]uint16, 0, cap(p.scales)), p.scales...)
+	return &q
+}
+
+// Clone returns an exact copy of the page: a KIVI key group cannot be
+// rebuilt token by token, since its scales belong to the whole group.
+func (p *kiviKeyPage) Clone() kv.Page {
+	q := *p
+	q.codes = append(make([]byte, 0, cap(p.codes)), p.codes...)
+	q.sz = append(make([]uint16, 0, cap(p.sz)), p.sz...)
+	return &q
+}

@@ -1,0 +1,116 @@
+package retrieve
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kvgo/kvgo/kv"
+	kvquant "github.com/kvgo/kvgo/kv/quant"
+)
+
+// TestWindowReadsOnlyRecentPages checks the selector seam: with the window
+// selector, a decode step's attention equals attention computed naively
+// over the tokens of the last Pages pages and the unsealed tail only, the
+// skipped pages stay in the cache (nothing is deleted), and a prompt batch
+// still reads everything.
+func TestWindowReadsOnlyRecentPages(t *testing.T) {
+	const d, g, T, pages = 16, 2, 200, 2
+	kk, kv4, err := kvquant.NewKIVI(4, 32, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cd := range []struct {
+		name string
+		k, v kv.Codec
+	}{{"f32", kvquant.F32{}, kvquant.F32{}}, {"kivi-4", kk, kv4}} {
+		shape := kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}
+		c, err := kv.New(shape, kv.Config{K: cd.k, V: cd.v, Selector: &Window{Pages: pages}}, 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		randv := func(n int) []float32 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			return x
+		}
+		// The prompt in one batch, then decode steps.
+		pos := make([]int32, T)
+		for i := range pos {
+			pos[i] = int32(i)
+		}
+		c.BeginPrefill(T)
+		if err := c.Begin(pos); err != nil {
+			t.Fatal(err)
+		}
+		c.Store(0, randv(T*d), randv(T*d))
+		c.End()
+		sc := kv.NewScratch(g)
+		out := make([]float32, g*d)
+		for step := 0; step < 40; step++ {
+			p := int32(T + step)
+			if err := c.Begin([]int32{p}); err != nil {
+				t.Fatal(err)
+			}
+			c.Store(0, randv(d), randv(d))
+			q := randv(g * d)
+			c.Attend(0, 0, q, g, p, out, sc)
+			c.End()
+			s := c.Stream(0, 0)
+			if s.Len() != int(p)+1 {
+				t.Fatalf("%s: the selector deleted tokens: %d held of %d", cd.name, s.Len(), p+1)
+			}
+			// The tokens read: those of the last `pages` pages and the tail.
+			first := 0
+			for i := 0; i < s.Pages()-pages; i++ {
+				first += s.PageLen(i)
+			}
+			want := naive(s, q, g, first)
+			for i := range out {
+				if math.Abs(float64(out[i]-want[i])) > 1e-4 {
+					t.Fatalf("%s step %d: attention %g, naive over the recent pages %g", cd.name, step, out[i], want[i])
+				}
+			}
+			if first == 0 {
+				t.Fatalf("%s: the test needs more pages than the window", cd.name)
+			}
+		}
+	}
+}
+
+// naive computes attention of the g heads q over the tokens from index
+// first on, decoding every key and value.
+func naive(s *kv.Stream, q []float32, g, first int) []float32 {
+	d := s.Dim()
+	out := make([]float32, g*s.ValueDim())
+	k, v := make([]float32, d), make([]float32, s.ValueDim())
+	scale := 1 / math.Sqrt(float64(d))
+	for j := 0; j < g; j++ {
+		var w []float64
+		m := math.Inf(-1)
+		for i := first; i < s.Len(); i++ {
+			s.Vector(i, k, v)
+			var dot float64
+			for c := range k {
+				dot += float64(q[j*d+c]) * float64(k[c])
+			}
+			w = append(w, dot*scale)
+			m = max(m, dot*scale)
+		}
+		var sum float64
+		for i := range w {
+			w[i] = math.Exp(w[i] - m)
+			sum += w[i]
+		}
+		for i := first; i < s.Len(); i++ {
+			s.Vector(i, k, v)
+			for c := range v {
+				out[j*len(v)+c] += float32(w[i-first] / sum * float64(v[c]))
+			}
+		}
+	}
+	return out
+}
