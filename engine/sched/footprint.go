@@ -20,10 +20,13 @@ import (
 //     token by token (Cache.Begin/Store/End on a 1x1 cache, exactly what a
 //     decode step or a prefill chunk does to each stream) up to probeLen
 //     tokens and extrapolates beyond by whole periods.
-//   - With an evictor the prompt is first staged in F32 (the peak);
-//     stagedBytes measures that growth with the same slice appends the
-//     stream does. After the prompt the evictor keeps at most its budget
-//     per stream (the kv/evict convention), and from then on the real
+//   - With an evictor the prompt is first staged (the peak): in the
+//     codec's own pages, or a group codec's F16 tail, plus the evictor's
+//     per-token statistics; probeStaging measures that growth on a
+//     one-stream cache of the same codec whose evictor keeps everything.
+//     An evictor whose Bound is Rolling stages nothing: it holds at most
+//     its budget plus one prefill chunk. After the prompt the evictor keeps
+//     at most its budget per stream (kv.Bound), and from then on the real
 //     cache.Bytes() is known and only the growth still to come is
 //     predicted.
 //
@@ -32,10 +35,10 @@ import (
 type footprint struct {
 	shape kv.Shape
 	ctx   int
+	chunk int // the most prompt tokens of a sequence in one pass
 
 	mu     sync.Mutex
 	codecs map[string]*codecProbe
-	staged []int64 // bytes of one stream with t tokens staged in F32, t = 0..ctx
 }
 
 // probeLen is how many tokens a codec probe measures before it
@@ -47,8 +50,8 @@ const probeLen = 4096
 // and a client cycling through parameter values must not grow memory.
 const maxProbes = 64
 
-func newFootprint(shape kv.Shape, ctx int) *footprint {
-	return &footprint{shape: shape, ctx: ctx, codecs: map[string]*codecProbe{}}
+func newFootprint(shape kv.Shape, ctx, chunk int) *footprint {
+	return &footprint{shape: shape, ctx: ctx, chunk: chunk, codecs: map[string]*codecProbe{}}
 }
 
 // codecProbe holds the measured bytes of one stream of a codec.
@@ -57,6 +60,9 @@ type codecProbe struct {
 	peak   []int64 // running maximum of at
 	period int     // tokens after which the layout repeats
 	perP   int64   // bytes one period adds
+	// staged[t] is the bytes of one stream holding t prompt tokens staged
+	// for an evictor, t = 0..ctx (measured on first use).
+	staged []int64
 }
 
 // bytes is an upper bound of the bytes one stream holds at any point while
@@ -87,7 +93,7 @@ func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
 	if p, ok := f.codecs[key]; ok {
 		return p, nil
 	}
-	p, err := probeCodec(f.shape.HeadDim, &recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}, min(f.ctx, probeLen))
+	p, err := probeCodec(f.shape.Dims(0), &recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}, min(f.ctx, probeLen))
 	if err != nil {
 		return nil, err
 	}
@@ -98,22 +104,25 @@ func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
 	return p, nil
 }
 
-func probeCodec(d int, r *recipe.Recipe, n int) (*codecProbe, error) {
+func probeCodec(d kv.Dims, r *recipe.Recipe, n int) (*codecProbe, error) {
 	cfg, err := r.Config()
 	if err != nil {
 		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec(), err)
 	}
-	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}, cfg, n)
+	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d.Key, ValueDim: d.Value}, cfg, n)
 	if err != nil {
 		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec(), err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	k, v := make([]float32, d), make([]float32, d)
+	k, v := make([]float32, d.Key), make([]float32, d.Value)
 	p := &codecProbe{at: make([]int64, n+1), peak: make([]int64, n+1)}
 	pos := []int32{0}
 	for t := 0; t < n; t++ {
 		for i := range k {
-			k[i], v[i] = rng.Float32()*2-1, rng.Float32()*2-1
+			k[i] = rng.Float32()*2 - 1
+		}
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
 		}
 		pos[0] = int32(t)
 		if err := c.Begin(pos); err != nil {
@@ -145,54 +154,53 @@ func probeCodec(d int, r *recipe.Recipe, n int) (*codecProbe, error) {
 	return p, nil
 }
 
-// stagedBytes is the bytes of one stream holding t prompt tokens staged in
-// F32 for an evictor (Cache.BeginPrefill), measured on a one-stream cache
-// whose evictor keeps everything: the staging does not depend on the
-// codec or the evictor, only on the head size.
-func (f *footprint) stagedBytes(t int) int64 {
+// stagedBytes is the bytes of one stream of codec probe p holding t
+// prompt tokens staged for an evictor (kv.Cache.BeginPrefill), measured
+// once per codec on a one-stream cache whose evictor keeps everything:
+// staging depends on the codec, not on the evictor.
+func (f *footprint) stagedBytes(r *recipe.Recipe, p *codecProbe, t int) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.staged == nil {
-		staged, err := probeStaging(f.shape.HeadDim, f.ctx)
+	if p.staged == nil {
+		staged, err := probeStaging(f.shape.Dims(0), r, f.ctx)
 		if err != nil {
-			// Cannot happen for a valid shape; fall back to a bound: Go's
-			// append at most doubles the capacity.
+			// Cannot happen for a recipe that built a cache already; fall
+			// back to a bound: F32 keys and values, Go's append at most
+			// doubling the capacity, and per-token state.
 			staged = make([]int64, f.ctx+1)
 			for i := range staged {
-				staged[i] = 2*2*int64(i*f.shape.HeadDim)*4 + int64(i)*4
+				staged[i] = 2*int64(i)*int64(f.shape.Dims(0).Key+f.shape.Dims(0).Value)*4 + int64(i)*12
 			}
 		}
-		f.staged = staged
+		p.staged = staged
 	}
-	return f.staged[min(max(t, 0), f.ctx)]
+	return p.staged[min(max(t, 0), f.ctx)]
 }
 
-func probeStaging(d, n int) ([]int64, error) {
-	r, err := recipe.Parse("f32")
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := r.Config()
+func probeStaging(d kv.Dims, r *recipe.Recipe, n int) ([]int64, error) {
+	cfg, err := (&recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}).Config()
 	if err != nil {
 		return nil, err
 	}
 	cfg.Evictor = keepAll{}
-	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}, cfg, n)
+	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d.Key, ValueDim: d.Value}, cfg, n)
 	if err != nil {
 		return nil, err
 	}
 	c.BeginPrefill(n)
 	out := make([]int64, n+1)
-	k := make([]float32, d)
+	k, v := make([]float32, d.Key), make([]float32, d.Value)
 	pos := []int32{0}
 	for t := 0; t < n; t++ {
 		pos[0] = int32(t)
 		if err := c.Begin(pos); err != nil {
 			return nil, err
 		}
-		c.Store(0, k, k)
-		c.End()
+		c.Store(0, k, v)
+		// The last token ends the prompt, after which the cache encodes
+		// what it kept: the staged bytes are the peak just before.
 		out[t+1] = c.Bytes()
+		c.End()
 	}
 	return out, nil
 }
@@ -211,8 +219,11 @@ func (keepAll) Bound() kv.Bound                 { return kv.Bound{} }
 // plan is how one recipe's memory is predicted.
 type plan struct {
 	f      *footprint
+	recipe *recipe.Recipe
 	codec  *codecProbe
 	evicts bool
+	// rolling: the evictor evicts while the prompt arrives (kv.Bound).
+	rolling bool
 	// stepEvicts: the evictor also deletes at every decode step, so a
 	// stream never grows past its budget.
 	stepEvicts bool
@@ -227,7 +238,7 @@ func (f *footprint) plan(r *recipe.Recipe) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{f: f, codec: cp, streams: int64(f.shape.Streams())}
+	p := &plan{f: f, recipe: r, codec: cp, streams: int64(f.shape.Streams())}
 	if r.Evicts() {
 		cfg, err := r.Config()
 		if err != nil {
@@ -239,6 +250,7 @@ func (f *footprint) plan(r *recipe.Recipe) (*plan, error) {
 		bd := cfg.Evictor.Bound()
 		p.evicts = true
 		p.stepEvicts = bd.Steady || bd.Rolling
+		p.rolling = bd.Rolling
 		p.budget, p.hasBudget = bd.Budget, !bd.Budget.IsZero()
 		// A full F32 residual window twice over: the tail capacity a
 		// group codec's stream may keep after Keep.
@@ -262,8 +274,14 @@ func (p *plan) admit(n, gen int) int64 {
 	if !p.evicts {
 		return p.streams * p.codec.bytes(n+gen)
 	}
-	staged := p.streams * p.f.stagedBytes(n)
 	k := p.kept(n)
+	var staged int64
+	if p.rolling && p.hasBudget {
+		t := min(n, p.budget.Resolve(n)+p.f.chunk)
+		staged = p.streams * (p.f.stagedBytes(p.recipe, p.codec, t) + p.slack(t))
+	} else {
+		staged = p.streams * p.f.stagedBytes(p.recipe, p.codec, n)
+	}
 	after := k + gen
 	if p.stepEvicts && p.hasBudget {
 		after = max(k, min(k+gen, p.budget.Resolve(n)))

@@ -230,7 +230,7 @@ func New(e *engine.Engine, cfg Config) (*Scheduler, error) {
 	}
 	s := &Scheduler{
 		cfg: cfg, eng: e, ctx: ctx,
-		fp:   newFootprint(e.Model.CacheShape(), ctx),
+		fp:   newFootprint(e.Model.CacheShape(), ctx, cfg.PrefillChunk),
 		logf: cfg.Logf,
 		wake: make(chan struct{}, 1),
 		quit: make(chan struct{}),
@@ -303,7 +303,6 @@ type seq struct {
 	last      [1]int
 	generated []int
 	decoding  bool
-	inPrefill bool // BeginPrefill called, EndPrefill not yet
 	reserve   int64
 	actual    int64
 
@@ -543,7 +542,7 @@ func (s *Scheduler) finish(q *seq, e Event) {
 	}
 	c := q.cache
 	q.cache = nil
-	if p := s.cfg.Prefix; p != nil && e.Finish != FinishError && !q.plan.evicts && !q.inPrefill {
+	if p := s.cfg.Prefix; p != nil && e.Finish != FinishError && !q.plan.evicts && !c.Prefilling() {
 		tokens := append(slices.Clip(q.prompt[:q.fed]), q.generated...)
 		p.Offer(q.key, tokens, c)
 		return
@@ -622,7 +621,6 @@ func (s *Scheduler) start(q *seq) (err error) {
 		}
 		if q.plan.evicts {
 			q.cache.BeginPrefill(len(q.prompt))
-			q.inPrefill = true
 		}
 	}
 	for _, id := range q.prompt {
@@ -684,10 +682,16 @@ func (s *Scheduler) step() {
 func (s *Scheduler) forward(batch []model.Seq, who []*seq) [][]float32 {
 	out, err := s.safeForward(batch)
 	if err == nil {
-		// Staged prompts are largest right now, before EndPrefill: count them.
+		// A prompt is largest just before its evictor chose, which the
+		// cache did at the end of the pass that completed it: count a
+		// prefilling sequence at its peak.
 		var total int64
 		for _, q := range s.running {
-			if q.cache != nil {
+			switch {
+			case q.cache == nil:
+			case q.plan.evicts && !q.decoding:
+				total += q.cache.PeakBytes()
+			default:
 				total += q.cache.OwnedBytes()
 			}
 		}
@@ -753,9 +757,7 @@ func (s *Scheduler) advance(q *seq, fed int, logits []float32) {
 		if q.fed < len(q.prompt) {
 			return
 		}
-		if q.inPrefill {
-			q.cache.EndPrefill()
-			q.inPrefill = false
+		if q.plan.evicts {
 			q.actual = q.cache.OwnedBytes()
 		}
 		q.decoding = true
