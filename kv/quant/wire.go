@@ -44,13 +44,24 @@ func wireWidth(d int) error {
 	return nil
 }
 
-// wireTokens returns the number of tokens of size tok bytes in a payload
-// of size n, or an error when n is not a whole number of them.
-func wireTokens(codec string, n, tok int) (int, error) {
+// wireTokens returns the number of tokens of tok bytes in a payload of n
+// bytes, or -1 when n is not a whole number of them.
+func wireTokens(n, tok int) int {
 	if n%tok != 0 {
-		return 0, fmt.Errorf("%w: kv/quant: %s payload of %d bytes is not whole tokens of %d bytes", kv.ErrPageSize, codec, n, tok)
+		return -1
 	}
-	return n / tok, nil
+	return n / tok
+}
+
+// The errors take the codec only on the error path: converting a Block to
+// an interface, or formatting its name, allocates.
+
+func errTokens(c kv.Codec, n, tok int) error {
+	return fmt.Errorf("%w: kv/quant: %s payload of %d bytes is not whole tokens of %d bytes", kv.ErrPageSize, c.Name(), n, tok)
+}
+
+func errScale(c kv.Codec, i int, h uint16) error {
+	return fmt.Errorf("%w: kv/quant: %s scale %d is %v", kv.ErrPageInvalid, c.Name(), i, f16(h))
 }
 
 // bytesOf copies b into a slice of exactly its length and capacity
@@ -74,19 +85,20 @@ func appendF16s(b []byte, x []uint16) []byte {
 func readF16s(dst []uint16, src []byte) {
 	src = src[:2*len(dst)]
 	for i := range dst {
-		dst[i] = binary.LittleEndian.Uint16(src[2*i:])
+		dst[i] = binary.LittleEndian.Uint16(src[2*i : 2*i+2])
 	}
 }
 
-// finiteF16s reports an error naming the first Inf or NaN of the
-// little-endian halves in b, before anything is allocated for them.
-func finiteF16s(codec string, b []byte) error {
+// nonFinite returns the index of the first Inf or NaN of the
+// little-endian halves in b, or -1: scales are checked before anything is
+// allocated for them.
+func nonFinite(b []byte) (int, uint16) {
 	for i := 0; i+1 < len(b); i += 2 {
 		if h := binary.LittleEndian.Uint16(b[i:]); h&0x7c00 == 0x7c00 {
-			return fmt.Errorf("%w: kv/quant: %s scale %d is %v", kv.ErrPageInvalid, codec, i/2, f16(h))
+			return i / 2, h
 		}
 	}
-	return nil
+	return -1, 0
 }
 
 // f32: the vectors' float32 bits.
@@ -105,13 +117,14 @@ func (c F32) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	if err := wireWidth(d); err != nil {
 		return nil, err
 	}
-	n, err := wireTokens(c.Name(), len(payload), 4*d)
-	if err != nil {
-		return nil, err
+	n := wireTokens(len(payload), 4*d)
+	if n < 0 {
+		return nil, errTokens(c, len(payload), 4*d)
 	}
 	x := make([]float32, n*d)
+	src := payload[:4*len(x)]
 	for i := range x {
-		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(payload[4*i:]))
+		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i : 4*i+4]))
 	}
 	return &f32Page{d: d, x: x}, nil
 }
@@ -128,9 +141,9 @@ func (c F16) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	if err := wireWidth(d); err != nil {
 		return nil, err
 	}
-	n, err := wireTokens(c.Name(), len(payload), 2*d)
-	if err != nil {
-		return nil, err
+	n := wireTokens(len(payload), 2*d)
+	if n < 0 {
+		return nil, errTokens(c, len(payload), 2*d)
 	}
 	x := make([]uint16, n*d)
 	readF16s(x, payload)
@@ -155,12 +168,12 @@ func (b Block) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	}
 	p := b.NewPage(d, 0).(*blockPage)
 	rb, spt := int(p.rb), p.spt()
-	n, err := wireTokens(b.Name(), len(payload), rb+2*spt)
-	if err != nil {
-		return nil, err
+	n := wireTokens(len(payload), rb+2*spt)
+	if n < 0 {
+		return nil, errTokens(b, len(payload), rb+2*spt)
 	}
-	if err := finiteF16s(b.Name(), payload[n*rb:]); err != nil {
-		return nil, err
+	if i, h := nonFinite(payload[n*rb:]); i >= 0 {
+		return nil, errScale(b, i, h)
 	}
 	p.codes = bytesOf(payload[:n*rb])
 	p.scales = make([]uint16, n*spt)
@@ -195,12 +208,12 @@ func (k KIVIKeys) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	if len(payload) < 4*d {
 		return nil, fmt.Errorf("%w: kv/quant: %s payload of %d bytes is shorter than the %d bytes of its scales", kv.ErrPageSize, k.Name(), len(payload), 4*d)
 	}
-	n, err := wireTokens(k.Name(), len(payload)-4*d, rb)
-	if err != nil {
-		return nil, err
+	n := wireTokens(len(payload)-4*d, rb)
+	if n < 0 {
+		return nil, errTokens(k, len(payload)-4*d, rb)
 	}
-	if err := finiteF16s(k.Name(), payload[n*rb:]); err != nil {
-		return nil, err
+	if i, h := nonFinite(payload[n*rb:]); i >= 0 {
+		return nil, errScale(k, i, h)
 	}
 	p.codes = bytesOf(payload[:n*rb])
 	p.sz = make([]uint16, 2*d)

@@ -511,7 +511,9 @@ func wireWidthOf(b []byte) int {
 }
 
 // FuzzUnmarshalPage feeds envelopes to every codec, with d read from the
-// envelope itself so that the fuzzer reaches the payload parsers. A page
+// envelope itself, each input twice: as it is, and with its last four
+// bytes replaced by the right checksum, so that mutations reach the
+// payload parsers (almost every mutated input fails the checksum). A page
 // that is accepted must marshal back to the same bytes, and decode, score
 // and sum without panicking; a refusal must be short.
 func FuzzUnmarshalPage(f *testing.F) {
@@ -533,39 +535,48 @@ func FuzzUnmarshalPage(f *testing.F) {
 		if d > 4096 {
 			d = 64
 		}
-		var sc kv.PageScratch
-		for _, c := range codecs {
-			p, err := kv.UnmarshalPage(testModel, c, d, b)
-			if err != nil {
-				if p != nil {
-					t.Fatalf("%s: a page and an error: %v", c.Name(), err)
-				}
-				if len(err.Error()) > 200 {
-					t.Fatalf("%s: error of %d characters", c.Name(), len(err.Error()))
-				}
-				continue
-			}
-			b2, err := kv.MarshalPage(testModel, c, p)
-			if err != nil || !bytes.Equal(b, b2) {
-				t.Fatalf("%s: accepted page marshals differently (%v)", c.Name(), err)
-			}
-			n, g := p.Len(), 2
-			x := make([]float32, d)
-			for i := 0; i < n; i++ {
-				p.Decode(i, x)
-			}
-			q := make([]float32, g*d)
-			for i := range q {
-				q[i] = float32(i%7) - 3
-			}
-			w := make([]float32, g*n)
-			for i := range w {
-				w[i] = 0.25
-			}
-			p.Dot(q, g, make([]float32, g*n), &sc)
-			p.AddWeighted(w, g, make([]float32, g*d), &sc)
+		fuzzPage(t, codecs, d, b)
+		if n := len(b) - 4; n >= 0 {
+			fixed := binary.LittleEndian.AppendUint32(bytes.Clone(b[:n]), crc32.Checksum(b[:n], crc32.MakeTable(crc32.Castagnoli)))
+			fuzzPage(t, codecs, d, fixed)
 		}
 	})
+}
+
+// fuzzPage unmarshals b with every codec and checks what comes out.
+func fuzzPage(t *testing.T, codecs []kv.Codec, d int, b []byte) {
+	var sc kv.PageScratch
+	for _, c := range codecs {
+		p, err := kv.UnmarshalPage(testModel, c, d, b)
+		if err != nil {
+			if p != nil {
+				t.Fatalf("%s: a page and an error: %v", c.Name(), err)
+			}
+			if len(err.Error()) > 200 {
+				t.Fatalf("%s: error of %d characters", c.Name(), len(err.Error()))
+			}
+			continue
+		}
+		b2, err := kv.MarshalPage(testModel, c, p)
+		if err != nil || !bytes.Equal(b, b2) {
+			t.Fatalf("%s: accepted page marshals differently (%v)", c.Name(), err)
+		}
+		n, g := p.Len(), 2
+		x := make([]float32, d)
+		for i := 0; i < n; i++ {
+			p.Decode(i, x)
+		}
+		q := make([]float32, g*d)
+		for i := range q {
+			q[i] = float32(i%7) - 3
+		}
+		w := make([]float32, g*n)
+		for i := range w {
+			w[i] = 0.25
+		}
+		p.Dot(q, g, make([]float32, g*n), &sc)
+		p.AddWeighted(w, g, make([]float32, g*d), &sc)
+	}
 }
 
 // BenchmarkWire marshals (into a reused buffer) and unmarshals a full page
