@@ -57,10 +57,10 @@ func DefaultRecipes() []string {
 	return valid
 }
 
-// Method is a recipe's family: its methods' names without parameters
-// ("snapkv+kivi", "q8", "f16"; an evictor over the default f16 codec is
-// just the evictor). Recipes of one method differ only in parameters and
-// form one line in the accuracy chart.
+// Method is a recipe's family (recipe.Recipe.Family): its methods' names
+// without parameters, an evictor over the default codec being just the
+// evictor. Recipes of one method differ only in parameters and form one
+// line in the accuracy chart.
 func Method(r *recipe.Recipe) string { return r.Family() }
 
 // Config is what Run measures.
