@@ -109,6 +109,9 @@ func MarshalPage(model string, c Codec, p Page) ([]byte, error) {
 // AppendPage appends MarshalPage's envelope to dst, so a tier can reuse
 // its buffers.
 func AppendPage(dst []byte, model string, c Codec, p Page) ([]byte, error) {
+	if c == nil || p == nil {
+		return dst, errors.New("kv: marshal a page without its codec or page")
+	}
 	wp, ok := p.(WirePage)
 	if !ok {
 		return dst, fmt.Errorf("kv: %s pages (%T) have no wire form", cut(c.Name()), p)
@@ -159,6 +162,9 @@ func AppendPage(dst []byte, model string, c Codec, p Page) ([]byte, error) {
 func UnmarshalPage(model string, c Codec, d int, b []byte) (Page, error) {
 	wc, ok := c.(WireCodec)
 	if !ok {
+		if c == nil {
+			return nil, errors.New("kv: unmarshal a page without a codec")
+		}
 		return nil, fmt.Errorf("kv: codec %s cannot read pages from the wire", cut(c.Name()))
 	}
 	if n := min(len(b), len(wireMagic)); !bytes.Equal(b[:n], wireMagic[:n]) {

@@ -469,6 +469,8 @@ func TestWireMarshalRefuses(t *testing.T) {
 		{"m", longName{F16{}}, p},
 		{"m", plainCodec{F16{}}, p},
 		{"m", F16{}, plainPage{p}},
+		{"m", nil, p},
+		{"m", F16{}, nil},
 	} {
 		if b, err := kv.MarshalPage(tc.model, tc.c, tc.p); err == nil {
 			t.Errorf("model of %d bytes, codec %T, page %T: marshaled %d bytes", len(tc.model), tc.c, tc.p, len(b))
@@ -476,6 +478,9 @@ func TestWireMarshalRefuses(t *testing.T) {
 	}
 	if _, err := kv.UnmarshalPage("m", plainCodec{F16{}}, 8, nil); err == nil {
 		t.Error("a codec without PageFromWire read a page")
+	}
+	if _, err := kv.UnmarshalPage("m", nil, 8, nil); err == nil {
+		t.Error("no codec read a page")
 	}
 }
 
