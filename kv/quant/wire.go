@@ -31,10 +31,17 @@ import (
 // when that one had no spare capacity (a full page, a KIVI group, a page
 // shrunk after deletions) and smaller otherwise.
 //
+// The payloads are part of kv.WireVersion: a change to any of them, or to
+// a rule that derives a layout from the codec's parameters and d
+// (BlockSize, rowBytes, kernel.PlanarRowBytes and the planar order), needs
+// a new version, or pages written before it would be read wrong without
+// an error; TestWireGolden holds pages of an earlier build to catch it. (A
+// renamed codec only refuses its old pages.)
+//
 // Quantized scales and minimums are finite by construction (f16Up clamps
 // to the finite half range); a payload with a non-finite one is refused
 // as kv.ErrPageInvalid. Codes are taken as they are: every bit pattern of
-// a code decodes to a finite value in range.
+// a code decodes to a finite value.
 
 // wireWidth checks d for a page rebuilt from the wire.
 func wireWidth(d int) error {

@@ -3,11 +3,15 @@ package quant
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -268,6 +272,116 @@ func TestWireLayout(t *testing.T) {
 	want = binary.LittleEndian.AppendUint32(want, crc32.Checksum(want, crc32.MakeTable(crc32.Castagnoli)))
 	if !bytes.Equal(b, want) {
 		t.Fatalf("envelope\n% x\nwant\n% x", b, want)
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite testdata/wire from the current codecs")
+
+// TestWireGolden reads pages written by an earlier build
+// (testdata/wire/<codec>.txt: per head size, the envelope in hex, then each
+// token's decoded float32 bits) and checks that they still decode to the
+// same bits and marshal back to the same bytes. It fails when a payload's
+// layout, or a rule that derives it (BlockSize, the planar order), changes
+// without kv.WireVersion; a change to an encoder alone does not touch it.
+// -update rewrites the files from pages of 3 tokens encoded now.
+func TestWireGolden(t *testing.T) {
+	k2, v2 := mustKIVI(t, 2, 32, 128)
+	k4, v4 := mustKIVI(t, 4, 32, 128)
+	k216, _ := mustKIVI(t, 2, 16, 128)
+	codecs := []kv.Codec{
+		F32{}, F16{},
+		mustBlock(t, 8, 32, false), mustBlock(t, 8, 32, true),
+		mustBlock(t, 4, 32, false), mustBlock(t, 4, 32, true), mustBlock(t, 4, 16, false),
+		mustBlock(t, 2, 32, true),
+		k2, v2, k4, v4, k216,
+	}
+	for _, c := range codecs {
+		path := filepath.Join("testdata", "wire", c.Name()+".txt")
+		if *update {
+			var out strings.Builder
+			out.WriteString("# " + c.Name() + " pages of 3 tokens: d, the envelope (model \"golden\"), each token's decoded float32 bits\n")
+			for _, d := range []int{40, 64} {
+				rng := rand.New(rand.NewPCG(uint64(d), uint64(len(c.Name()))))
+				p := c.NewPage(d, max(3, c.Group()))
+				p.Append(kvData(rng, 3, d), 3)
+				b, err := kv.MarshalPage("golden", c, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&out, "d=%d %x\n", d, b)
+				x := make([]float32, d)
+				for i := 0; i < p.Len(); i++ {
+					p.Decode(i, x)
+					for c, v := range x {
+						if c > 0 {
+							out.WriteByte(' ')
+						}
+						fmt.Fprintf(&out, "%08x", math.Float32bits(v))
+					}
+					out.WriteByte('\n')
+				}
+			}
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		text, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update to write it)", err)
+		}
+		var p kv.Page
+		var env []byte
+		var d, tok int
+		for ln, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+			where := fmt.Sprintf("%s:%d", path, ln+1)
+			switch {
+			case strings.HasPrefix(line, "#"):
+			case strings.HasPrefix(line, "d="):
+				if p != nil && tok != p.Len() {
+					t.Fatalf("%s: %d tokens listed, the page has %d", where, tok, p.Len())
+				}
+				var hx string
+				if _, err := fmt.Sscanf(line, "d=%d %s", &d, &hx); err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				if env, err = hex.DecodeString(hx); err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				if p, err = kv.UnmarshalPage("golden", c, d, env); err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				if again, err := kv.MarshalPage("golden", c, p); err != nil || !bytes.Equal(again, env) {
+					t.Errorf("%s: the page marshals differently now (%v)", where, err)
+				}
+				tok = 0
+			default:
+				if p == nil || tok >= p.Len() {
+					t.Fatalf("%s: a token line without a page token for it", where)
+				}
+				x := make([]float32, d)
+				p.Decode(tok, x)
+				words := strings.Fields(line)
+				if len(words) != d {
+					t.Fatalf("%s: %d values, want %d", where, len(words), d)
+				}
+				for c, w := range words {
+					var bits uint32
+					if _, err := fmt.Sscanf(w, "%x", &bits); err != nil {
+						t.Fatalf("%s: %v", where, err)
+					}
+					if got := math.Float32bits(x[c]); got != bits {
+						t.Fatalf("%s: token %d value %d decodes to %08x, was %08x", where, tok, c, got, bits)
+					}
+				}
+				tok++
+			}
+		}
+		if p == nil || tok != p.Len() {
+			t.Fatalf("%s: incomplete", path)
+		}
 	}
 }
 
