@@ -14,7 +14,7 @@ codecs="f32;q8;q8(mode=asym);q4;q4(mode=asym);kivi(bits=4);kivi(bits=2)"
 evictors=""
 for b in 0.5 0.25 0.125; do
   for e in "streaming(budget=$b)" "h2o(budget=$b)" "tova(budget=$b)" "snapkv(budget=$b)" "pyramidkv(budget=$b)" \
-           "kvcrush(budget=$b,base=h2o)" "kvcrush(budget=$b,base=snapkv)"; do
+           "h2o(budget=$b)+kvcrush" "snapkv(budget=$b)+kvcrush"; do
     evictors="$evictors;$e"
   done
 done
@@ -50,7 +50,7 @@ out=docs/QUALITY.md
   echo '```'
   "$bin" eval --tasks "$shared/eval/retrieval-dev.jsonl" --suite passkey --lengths 256,512,1024 --cases 8 \
     --fidelity-chunks 0 --quiet -o "$(mktemp -d)" \
-    --kv "f16;q8;kivi(bits=4);kivi(bits=2);streaming(budget=0.25);h2o(budget=0.25);tova(budget=0.25);snapkv(budget=0.25);pyramidkv(budget=0.25);kvcrush(budget=0.25)" \
+    --kv "f16;q8;kivi(bits=4);kivi(bits=2);streaming(budget=0.25);h2o(budget=0.25);tova(budget=0.25);snapkv(budget=0.25);pyramidkv(budget=0.25);snapkv(budget=0.25)+kvcrush" \
     | grep -v '^report:\|^        /'
   echo '```'
   cat scripts/quality-notes.md

@@ -57,11 +57,13 @@ func (nopEvictor) AfterStep(*kv.LayerView)         {}
 func TestDecodeStepAllocations(t *testing.T) {
 	base := stepAllocs(t, nopEvictor{})
 	evs := map[string]kv.Evictor{
-		"streaming":     &Streaming{Budget: tokens(64), Sinks: 4},
-		"h2o":           &H2O{Budget: tokens(64), Recent: 0.5},
-		"tova":          &TOVA{Budget: tokens(64)},
-		"kvcrush":       &KVCrush{Budget: tokens(64), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Scope: "head", Recent: 0.5},
-		"kvcrush-layer": &KVCrush{Budget: tokens(64), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Scope: "layer", Recent: 0.5},
+		"streaming":         NewStreaming(tokens(64), 4),
+		"h2o":               NewH2O(tokens(64), 0.5),
+		"tova":              NewTOVA(tokens(64)),
+		"h2o+kvcrush":       crush(t, NewH2O(tokens(64), 0.5), 0.75, "head"),
+		"h2o+kvcrush-layer": crush(t, NewH2O(tokens(64), 0.5), 0.75, "layer"),
+		"tova+kvcrush":      crush(t, NewTOVA(tokens(64)), 0.75, "head"),
+		"streaming+kvcrush": crush(t, NewStreaming(tokens(64), 4), 0.75, "head"),
 	}
 	for name, ev := range evs {
 		a := stepAllocs(t, ev)
@@ -122,10 +124,10 @@ func BenchmarkDecodeStep(b *testing.B) {
 		ev   kv.Evictor
 	}{
 		{"none", nil},
-		{"streaming", &Streaming{Budget: tokens(budget), Sinks: 4}},
-		{"h2o", &H2O{Budget: tokens(budget), Recent: 0.5}},
-		{"tova", &TOVA{Budget: tokens(budget)}},
-		{"kvcrush-h2o", &KVCrush{Budget: tokens(budget), Base: "h2o", Split: 0.75, Anchor: "alternate", Threshold: "median", Scope: "head", Recent: 0.5}},
+		{"streaming", NewStreaming(tokens(budget), 4)},
+		{"h2o", NewH2O(tokens(budget), 0.5)},
+		{"tova", NewTOVA(tokens(budget))},
+		{"h2o+kvcrush", crush(b, NewH2O(tokens(budget), 0.5), 0.75, "head")},
 	}
 	for _, c := range evs {
 		b.Run(c.name, func(b *testing.B) {

@@ -1,24 +1,20 @@
 // Package evict holds the KV-cache methods that keep fewer tokens:
-// StreamingLLM, H2O, TOVA, SnapKV, PyramidKV and KVCrush. Each is a
-// kv.Evictor that deletes tokens from the cache's streams, freeing their
-// memory, rather than masking them.
+// StreamingLLM, H2O, TOVA, SnapKV, PyramidKV and KVCrush. Each
+// deletes tokens from the cache's streams, freeing their memory, rather
+// than masking them.
+//
+// A method that ranks tokens is a Scorer: it writes a score per token and
+// declares its settings, and Ranked (scorer.go) is the one evictor that
+// turns scores into kept tokens (budget, protected sinks and tail,
+// pooling, per-head or per-layer top-k, per-step eviction, Bound); its
+// doc holds the conventions of every selection. KVCrush is a wrapper: it
+// changes how any Ranked evictor spends its budget.
 //
 // Conventions shared by every evictor here:
 //
-//   - Budgets are per (layer, KV head) stream: after a hook that acts, each
-//     stream holds at most its budget of tokens, and at least one. A
-//     fractional budget is a fraction of LayerView.Prompt; with no prompt
-//     announced (Prompt == 0) a fractional budget cannot be resolved and the
-//     evictor keeps everything until one is.
 //   - Attention statistics are the cache's Stream.Observed: probabilities
 //     summed over the query heads that share the KV head (GQA group). Sums
 //     rank tokens exactly as means do, so no division by the group size.
-//   - Ranking ties are broken towards the more recent token (larger index
-//     in the stream), so every selection is deterministic.
-//   - Selections run in expected O(T) (quickselect, or one scan when a
-//     decode step evicts a single token), and the evictors reuse their own
-//     scratch between calls, so the per-step hooks do not allocate once the
-//     scratch has grown to the cache's size.
 //   - An evictor value serves one cache: kv/recipe builds a fresh one per
 //     cache, and the cache calls the hooks of one layer at a time.
 //   - Positions are never rewritten. The cache stores keys after RoPE with
@@ -34,7 +30,8 @@ import (
 	"github.com/kvgo/kvgo/kv"
 )
 
-// Methods are the evictors of this package as recipe entries.
+// Methods are the evictors of this package, and the KVCrush wrapper, as
+// recipe entries.
 var Methods = []kv.Method{
 	{
 		Name: "streaming", Kind: kv.EvictorMethod,
@@ -42,7 +39,7 @@ var Methods = []kv.Method{
 		Paper:   "StreamingLLM, Xiao et al. 2023, arXiv:2309.17453",
 		Params:  []kv.Param{budgetParam(), sinksParam()},
 		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
-			return &Streaming{Budget: a.Budget("budget"), Sinks: a.Int("sinks")}, nil
+			return NewStreaming(a.Budget("budget"), a.Int("sinks")), nil
 		},
 	},
 	{
@@ -51,7 +48,7 @@ var Methods = []kv.Method{
 		Paper:   "H2O, Zhang et al. 2023, arXiv:2306.14048",
 		Params:  []kv.Param{budgetParam(), recentParam()},
 		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
-			return &H2O{Budget: a.Budget("budget"), Recent: a.Float("recent")}, nil
+			return NewH2O(a.Budget("budget"), a.Float("recent")), nil
 		},
 	},
 	{
@@ -60,7 +57,7 @@ var Methods = []kv.Method{
 		Paper:   "TOVA (Transformers are Multi-State RNNs), Oren et al. 2024, arXiv:2401.06104",
 		Params:  []kv.Param{budgetParam()},
 		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
-			return &TOVA{Budget: a.Budget("budget")}, nil
+			return NewTOVA(a.Budget("budget")), nil
 		},
 	},
 	{
@@ -69,8 +66,8 @@ var Methods = []kv.Method{
 		Paper:   "SnapKV, Li et al. 2024, arXiv:2404.14469",
 		Params:  []kv.Param{budgetParam(), windowParam(), kernelParam(), poolParam()},
 		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
-			s := &SnapKV{Budget: a.Budget("budget"), Win: a.Int("window"), Kernel: a.Int("kernel"), Pool: a.Choice("pool")}
-			return s, s.check()
+			e := NewSnapKV(a.Budget("budget"), a.Int("window"), a.Int("kernel"), a.Choice("pool"))
+			return e, e.check()
 		},
 	},
 	{
@@ -79,29 +76,26 @@ var Methods = []kv.Method{
 		Paper:   "PyramidKV, Cai et al. 2024, arXiv:2406.02069",
 		Params:  []kv.Param{budgetParam(), windowParam(), kernelParam(), poolParam(), betaParam()},
 		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
-			p := &PyramidKV{SnapKV: SnapKV{Budget: a.Budget("budget"), Win: a.Int("window"), Kernel: a.Int("kernel"), Pool: a.Choice("pool")}, Beta: a.Float("beta")}
-			return p, p.check()
+			e := NewPyramidKV(a.Budget("budget"), a.Int("window"), a.Int("kernel"), a.Choice("pool"), a.Float("beta"))
+			return e, e.check()
 		},
 	},
 	{
-		Name: "kvcrush", Kind: kv.EvictorMethod,
-		Summary: "KVCrush: on top of `base` (snapkv or h2o), a `split` of the budget left after the base's window keeps the base's top tokens, the rest keeps representatives of the dropped tokens, one per bucket of Hamming distance between head-behaviour vectors and an `anchor`; representatives are shared by the heads of a layer",
+		Name: "kvcrush", Kind: kv.WrapperMethod,
+		Summary: "KVCrush: of the budget the recipe's evictor leaves after its protected tokens, a `split` keeps the evictor's top tokens and the rest keeps representatives of the tokens it drops, one per bucket of Hamming distance between head-behaviour vectors and an `anchor`; representatives are shared by the heads of a layer",
 		Paper:   "KVCrush, Jha et al. 2025, arXiv:2503.00022",
 		Params: []kv.Param{
-			budgetParam(),
-			{Name: "base", Kind: kv.ChoiceParam, Choices: []string{"snapkv", "h2o"}, Default: "snapkv", Help: "importance method whose top tokens are kept"},
-			{Name: "split", Kind: kv.FloatParam, Min: 0, Max: 1, Default: "0.75", Help: "of the budget left after the base's window (snapkv) or recent tokens (h2o), the fraction kept by the base's importance; the rest are representatives (1 = the base alone)"},
+			{Name: "split", Kind: kv.FloatParam, Min: 0, Max: 1, Default: "0.75", Help: "of the budget left after the evictor's protected tokens (snapkv's window, h2o's recent tokens), the fraction kept by the evictor's ranking; the rest are representatives (1 = the evictor alone)"},
 			{Name: "anchor", Kind: kv.ChoiceParam, Choices: []string{"alternate", "ones", "zeros", "mean"}, Default: "alternate", Help: "anchor head-behaviour vector the Hamming distances are measured from"},
-			{Name: "scope", Kind: kv.ChoiceParam, Choices: []string{"head", "layer"}, Default: "head", Help: "head: each KV head keeps its own base tokens and all share the representatives; layer: every head of a layer keeps the same tokens"},
+			{Name: "scope", Kind: kv.ChoiceParam, Choices: []string{"head", "layer"}, Default: "head", Help: "head: each KV head keeps its own ranked tokens and all share the representatives; layer: every head of a layer keeps the same tokens"},
 			{Name: "threshold", Kind: kv.ChoiceParam, Choices: []string{"median", "mean"}, Default: "median", Help: "a head-behaviour bit is 1 for the top half of the head's scores (median) or above their mean"},
-			windowParam(), kernelParam(), poolParam(), recentParam(),
 		},
-		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
-			c := &KVCrush{
-				Budget: a.Budget("budget"), Base: a.Choice("base"), Split: a.Float("split"), Anchor: a.Choice("anchor"), Threshold: a.Choice("threshold"), Scope: a.Choice("scope"),
-				Win: a.Int("window"), Kernel: a.Int("kernel"), Pool: a.Choice("pool"), Recent: a.Float("recent"),
+		Wrap: func(a kv.Args, inner kv.Evictor) (kv.Evictor, error) {
+			e, err := NewKVCrush(inner, a.Float("split"), a.Choice("anchor"), a.Choice("scope"), a.Choice("threshold"))
+			if err != nil {
+				return nil, err
 			}
-			return c, c.check()
+			return e, nil
 		},
 	},
 }
@@ -173,6 +167,18 @@ type scratch struct {
 	mask  []bool
 	score []float32
 	idx   []int32
+	// raw holds a scorer's scores of a whole stream, row one stream's
+	// scores of the scored tokens (layer scope).
+	raw, row []float32
+}
+
+// grown returns (*x)[:n], reallocating when its capacity is short; the
+// contents are not cleared.
+func grown(x *[]float32, n int) []float32 {
+	if cap(*x) < n {
+		*x = make([]float32, n, n+n/4+16)
+	}
+	return (*x)[:n]
 }
 
 // maskOf returns a mask of n entries all set to v.
@@ -189,10 +195,7 @@ func (s *scratch) maskOf(n int, v bool) []bool {
 
 // scores returns a zeroed score buffer of n entries.
 func (s *scratch) scores(n int) []float32 {
-	if cap(s.score) < n {
-		s.score = make([]float32, n, n+n/4+16)
-	}
-	b := s.score[:n]
+	b := grown(&s.score, n)
 	clear(b)
 	return b
 }
@@ -312,8 +315,8 @@ func (sc *scratch) keepTop(mask []bool, s []float32, n, keep int) {
 }
 
 // sameLength returns the common length of the layer's streams; layer-wise
-// methods (TOVA, KVCrush) keep the streams of a layer aligned token for
-// token, so a mismatch is a broken invariant.
+// selections (Ranked with Layer, KVCrush) keep the streams of a layer
+// aligned token for token, so a mismatch is a broken invariant.
 func sameLength(l *kv.LayerView) int {
 	n := l.Streams[0].Len()
 	for _, s := range l.Streams[1:] {

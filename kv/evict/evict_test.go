@@ -14,7 +14,7 @@ func tokens(n int) kv.Budget { return kv.Budget{Tokens: n} }
 // --- StreamingLLM ---
 
 func TestStreamingKeepsSinksAndRecent(t *testing.T) {
-	r := newRig(t, 2, 2, 2, &Streaming{Budget: tokens(16), Sinks: 4}, noisePattern)
+	r := newRig(t, 2, 2, 2, NewStreaming(tokens(16), 4), noisePattern)
 	r.prefill(64)
 	want := union(rangeInts(0, 4), rangeInts(52, 64))
 	for l, p := range r.checkAligned() {
@@ -35,18 +35,18 @@ func TestStreamingKeepsSinksAndRecent(t *testing.T) {
 
 func TestStreamingFractionAndTinyBudgets(t *testing.T) {
 	// A quarter of a 64-token prompt is 16 tokens.
-	r := newRig(t, 1, 1, 1, &Streaming{Budget: kv.Budget{Fraction: 0.25}, Sinks: 4}, noisePattern)
+	r := newRig(t, 1, 1, 1, NewStreaming(kv.Budget{Fraction: 0.25}, 4), noisePattern)
 	r.prefill(64)
 	if n := r.c.Stream(0, 0).Len(); n != 16 {
 		t.Fatalf("budget 0.25 of 64 keeps %d tokens, want 16", n)
 	}
 	// Sinks >= budget: the sinks shrink so the newest token stays.
-	r = newRig(t, 1, 1, 1, &Streaming{Budget: tokens(3), Sinks: 4}, noisePattern)
+	r = newRig(t, 1, 1, 1, NewStreaming(tokens(3), 4), noisePattern)
 	r.prefill(20)
 	if p := r.positions(0, 0); !slices.Equal(p, []int{0, 1, 19}) {
 		t.Fatalf("budget 3 with 4 sinks keeps %v, want [0 1 19]", p)
 	}
-	r = newRig(t, 1, 1, 1, &Streaming{Budget: tokens(1), Sinks: 4}, noisePattern)
+	r = newRig(t, 1, 1, 1, NewStreaming(tokens(1), 4), noisePattern)
 	r.prefill(20)
 	r.step()
 	if p := r.positions(0, 0); !slices.Equal(p, []int{20}) {
@@ -61,7 +61,7 @@ func TestMemoryFallsWithEviction(t *testing.T) {
 	const n, budget = 512, 64
 	full := newRig(t, 2, 2, 1, nil, noisePattern)
 	full.prefill(n)
-	r := newRig(t, 2, 2, 1, &Streaming{Budget: tokens(budget), Sinks: 4}, noisePattern)
+	r := newRig(t, 2, 2, 1, NewStreaming(tokens(budget), 4), noisePattern)
 	r.stage(n)
 	staged := r.c.Bytes()
 	r.c.EndPrefill()
@@ -112,7 +112,7 @@ var h2oPattern = pattern{
 }
 
 func TestH2OKeepsHeavyHittersAndRecent(t *testing.T) {
-	e := &H2O{Budget: tokens(6), Recent: 0.5}
+	e := NewH2O(tokens(6), 0.5)
 	r := newRig(t, 1, 2, 2, e, h2oPattern)
 	r.stage(64)
 	// Window -1: every prompt query's attention is collected.
@@ -173,7 +173,7 @@ func TestH2OKeepsHeavyHittersAndRecent(t *testing.T) {
 // step evicts (the lowest accumulated score outside the recent window,
 // this step's probabilities included) and checks the cache evicted it.
 func TestH2OEvictsLowestEachStep(t *testing.T) {
-	e := &H2O{Budget: tokens(10), Recent: 0.3}
+	e := NewH2O(tokens(10), 0.3)
 	r := newRig(t, 1, 2, 1, e, noisePattern)
 	r.prefill(40)
 	for i := 0; i < 20; i++ {
@@ -218,41 +218,49 @@ func TestH2OEvictsLowestEachStep(t *testing.T) {
 
 // --- Methods ---
 
-// TestMethodsDefaultsBuild parses every parameter's default with
-// kv.Param.Parse and builds each evictor from them.
+// defaults parses every parameter's default with kv.Param.Parse.
+func defaults(t *testing.T, m kv.Method) kv.Args {
+	args := kv.Args{}
+	for _, p := range m.Params {
+		if p.Help == "" || p.Default == "" {
+			t.Errorf("%s.%s: missing help or default", m.Name, p.Name)
+		}
+		v, err := p.Parse(p.Default)
+		if err != nil {
+			t.Errorf("%s.%s: default %q: %v", m.Name, p.Name, p.Default, err)
+			continue
+		}
+		args[p.Name] = v
+	}
+	return args
+}
+
+// TestMethodsDefaultsBuild builds each evictor from its defaults, and the
+// wrapper around each evictor built from its defaults.
 func TestMethodsDefaultsBuild(t *testing.T) {
 	want := []string{"streaming", "h2o", "tova", "snapkv", "pyramidkv", "kvcrush"}
 	var got []string
+	var evictors, wrappers []kv.Method
 	for _, m := range Methods {
 		got = append(got, m.Name)
-		if m.Kind != kv.EvictorMethod || m.NewEvictor == nil || m.NewCodec != nil {
-			t.Errorf("%s: not an evictor method", m.Name)
-		}
 		if m.Summary == "" || !strings.Contains(m.Paper, "arXiv:") {
 			t.Errorf("%s: summary %q, paper %q (want an arXiv id)", m.Name, m.Summary, m.Paper)
 		}
-		args := kv.Args{}
-		for _, p := range m.Params {
-			if p.Help == "" || p.Default == "" {
-				t.Errorf("%s.%s: missing help or default", m.Name, p.Name)
-			}
-			v, err := p.Parse(p.Default)
-			if err != nil {
-				t.Errorf("%s.%s: default %q: %v", m.Name, p.Name, p.Default, err)
-				continue
-			}
-			args[p.Name] = v
+		switch {
+		case m.Kind == kv.EvictorMethod && m.NewEvictor != nil && m.Wrap == nil && m.NewCodec == nil:
+			evictors = append(evictors, m)
+		case m.Kind == kv.WrapperMethod && m.Wrap != nil && m.NewEvictor == nil && m.NewCodec == nil:
+			wrappers = append(wrappers, m)
+		default:
+			t.Errorf("%s: kind %s does not match its constructors", m.Name, m.Kind)
 		}
-		e, err := m.NewEvictor(args)
-		if err != nil {
-			t.Errorf("%s: %v", m.Name, err)
-			continue
-		}
-		if e.Name() != m.Name {
-			t.Errorf("%s: evictor named %q", m.Name, e.Name())
-		}
-		// Every default configuration runs on a real cache and keeps half
-		// of the prompt.
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("methods %v, want %v", got, want)
+	}
+	// Every default configuration runs on a real cache and keeps half of
+	// the prompt.
+	run := func(name string, e kv.Evictor) {
 		r := newRig(t, 2, 2, 2, e, noisePattern)
 		r.prefill(96)
 		for l := 0; l < 2; l++ {
@@ -260,16 +268,55 @@ func TestMethodsDefaultsBuild(t *testing.T) {
 			for h := 0; h < 2; h++ {
 				total += r.c.Stream(l, h).Len()
 			}
-			if m.Name != "pyramidkv" && total != 2*48 {
-				t.Errorf("%s: layer %d keeps %d entries, want %d", m.Name, l, total, 2*48)
+			if !strings.HasPrefix(name, "pyramidkv") && total != 2*48 {
+				t.Errorf("%s: layer %d keeps %d entries, want %d", name, l, total, 2*48)
 			}
 		}
 		if n := r.c.Tokens(); n != 4*48 {
-			t.Errorf("%s: cache keeps %d entries, want %d", m.Name, n, 4*48)
+			t.Errorf("%s: cache keeps %d entries, want %d", name, n, 4*48)
 		}
 	}
-	if !slices.Equal(got, want) {
-		t.Errorf("methods %v, want %v", got, want)
+	for _, m := range evictors {
+		e, err := m.NewEvictor(defaults(t, m))
+		if err != nil {
+			t.Errorf("%s: %v", m.Name, err)
+			continue
+		}
+		if e.Name() != m.Name {
+			t.Errorf("%s: evictor named %q", m.Name, e.Name())
+		}
+		run(m.Name, e)
+		for _, w := range wrappers {
+			inner, _ := m.NewEvictor(defaults(t, m))
+			e, err := w.Wrap(defaults(t, w), inner)
+			if err != nil {
+				t.Errorf("%s+%s: %v", m.Name, w.Name, err)
+				continue
+			}
+			if want := m.Name + "+" + w.Name; e.Name() != want {
+				t.Errorf("%s: wrapped evictor named %q", want, e.Name())
+			}
+			if e.Bound() != inner.Bound() {
+				t.Errorf("%s+%s: bound %+v, the evictor's %+v", m.Name, w.Name, e.Bound(), inner.Bound())
+			}
+			run(m.Name+"+"+w.Name, e)
+		}
+	}
+}
+
+// TestWrapNeedsARankingEvictor: KVCrush wraps only the evictors of this
+// package, which rank tokens, and says so for anything else.
+func TestWrapNeedsARankingEvictor(t *testing.T) {
+	for _, inner := range []kv.Evictor{nil, nopEvictor{}, (*Ranked)(nil), crush(t, NewH2O(tokens(8), 0.5), 0.75, "head")} {
+		_, err := NewKVCrush(inner, 0.75, "alternate", "head", "median")
+		if err == nil || err.Error() != "kvcrush needs an evictor that ranks tokens" {
+			t.Errorf("%T: error %v", inner, err)
+		}
+	}
+	i := slices.IndexFunc(Methods, func(m kv.Method) bool { return m.Kind == kv.WrapperMethod })
+	w := Methods[i]
+	if e, err := w.Wrap(defaults(t, w), nopEvictor{}); err == nil || e != nil {
+		t.Errorf("%s.Wrap of a non-ranking evictor: %v, %v", w.Name, e, err)
 	}
 }
 
@@ -295,14 +342,14 @@ func TestMethodsRejectEvenKernel(t *testing.T) {
 // TestFractionNeedsAPrompt: without BeginPrefill a fractional budget has
 // nothing to refer to and nothing is evicted; a token budget applies.
 func TestFractionNeedsAPrompt(t *testing.T) {
-	r := newRig(t, 1, 1, 1, &Streaming{Budget: kv.Budget{Fraction: 0.5}, Sinks: 1}, noisePattern)
+	r := newRig(t, 1, 1, 1, NewStreaming(kv.Budget{Fraction: 0.5}, 1), noisePattern)
 	for i := 0; i < 10; i++ {
 		r.step()
 	}
 	if n := r.c.Stream(0, 0).Len(); n != 10 {
 		t.Fatalf("fractional budget without a prompt keeps %d of 10", n)
 	}
-	r = newRig(t, 1, 1, 1, &Streaming{Budget: tokens(4), Sinks: 1}, noisePattern)
+	r = newRig(t, 1, 1, 1, NewStreaming(tokens(4), 1), noisePattern)
 	for i := 0; i < 10; i++ {
 		r.step()
 	}

@@ -24,47 +24,26 @@ import "github.com/kvgo/kvgo/kv"
 //   - Scores are raw sums, not normalized by how many queries saw a token;
 //     older tokens are favoured by having been seen more often, which is
 //     the paper's rule.
-type H2O struct {
-	Budget kv.Budget
-	Recent float64
-	sc     scratch
+type H2O struct{}
+
+// NewH2O is H2O keeping budget tokens, recent × budget of them the most
+// recent, at every step.
+func NewH2O(budget kv.Budget, recent float64) *Ranked {
+	return &Ranked{Scorer: H2O{}, Budget: budget, Recent: recent, Steady: true}
 }
 
-func (*H2O) Name() string    { return "h2o" }
-func (*H2O) Window() int     { return -1 }
-func (*H2O) StepStats() bool { return true }
+func (H2O) Name() string    { return "h2o" }
+func (H2O) Window() int     { return -1 }
+func (H2O) StepStats() bool { return true }
 
-func (e *H2O) AfterPrefill(l *kv.LayerView, _ int) { e.apply(l) }
-func (e *H2O) AfterStep(l *kv.LayerView)           { e.apply(l) }
-
-func (e *H2O) apply(l *kv.LayerView) {
-	for _, s := range l.Streams {
-		accumulate(s)
-	}
-	b, ok := resolve(e.Budget, l.Prompt)
-	if !ok {
-		return
-	}
-	r := part(e.Recent, b, 0)
-	for _, s := range l.Streams {
-		n := s.Len()
-		if n <= b {
-			continue
-		}
-		m := e.sc.maskOf(n, true)
-		e.sc.keepTop(m, s.Acc(), n-r, b-r)
-		s.Keep(m)
-	}
-}
-
-// accumulate adds the stream's observed attention to its accumulated
+// Accumulate adds the stream's observed attention to its accumulated
 // scores.
-func accumulate(s *kv.Stream) {
+func (H2O) Accumulate(s *kv.Stream) {
 	acc, obs := s.Acc(), s.Observed()
 	for i, o := range obs {
 		acc[i] += o
 	}
 }
 
-// Bound: the budget, kept at every decode step.
-func (e *H2O) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: true} }
+// Score is the accumulated attention.
+func (H2O) Score(s *kv.Stream, dst []float32) { copy(dst, s.Acc()) }

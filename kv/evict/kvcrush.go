@@ -1,6 +1,7 @@
 package evict
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
@@ -19,6 +20,12 @@ import (
 // representative. Grouping by distance to one anchor is a single pass, not
 // a clustering, so its cost stays negligible next to attention.
 //
+// In kvgo it is a wrapper (kv.WrapperMethod): the base method is the
+// recipe's evictor, any Ranked evictor of this package ("snapkv(budget=
+// 0.25)+kvcrush"), and KVCrush takes from it the budget, the scores, the
+// protected tokens and whether it evicts at every step; its own
+// parameters are Split, Anchor, Scope and Threshold.
+//
 // How kvgo reads it (choices the paper leaves open or that differ):
 //   - Scope "head" (default): each stream (KV head) keeps exactly what the
 //     base method alone would keep in its part of the budget, by its own
@@ -33,22 +40,26 @@ import (
 //     does; TOVA aggregates the same way), as OpenVINO GenAI's block-wise
 //     KVCrush does. On kvgo's test models the layer-wide base costs about
 //     10-20% more KL divergence than the per-head base, which is why head
-//     is the default.
-//   - Base scores: the pooled observation-window attention for base
-//     snapkv (SnapKV's score, window and pooling parameters), the
-//     accumulated attention in Stream.Acc for base h2o.
-//   - Budget split: the base's protected tail is kept first, as the base
-//     alone keeps it (SnapKV's observation window, H2O's recent window of
-//     Recent × budget); of the rest, round(Split × rest) tokens are the
-//     base's top tokens and the others are representatives. Split 1 is the
-//     base method exactly. Default 0.75: the vLLM integration keeps its
-//     start and recent windows outside the split and gives 25% of the rest
+//     is the default. The scope replaces the base's own (TOVA ranks per
+//     layer on its own, per head under KVCrush's default).
+//   - Base scores: the base's scores over the tokens between its protected
+//     ones, as it ranks them: the pooled observation-window attention of
+//     SnapKV and PyramidKV, the accumulated attention of H2O, the current
+//     attention of TOVA, recency for StreamingLLM (which makes every head
+//     behave alike: KVCrush over it runs but adds little).
+//   - Budget split: the base's protected tokens are kept first, as the base
+//     alone keeps them (SnapKV's observation window, H2O's recent window of
+//     Recent × budget, StreamingLLM's sinks); of the rest (the layer's
+//     share with PyramidKV), round(Split × rest) tokens are the base's top
+//     tokens and the others are representatives. Split 1 is the base
+//     method exactly. Default 0.75: the vLLM integration keeps its start
+//     and recent windows outside the split and gives 25% of the rest
 //     (kvcrush_ratio 0.25) to representatives.
 //   - Head-behaviour vector: one bit per stream of the layer (KV head h;
 //     the cache sums the query heads of a GQA group). With Threshold
 //     "median" (default) bit h is 1 when the token is in the top half of
 //     stream h's base scores over its scored tokens (everything but the
-//     protected tail), as both reference implementations (OpenVINO GenAI,
+//     protected ones), as both reference implementations (OpenVINO GenAI,
 //     vLLM) build their indicators. With "mean" it is 1 above the stream's
 //     mean score, the rule METHODS.md states; attention is heavy-tailed, so
 //     the mean sits above almost every token the base drops, their vectors
@@ -72,18 +83,17 @@ import (
 //     round robin guarantees every distance class one representative
 //     before any gets two.
 //   - When: KVCrush compresses the prompt after prefill, as in the paper.
-//     Base snapkv then keeps every generated token, like SnapKV. Base h2o
-//     goes on evicting during decoding as H2O does (the lowest accumulated
-//     score outside the recent window) but never a representative: they
-//     are held like attention sinks. Re-running the whole selection every
-//     step instead churns through the representatives (they are the
-//     low-importance tokens) and measured worse (kvgo-tiny at a quarter of
-//     the prompt: KL divergence 0.053 against 0.043 held, H2O alone 0.040).
-//     A layer whose prompt fit the budget gets its selection at the first
-//     step over budget.
+//     A base that compresses the prompt only (SnapKV, PyramidKV)
+//     then keeps every generated token. A base that evicts at every step
+//     (H2O, TOVA, StreamingLLM) goes on doing so during decoding (the
+//     lowest score outside its protected tokens) but never evicts a
+//     representative: they are held like attention sinks. Re-running the
+//     whole selection every step instead churns through the
+//     representatives (they are the low-importance tokens) and measured
+//     worse over H2O (kvgo-tiny at a quarter of the prompt: KL divergence
+//     0.053 against 0.043 held, H2O alone 0.040). A layer whose prompt fit
+//     the budget gets its selection at the first step over budget.
 type KVCrush struct {
-	Budget kv.Budget
-	Base   string // "snapkv" or "h2o"
 	Split  float64
 	Anchor string // "alternate", "ones", "zeros" or "mean"
 	// Threshold sets a head-behaviour bit: "median" (the token is in the
@@ -93,13 +103,8 @@ type KVCrush struct {
 	// representatives are shared) or "layer" (every stream keeps the same
 	// tokens, the base selecting by the layer's summed scores).
 	Scope string
-	// SnapKV base parameters.
-	Win    int
-	Kernel int
-	Pool   string
-	// H2O base parameter.
-	Recent float64
 
+	base   *Ranked // the wrapped evictor
 	sc     scratch
 	per    []float32 // per-stream base scores, H rows of the scored tokens
 	vec    []uint64  // head-behaviour vectors, words per token
@@ -113,20 +118,35 @@ type KVCrush struct {
 	beh   []bool    // head-behaviour bit per (stream, scored token)
 	hidx  []int32   // per-stream selection order
 	ptr   []int32   // per-stream cursor of the candidate walk
-	cidx  []int32   // per candidate, its index in each stream
+	cidx  []int32   // per candidate, its index in each stream's scored tokens
 	cimp  []float32 // per candidate, its importance
 }
 
-func (*KVCrush) Name() string { return "kvcrush" }
+// errNotRanked is Wrap's error for an evictor KVCrush cannot read scores
+// from.
+var errNotRanked = errors.New("kvcrush needs an evictor that ranks tokens")
 
-func (e *KVCrush) Window() int {
-	if e.Base == "h2o" {
-		return -1
+// NewKVCrush wraps inner, a Ranked evictor of this package, with KVCrush.
+func NewKVCrush(inner kv.Evictor, split float64, anchor, scope, threshold string) (*KVCrush, error) {
+	base, ok := ranked(inner)
+	if !ok {
+		return nil, errNotRanked
 	}
-	return e.Win
+	e := &KVCrush{base: base, Split: split, Anchor: anchor, Scope: scope, Threshold: threshold}
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
-func (e *KVCrush) StepStats() bool { return e.Base == "h2o" }
+// Name is the base's name and kvcrush, as the recipe's family spells it.
+func (e *KVCrush) Name() string    { return e.base.Name() + "+kvcrush" }
+func (e *KVCrush) Window() int     { return e.base.Window() }
+func (e *KVCrush) StepStats() bool { return e.base.StepStats() }
+
+// Bound is the base's: its budget, at every step if it evicts at every
+// step.
+func (e *KVCrush) Bound() kv.Bound { return e.base.Bound() }
 
 func (e *KVCrush) check() error {
 	switch e.Anchor {
@@ -144,57 +164,48 @@ func (e *KVCrush) check() error {
 	default:
 		return fmt.Errorf("scope=%s is not one of [head layer]", e.Scope)
 	}
-	switch e.Base {
-	case "snapkv":
-		return checkKernel(e.Kernel)
-	case "h2o":
-		return nil
-	}
-	return fmt.Errorf("base=%s is not one of [snapkv h2o]", e.Base)
+	return nil
 }
 
 func (e *KVCrush) AfterPrefill(l *kv.LayerView, _ int) {
-	if e.Base == "h2o" {
-		for _, s := range l.Streams {
-			accumulate(s)
-		}
-	}
+	e.base.observe(l)
 	e.apply(l)
 }
 
-// AfterStep (base h2o) evicts, while the layer is over budget, the
-// lowest-scoring tokens that are neither recent nor held representatives;
-// a layer that has not been through a KVCrush selection yet (its prompt fit
-// the budget) gets one first.
+// AfterStep (a base that evicts at every step) evicts, while the layer is
+// over budget, the lowest-scoring tokens that are neither protected by the
+// base nor held representatives; a layer that has not been through a
+// KVCrush selection yet (its prompt fit the budget) gets one first.
 func (e *KVCrush) AfterStep(l *kv.LayerView) {
-	if e.Base != "h2o" {
+	if !e.base.Steady {
 		return
 	}
-	for _, s := range l.Streams {
-		accumulate(s)
-	}
+	e.base.observe(l)
 	if l.Layer >= len(e.held) || e.held[l.Layer] == nil {
 		e.apply(l)
 		return
 	}
-	b, ok := resolve(e.Budget, l.Prompt)
+	b, ok := resolve(e.base.Budget, l.Prompt)
 	if !ok {
 		return
 	}
-	tail := part(e.Recent, b, 0)
 	held := e.held[l.Layer]
 	if e.Scope == "layer" {
 		n := sameLength(l)
 		if n <= b {
 			return
 		}
-		sum := e.sc.scores(n)
+		head, tail, sel := e.base.plan(b, n, l.Layer, l.Layers)
+		m := n - head - tail
+		sum := e.sc.scores(m)
+		row := grown(&e.sc.row, m)
 		for _, s := range l.Streams {
-			for i, v := range s.Acc() {
+			e.base.score(s, head, n-tail, row)
+			for i, v := range row {
 				sum[i] += v
 			}
 		}
-		mask := e.evictFree(l.Streams[0].Positions(), sum, b, tail, held)
+		mask := e.evictFree(l.Streams[0].Positions(), sum, head+tail+sel, head, tail, held)
 		for _, s := range l.Streams {
 			s.Keep(mask)
 		}
@@ -203,33 +214,40 @@ func (e *KVCrush) AfterStep(l *kv.LayerView) {
 	// Head scope: the streams hold different tokens (and, after a
 	// rollback, possibly different counts); each evicts on its own.
 	for _, s := range l.Streams {
-		if s.Len() > b {
-			s.Keep(e.evictFree(s.Positions(), s.Acc(), b, tail, held))
+		n := s.Len()
+		if n <= b {
+			continue
 		}
+		head, tail, sel := e.base.plan(b, n, l.Layer, l.Layers)
+		row := grown(&e.sc.row, n-head-tail)
+		e.base.score(s, head, n-tail, row)
+		s.Keep(e.evictFree(s.Positions(), row, head+tail+sel, head, tail, held))
 	}
 }
 
 // evictFree returns the keep mask of a stream of len(pos) tokens that
-// drops the len(pos)-b lowest by score among the tokens before the last
-// tail whose positions are not held (held is sorted).
-func (e *KVCrush) evictFree(pos []int32, score []float32, b, tail int, held []int32) []bool {
+// keeps b: it drops the len(pos)-b lowest by score among the tokens
+// between the first head and the last tail whose positions are not held
+// (held is sorted). score holds the scores of those middle tokens, from
+// index head on.
+func (e *KVCrush) evictFree(pos []int32, score []float32, b, head, tail int, held []int32) []bool {
 	n := len(pos)
 	mask := e.sc.maskOf(n, true)
 	idx := e.sc.iota(n)[:0]
 	j := 0
-	for i := 0; i < n-tail; i++ {
+	for i := head; i < n-tail; i++ {
 		for j < len(held) && held[j] < pos[i] {
 			j++
 		}
 		if j < len(held) && held[j] == pos[i] {
 			continue
 		}
-		idx = append(idx, int32(i))
+		idx = append(idx, int32(i-head))
 	}
 	keep := max(0, len(idx)-(n-b))
 	selectTop(idx, score, keep)
 	for _, i := range idx[keep:] {
-		mask[i] = false
+		mask[head+int(i)] = false
 	}
 	return mask
 }
@@ -237,8 +255,7 @@ func (e *KVCrush) evictFree(pos []int32, score []float32, b, tail int, held []in
 // apply runs the KVCrush selection on a layer and records the positions
 // of the representatives it keeps.
 func (e *KVCrush) apply(l *kv.LayerView) {
-	h2o := e.Base == "h2o"
-	b, ok := resolve(e.Budget, l.Prompt)
+	b, ok := resolve(e.base.Budget, l.Prompt)
 	if !ok {
 		return
 	}
@@ -247,28 +264,21 @@ func (e *KVCrush) apply(l *kv.LayerView) {
 		return
 	}
 	H := len(l.Streams)
-	// The base's protected tail comes first, as the base alone would keep
-	// it; Split divides the rest.
-	var tail int
-	if h2o {
-		tail = part(e.Recent, b, 0)
-	} else {
-		tail = snapWindow(e.Win, n, b)
+	// The base's protected tokens come first, as the base alone would
+	// keep them; Split divides the rest.
+	head, tail, kept := e.base.plan(b, n, l.Layer, l.Layers)
+	m := n - head - tail // the scored tokens
+	if kept >= m {
+		return
 	}
-	sel := part(e.Split, b-tail, 0)
-	reps := b - tail - sel
-	m := n - tail // the scored tokens; the tail is kept
+	sel := part(e.Split, kept, 0)
+	reps := kept - sel
 	if cap(e.per) < H*m {
 		e.per = make([]float32, H*m, H*m+H*m/4+16)
 	}
 	per := e.per[:H*m]
 	for h, s := range l.Streams {
-		row := per[h*m : (h+1)*m]
-		if h2o {
-			copy(row, s.Acc()[:m])
-		} else {
-			pool(row, s.Observed()[:m], e.Kernel, e.Pool == "avg")
-		}
+		e.base.score(s, head, n-tail, per[h*m:(h+1)*m])
 	}
 	for len(e.held) < l.Layers {
 		e.held = append(e.held, nil)
@@ -277,8 +287,8 @@ func (e *KVCrush) apply(l *kv.LayerView) {
 	if e.Scope == "layer" {
 		mask := e.sc.maskOf(n, true)
 		pos := l.Streams[0].Positions()
-		for _, i := range e.crush(mask[:m], per, H, sel, reps) {
-			held = append(held, pos[i])
+		for _, i := range e.crush(mask[head:head+m], per, H, sel, reps) {
+			held = append(held, pos[head+int(i)])
 		}
 		e.held[l.Layer] = sortHeld(held)
 		for _, s := range l.Streams {
@@ -286,7 +296,7 @@ func (e *KVCrush) apply(l *kv.LayerView) {
 		}
 		return
 	}
-	e.held[l.Layer] = sortHeld(e.crushHeads(l.Streams, per, n, m, sel, reps, held))
+	e.held[l.Layer] = sortHeld(e.crushHeads(l.Streams, per, n, head, m, sel, reps, held))
 }
 
 // sortHeld sorts representative positions, never returning nil so that a
@@ -301,31 +311,35 @@ func sortHeld(p []int32) []int32 {
 
 // crushHeads is the head scope: each stream keeps its own base selection
 // (its top sel scored tokens by its own score, as the base method alone
-// would) and its tail, and all streams keep the same reps representatives,
-// chosen among the tokens that every stream still holds and no stream's
-// base keeps. The streams hold n tokens each, the first m scored; per has
-// their scores (H rows of m). If there are fewer such tokens than reps,
-// each stream fills the rest with its own next best tokens.
-func (e *KVCrush) crushHeads(streams []*kv.Stream, per []float32, n, m, sel, reps int, held []int32) []int32 {
+// would) and its protected tokens, and all streams keep the same reps
+// representatives, chosen among the tokens that every stream still holds
+// and no stream's base keeps. The streams hold n tokens each, m scored
+// from index lo on; per has their scores (H rows of m). If there are fewer
+// such tokens than reps, each stream fills the rest with its own next best
+// tokens.
+func (e *KVCrush) crushHeads(streams []*kv.Stream, per []float32, n, lo, m, sel, reps int, held []int32) []int32 {
 	H := len(streams)
 	e.masks = growBool(e.masks, H*n)
 	e.beh = growBool(e.beh, H*m)
 	e.hidx = growInt32(e.hidx, H*m)
 	e.half = growInt32(e.half, m)
 	mean := e.Threshold == "mean"
+	// scored is stream h's mask of its scored tokens.
+	scored := func(h int) []bool { return e.masks[h*n+lo : h*n+lo+m] }
 	for h := range streams {
 		row := per[h*m : (h+1)*m]
 		mask := e.masks[h*n : (h+1)*n]
 		for i := range mask {
-			mask[i] = i >= m
+			mask[i] = i < lo || i >= lo+m
 		}
 		idx := e.hidx[h*m : (h+1)*m]
 		for i := range idx {
 			idx[i] = int32(i)
 		}
 		selectTop(idx, row, sel)
+		sm := scored(h)
 		for _, i := range idx[:sel] {
-			mask[i] = true
+			sm[i] = true
 		}
 		behaviour(e.beh[h*m:(h+1)*m], row, mean, e.half[:m])
 	}
@@ -336,18 +350,18 @@ func (e *KVCrush) crushHeads(streams []*kv.Stream, per []float32, n, m, sel, rep
 	clear(e.ptr)
 	e.cidx = e.cidx[:0]
 	e.cimp = e.cimp[:0]
-	pos0 := streams[0].Positions()
+	pos0 := streams[0].Positions()[lo : lo+m]
 	for i := 0; i < m; i++ {
 		p := pos0[i]
-		ok := !e.masks[i]
+		ok := !scored(0)[i]
 		for h := 1; h < H && ok; h++ {
-			pos := streams[h].Positions()
+			pos := streams[h].Positions()[lo : lo+m]
 			j := e.ptr[h]
 			for int(j) < m && pos[j] < p {
 				j++
 			}
 			e.ptr[h] = j
-			ok = int(j) < m && pos[j] == p && !e.masks[h*n+int(j)]
+			ok = int(j) < m && pos[j] == p && !scored(h)[j]
 		}
 		if !ok {
 			continue
@@ -384,29 +398,29 @@ func (e *KVCrush) crushHeads(streams []*kv.Stream, per []float32, n, m, sel, rep
 			dist[c] = hamming(e.vec[c*words:(c+1)*words], e.anchor)
 		}
 		for _, c := range e.rr.pick(cands, dist, e.cimp, reps, H) {
-			held = append(held, streams[0].Positions()[e.cidx[int(c)*H]])
+			held = append(held, pos0[e.cidx[int(c)*H]])
 			for h := 0; h < H; h++ {
-				e.masks[h*n+int(e.cidx[int(c)*H+h])] = true
+				scored(h)[e.cidx[int(c)*H+h]] = true
 			}
 		}
 	}
 	for h, s := range streams {
-		mask := e.masks[h*n : (h+1)*n]
 		if short := reps - C; short > 0 {
 			// Too few shared candidates: the stream's own next best.
+			sm := scored(h)
 			idx := e.hidx[h*m : (h+1)*m]
 			rest := idx[sel:sel]
 			for _, i := range idx[sel:] {
-				if !mask[i] {
+				if !sm[i] {
 					rest = append(rest, i)
 				}
 			}
 			selectTop(rest, per[h*m:(h+1)*m], short)
 			for _, i := range rest[:min(short, len(rest))] {
-				mask[i] = true
+				sm[i] = true
 			}
 		}
-		s.Keep(mask)
+		s.Keep(e.masks[h*n : (h+1)*n])
 	}
 	return held
 }
@@ -665,6 +679,3 @@ func rankTo(seg []int32, s []float32, k int) {
 	last := len(seg) - 1
 	seg[w], seg[last] = seg[last], seg[w]
 }
-
-// Bound: the budget after the prompt, and at every step with base h2o.
-func (e *KVCrush) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: e.Base == "h2o"} }

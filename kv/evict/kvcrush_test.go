@@ -3,6 +3,8 @@ package evict
 import (
 	"slices"
 	"testing"
+
+	"github.com/kvgo/kvgo/kv"
 )
 
 // crushVectors are the hand-made head-behaviour vectors (bits of heads
@@ -216,12 +218,22 @@ func crushRun(t *testing.T, e *KVCrush, pat pattern, heads, g, prompt, steps int
 	return r
 }
 
-func crushSnap(budget int, split float64, scope string) *KVCrush {
-	return &KVCrush{Budget: tokens(budget), Base: "snapkv", Split: split, Anchor: "alternate", Threshold: "median", Scope: scope, Win: 8, Kernel: 7, Pool: "max"}
+// crush wraps inner with KVCrush (alternate anchor, median threshold).
+func crush(t testing.TB, inner kv.Evictor, split float64, scope string) *KVCrush {
+	t.Helper()
+	e, err := NewKVCrush(inner, split, "alternate", scope, "median")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func crushSnap(t testing.TB, budget int, split float64, scope string) *KVCrush {
+	return crush(t, NewSnapKV(tokens(budget), 8, 7, "max"), split, scope)
 }
 
 func TestKVCrushOnSnapKVLayerScope(t *testing.T) {
-	r := crushRun(t, crushSnap(32, 0.75, "layer"), crushPattern, 4, 1, 128, 0)
+	r := crushRun(t, crushSnap(t, 32, 0.75, "layer"), crushPattern, 4, 1, 128, 0)
 	kept := r.checkAligned()[0]
 	if len(kept) != 32 {
 		t.Fatalf("keeps %d tokens, want 32", len(kept))
@@ -231,12 +243,12 @@ func TestKVCrushOnSnapKVLayerScope(t *testing.T) {
 	}
 	// The base's own selection at its part of the budget is kept whole:
 	// the window (8) and 0.75 of the other 24 tokens, 26 in all.
-	base := crushRun(t, crushSnap(26, 1, "layer"), crushPattern, 4, 1, 128, 0).checkAligned()[0]
+	base := crushRun(t, crushSnap(t, 26, 1, "layer"), crushPattern, 4, 1, 128, 0).checkAligned()[0]
 	if len(base) != 26 || !contains(kept, base...) {
 		t.Fatalf("base selection %v is not inside %v", base, kept)
 	}
 	// The representatives are not the base's next choices.
-	more := crushRun(t, crushSnap(32, 1, "layer"), crushPattern, 4, 1, 128, 0).checkAligned()[0]
+	more := crushRun(t, crushSnap(t, 32, 1, "layer"), crushPattern, 4, 1, 128, 0).checkAligned()[0]
 	if slices.Equal(more, kept) {
 		t.Fatalf("representatives equal the base's next tokens: %v", kept)
 	}
@@ -252,11 +264,11 @@ func TestKVCrushOnSnapKVLayerScope(t *testing.T) {
 // what SnapKV keeps), and all streams add the
 // same representatives, which SnapKV at the full budget would not pick.
 func TestKVCrushOnSnapKVHeadScope(t *testing.T) {
-	r := crushRun(t, crushSnap(32, 0.75, "head"), crushPattern, 4, 1, 128, 0)
+	r := crushRun(t, crushSnap(t, 32, 0.75, "head"), crushPattern, 4, 1, 128, 0)
 	// Base part: the window (8) and 0.75 of the other 24 tokens.
-	snap := newRig(t, 1, 4, 1, &SnapKV{Budget: tokens(26), Win: 8, Kernel: 7, Pool: "max"}, crushPattern)
+	snap := newRig(t, 1, 4, 1, NewSnapKV(tokens(26), 8, 7, "max"), crushPattern)
 	snap.prefill(128)
-	snap32 := newRig(t, 1, 4, 1, &SnapKV{Budget: tokens(32), Win: 8, Kernel: 7, Pool: "max"}, crushPattern)
+	snap32 := newRig(t, 1, 4, 1, NewSnapKV(tokens(32), 8, 7, "max"), crushPattern)
 	snap32.prefill(128)
 	var reps []int
 	same32 := true
@@ -279,7 +291,7 @@ func TestKVCrushOnSnapKVHeadScope(t *testing.T) {
 		same32 = same32 && slices.Equal(kept, snap32.positions(0, h))
 	}
 	for h := 0; h < 4; h++ {
-		one := crushRun(t, crushSnap(32, 1, "head"), crushPattern, 4, 1, 128, 0)
+		one := crushRun(t, crushSnap(t, 32, 1, "head"), crushPattern, 4, 1, 128, 0)
 		if !slices.Equal(one.positions(0, h), snap32.positions(0, h)) {
 			t.Fatalf("split 1, head %d: %v, SnapKV %v", h, one.positions(0, h), snap32.positions(0, h))
 		}
@@ -301,7 +313,7 @@ func TestKVCrushOnH2O(t *testing.T) {
 	for _, scope := range []string{"layer", "head"} {
 		// Budget 12: the recent half (6), then 3 heavy hitters and 3
 		// representatives.
-		e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.5, Anchor: "alternate", Threshold: "median", Scope: scope, Recent: 0.5}
+		e := crush(t, NewH2O(tokens(12), 0.5), 0.5, scope)
 		if e.Window() != -1 || !e.StepStats() {
 			t.Fatal("base h2o needs all prompt queries and step statistics")
 		}
@@ -310,7 +322,7 @@ func TestKVCrushOnH2O(t *testing.T) {
 		// After prefill, head scope keeps what H2O alone keeps at the base
 		// part (9 = 6 recent + 3 heavy) in each stream.
 		if scope == "head" {
-			h := newRig(t, 1, 2, 2, &H2O{Budget: tokens(9), Recent: 6.0 / 9}, h2oPattern)
+			h := newRig(t, 1, 2, 2, NewH2O(tokens(9), 6.0/9), h2oPattern)
 			h.prefill(64)
 			for s := 0; s < 2; s++ {
 				if !contains(r.positions(0, s), h.positions(0, s)...) {
@@ -364,7 +376,7 @@ func TestKVCrushOnH2O(t *testing.T) {
 // TestKVCrushFirstOverflow: a prompt that fits the budget is not
 // selected; the first decode step over budget runs the selection.
 func TestKVCrushFirstOverflow(t *testing.T) {
-	e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.5, Anchor: "alternate", Threshold: "median", Scope: "head", Recent: 0.5}
+	e := crush(t, NewH2O(tokens(12), 0.5), 0.5, "head")
 	r := newRig(t, 2, 2, 2, e, h2oPattern)
 	r.prefill(8)
 	for i := 0; i < 10; i++ {
@@ -383,7 +395,7 @@ func TestKVCrushFirstOverflow(t *testing.T) {
 // TestKVCrushHeadScopeRollback: after a rollback the heads of a layer may
 // hold different numbers of tokens; decoding goes on per head.
 func TestKVCrushHeadScopeRollback(t *testing.T) {
-	e := &KVCrush{Budget: tokens(12), Base: "h2o", Split: 0.5, Anchor: "alternate", Threshold: "median", Scope: "head", Recent: 0.25}
+	e := crush(t, NewH2O(tokens(12), 0.25), 0.5, "head")
 	r := newRig(t, 1, 2, 2, e, h2oPattern)
 	r.prefill(64)
 	p0, p1 := r.positions(0, 0), r.positions(0, 1)
@@ -417,6 +429,90 @@ func TestKVCrushHeadScopeRollback(t *testing.T) {
 		for h := 0; h < 2; h++ {
 			if n := r.c.Stream(0, h).Len(); n > 12 {
 				t.Fatalf("step %d head %d holds %d tokens", i, h, n)
+			}
+		}
+	}
+}
+
+// TestKVCrushWrapsAnyScorer: KVCrush over each ranking evictor keeps the
+// evictor's budget after the prompt (per layer with PyramidKV), holds it
+// at every step over an evictor that evicts at every step, keeps every
+// generated token over one that does not, keeps its representatives while
+// decoding, and in head scope keeps in each stream what the evictor alone
+// keeps at the part of the budget Split gives it.
+func TestKVCrushWrapsAnyScorer(t *testing.T) {
+	const layers, heads, n, budget = 3, 4, 96, 24
+	cases := []struct {
+		name string
+		base func(b int) *Ranked
+		// part is the budget at which the evictor alone keeps what
+		// KVCrush's base part keeps (its protected tokens and
+		// round(0.75 × the rest)), or 0 to skip that check.
+		part int
+	}{
+		{"tova", func(b int) *Ranked { return NewTOVA(tokens(b)) }, 0},
+		{"h2o", func(b int) *Ranked { return NewH2O(tokens(b), 0.5) }, 0},
+		{"snapkv", func(b int) *Ranked { return NewSnapKV(tokens(b), 8, 7, "max") }, 8 + 12},
+		{"pyramidkv", func(b int) *Ranked { return NewPyramidKV(tokens(b), 8, 7, "max", 20) }, 0},
+		{"streaming", func(b int) *Ranked { return NewStreaming(tokens(b), 4) }, 0},
+	}
+	for _, c := range cases {
+		for _, scope := range []string{"head", "layer"} {
+			base := c.base(budget)
+			e := crush(t, base, 0.75, scope)
+			if e.Window() != base.Window() || e.StepStats() != base.StepStats() || e.Bound() != base.Bound() {
+				t.Fatalf("%s+kvcrush: window, step stats or bound differ from the evictor's", c.name)
+			}
+			r := newRig(t, layers, heads, 2, e, spreadPattern)
+			r.prefill(n)
+			var alone *rig
+			if c.part > 0 && scope == "head" {
+				alone = newRig(t, layers, heads, 2, c.base(c.part), spreadPattern)
+				alone.prefill(n)
+			}
+			for l := 0; l < layers; l++ {
+				want := base.LayerBudget(budget, n, l, layers)
+				for h := 0; h < heads; h++ {
+					p := r.positions(l, h)
+					if len(p) != want {
+						t.Fatalf("%s+kvcrush %s scope: layer %d head %d keeps %d tokens, want %d", c.name, scope, l, h, len(p), want)
+					}
+					if alone != nil && !contains(p, alone.positions(l, h)...) {
+						t.Fatalf("%s+kvcrush: layer %d head %d keeps %v, not around %s's own %v", c.name, l, h, p, c.name, alone.positions(l, h))
+					}
+				}
+			}
+			if scope == "layer" {
+				r.checkAligned()
+			}
+			// Every layer holds representatives, except where PyramidKV's
+			// top layers select too few tokens to split.
+			held := make([][]int32, layers)
+			for l := range held {
+				held[l] = slices.Clone(e.held[l])
+				if len(held[l]) == 0 && (c.name != "pyramidkv" || l == 0) {
+					t.Fatalf("%s+kvcrush %s scope: layer %d holds no representatives", c.name, scope, l)
+				}
+			}
+			for i := 1; i <= 12; i++ {
+				r.step()
+				for l := 0; l < layers; l++ {
+					want := base.LayerBudget(budget, n, l, layers)
+					if !base.Steady {
+						want += i
+					}
+					for h := 0; h < heads; h++ {
+						p := r.positions(l, h)
+						if len(p) != want {
+							t.Fatalf("%s+kvcrush %s scope step %d: layer %d head %d holds %d tokens, want %d", c.name, scope, i, l, h, len(p), want)
+						}
+						for _, x := range held[l] {
+							if !slices.Contains(p, int(x)) {
+								t.Fatalf("%s+kvcrush %s scope step %d: representative %d left layer %d head %d", c.name, scope, i, x, l, h)
+							}
+						}
+					}
+				}
 			}
 		}
 	}

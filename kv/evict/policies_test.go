@@ -33,7 +33,7 @@ var tovaPattern = pattern{
 }
 
 func TestTOVALayerwise(t *testing.T) {
-	r := newRig(t, 2, 2, 2, &TOVA{Budget: tokens(8)}, tovaPattern)
+	r := newRig(t, 2, 2, 2, NewTOVA(tokens(8)), tovaPattern)
 	r.prefill(64)
 	for l, p := range r.checkAligned() {
 		if len(p) != 8 || !contains(p, 0, 20, 40) {
@@ -107,7 +107,7 @@ var needlePattern = pattern{
 
 func TestSnapKVKeepsNeedleAndWindow(t *testing.T) {
 	for _, pool := range []string{"max", "avg"} {
-		e := &SnapKV{Budget: tokens(15), Win: 8, Kernel: 7, Pool: pool}
+		e := NewSnapKV(tokens(15), 8, 7, pool)
 		r := newRig(t, 1, 2, 2, e, needlePattern)
 		r.prefill(128)
 		for h := 0; h < 2; h++ {
@@ -131,7 +131,7 @@ func TestSnapKVKeepsNeedleAndWindow(t *testing.T) {
 }
 
 func TestSnapKVWindowLargerThanBudget(t *testing.T) {
-	e := &SnapKV{Budget: tokens(6), Win: 8, Kernel: 1, Pool: "max"}
+	e := NewSnapKV(tokens(6), 8, 1, "max")
 	r := newRig(t, 1, 2, 2, e, needlePattern)
 	r.prefill(128)
 	for h := 0; h < 2; h++ {
@@ -155,7 +155,7 @@ func TestPyramidBudgets(t *testing.T) {
 		{100, 4096, 22, 5}, {10, 64, 12, 20}, {64, 512, 8, 1}, {3, 200, 6, 20},
 	}
 	for _, c := range cases {
-		p := &PyramidKV{SnapKV: SnapKV{Win: 8, Kernel: 7, Pool: "max"}, Beta: c.beta}
+		p := NewPyramidKV(tokens(c.b), 8, 7, "max", c.beta)
 		var bs []int
 		sum := 0
 		for l := 0; l < c.layers; l++ {
@@ -181,14 +181,14 @@ func TestPyramidBudgets(t *testing.T) {
 	}
 	// The paper's shape: with beta 20 the top layer selects about 1/20 of
 	// the mean selection and the bottom one about twice it.
-	p := &PyramidKV{SnapKV: SnapKV{Win: 8}, Beta: 20}
+	p := NewPyramidKV(tokens(72), 8, 7, "max", 20)
 	if top, bottom := p.LayerBudget(72, 4096, 31, 32)-8, p.LayerBudget(72, 4096, 0, 32)-8; top != 3 && top != 4 || bottom < 124 || bottom > 125 {
 		t.Errorf("top selects %d, bottom %d; want 64/20 and 2*64-64/20", top, bottom)
 	}
 }
 
 func TestPyramidKVCache(t *testing.T) {
-	e := &PyramidKV{SnapKV: SnapKV{Budget: tokens(24), Win: 8, Kernel: 7, Pool: "max"}, Beta: 20}
+	e := NewPyramidKV(tokens(24), 8, 7, "max", 20)
 	r := newRig(t, 4, 2, 2, e, needlePattern)
 	r.prefill(128)
 	total := 0

@@ -32,59 +32,23 @@ import (
 //     token) and the rest is selected by score; the scores still come from
 //     every query of the observation window.
 type SnapKV struct {
-	Budget kv.Budget
-	Win    int
-	Kernel int
-	Pool   string // "max" or "avg"
-	sc     scratch
+	Win int // the observation window
 }
 
-func (*SnapKV) Name() string            { return "snapkv" }
-func (e *SnapKV) Window() int           { return e.Win }
-func (*SnapKV) StepStats() bool         { return false }
-func (*SnapKV) AfterStep(*kv.LayerView) {}
-
-func (e *SnapKV) check() error { return checkKernel(e.Kernel) }
-
-func (e *SnapKV) AfterPrefill(l *kv.LayerView, _ int) {
-	b, ok := resolve(e.Budget, l.Prompt)
-	if !ok {
-		return
-	}
-	for _, s := range l.Streams {
-		n := s.Len()
-		if n <= b {
-			continue
-		}
-		w := snapWindow(e.Win, n, b)
-		e.selectStream(s, w, b-w)
-	}
+// NewSnapKV is SnapKV keeping budget tokens after the prompt: the last
+// window tokens and the top of the others by the window's attention,
+// pooled by a kernel of that odd size ("max" or "avg" pooling).
+func NewSnapKV(budget kv.Budget, window, kernel int, pool string) *Ranked {
+	return &Ranked{Scorer: SnapKV{Win: window}, Budget: budget, KeepWindow: true, Kernel: kernel, Avg: pool == "avg"}
 }
 
-// snapWindow is how many of the last tokens a budget of b out of n keeps
-// as the observation window.
-func snapWindow(win, n, b int) int {
-	w := min(win, n)
-	if w >= b {
-		w = max(1, b/2)
-	}
-	return w
-}
+func (SnapKV) Name() string    { return "snapkv" }
+func (e SnapKV) Window() int   { return e.Win }
+func (SnapKV) StepStats() bool { return false }
 
-// selectStream keeps the last w tokens of s and the top sel of the others
-// by pooled window attention.
-func (e *SnapKV) selectStream(s *kv.Stream, w, sel int) {
-	n := s.Len()
-	if w+sel >= n {
-		return
-	}
-	pre := n - w
-	sc := e.sc.scores(pre)
-	pool(sc, s.Observed()[:pre], e.Kernel, e.Pool == "avg")
-	m := e.sc.maskOf(n, true)
-	e.sc.keepTop(m, sc, pre, sel)
-	s.Keep(m)
-}
+// Score is the attention the observation window's queries paid each
+// token; Ranked pools it over the tokens before the window.
+func (SnapKV) Score(s *kv.Stream, dst []float32) { copy(dst, s.Observed()) }
 
 // pool writes the centred 1-D pooling of x with an odd kernel k into dst
 // (len(x) values): the maximum over the window clipped to x, or with avg
@@ -141,47 +105,24 @@ type PyramidKV struct {
 	Beta float64
 }
 
-func (*PyramidKV) Name() string { return "pyramidkv" }
-
-func (e *PyramidKV) AfterPrefill(l *kv.LayerView, _ int) {
-	b, ok := resolve(e.Budget, l.Prompt)
-	if !ok {
-		return
-	}
-	for _, s := range l.Streams {
-		n := s.Len()
-		if n <= b {
-			continue
-		}
-		w, sel := e.layerSplit(b, n, l.Layer, l.Layers)
-		e.selectStream(s, w, sel)
-	}
+// NewPyramidKV is PyramidKV: SnapKV (window, kernel, pool) with layer
+// budgets averaging budget, the top layer selecting 1/beta of the mean.
+func NewPyramidKV(budget kv.Budget, window, kernel int, pool string, beta float64) *Ranked {
+	e := NewSnapKV(budget, window, kernel, pool)
+	p := PyramidKV{SnapKV: SnapKV{Win: window}, Beta: beta}
+	e.Scorer, e.Spread = p, p
+	return e
 }
 
-// LayerBudget is the number of tokens each stream of the given layer keeps
-// when a budget of b tokens (the average over layers) is applied to
-// streams of n tokens.
-func (e *PyramidKV) LayerBudget(b, n, layer, layers int) int {
-	if n <= b {
-		return n
-	}
-	w, sel := e.layerSplit(b, n, layer, layers)
-	return w + sel
-}
+func (PyramidKV) Name() string { return "pyramidkv" }
 
-// layerSplit returns the window and the number of selected tokens of one
-// layer.
-func (e *PyramidKV) layerSplit(b, n, layer, layers int) (w, sel int) {
-	w = snapWindow(e.Win, n, b)
-	mean := b - w
-	if layers <= 1 || mean == 0 {
-		return w, mean
-	}
-	avail := float64(n - w)
+// Share is the number of tokens the given layer selects (besides its
+// window) when the layers select mean on average out of avail.
+func (e PyramidKV) Share(mean, avail, layer, layers int) int {
 	top := float64(mean) / max(e.Beta, 1)
 	bottom := 2*float64(mean) - top
-	if bottom > avail {
-		bottom = avail
+	if bottom > float64(avail) {
+		bottom = float64(avail)
 		top = 2*float64(mean) - bottom
 	}
 	// Real budgets, their floors and the remainder to hand out.
@@ -205,12 +146,9 @@ func (e *PyramidKV) layerSplit(b, n, layer, layers int) (w, sel int) {
 			rank++
 		}
 	}
-	sel = int(math.Floor(x + eps))
+	sel := int(math.Floor(x + eps))
 	if rank < rest {
 		sel++
 	}
-	return w, sel
+	return sel
 }
-
-// Bound: the budget after the prompt; generated tokens are all kept.
-func (e *SnapKV) Bound() kv.Bound { return kv.Bound{Budget: e.Budget} }

@@ -6,7 +6,8 @@ import "github.com/kvgo/kvgo/kv"
 // "Rolling KV cache with attention sinks"): window attention fails once
 // the first tokens leave the cache because they act as attention sinks, so
 // the cache keeps the first Sinks tokens and a rolling window of the most
-// recent ones, Budget in all.
+// recent ones, Budget in all. Its score is recency: the most recent tokens
+// rank highest, and the sinks are protected.
 //
 // Choices the paper leaves open or that differ here:
 //   - It acts after prefill (the prompt is cut to sinks + its last tokens)
@@ -18,40 +19,21 @@ import "github.com/kvgo/kvgo/kv"
 //   - The paper re-indexes positions inside the cache (§3.2); kvgo keeps
 //     the original positions (keys are cached after RoPE), so this is the
 //     selection policy without the re-rotation.
-type Streaming struct {
-	Budget kv.Budget
-	Sinks  int
-	sc     scratch
+type Streaming struct{}
+
+// NewStreaming is StreamingLLM keeping budget tokens of which the first
+// sinks, at every step.
+func NewStreaming(budget kv.Budget, sinks int) *Ranked {
+	return &Ranked{Scorer: Streaming{}, Budget: budget, Sinks: sinks, Steady: true}
 }
 
-func (*Streaming) Name() string    { return "streaming" }
-func (*Streaming) Window() int     { return 0 }
-func (*Streaming) StepStats() bool { return false }
+func (Streaming) Name() string    { return "streaming" }
+func (Streaming) Window() int     { return 0 }
+func (Streaming) StepStats() bool { return false }
 
-func (e *Streaming) AfterPrefill(l *kv.LayerView, _ int) { e.apply(l) }
-func (e *Streaming) AfterStep(l *kv.LayerView)           { e.apply(l) }
-
-func (e *Streaming) apply(l *kv.LayerView) {
-	b, ok := resolve(e.Budget, l.Prompt)
-	if !ok {
-		return
-	}
-	sinks := min(e.Sinks, b-1)
-	for _, s := range l.Streams {
-		n := s.Len()
-		if n <= b {
-			continue
-		}
-		m := e.sc.maskOf(n, false)
-		for i := 0; i < sinks; i++ {
-			m[i] = true
-		}
-		for i := n - (b - sinks); i < n; i++ {
-			m[i] = true
-		}
-		s.Keep(m)
+// Score is the token's index in the stream, which is its order of arrival.
+func (Streaming) Score(s *kv.Stream, dst []float32) {
+	for i := range dst {
+		dst[i] = float32(i)
 	}
 }
-
-// Bound: the budget, kept at every step and while the prompt arrives.
-func (e *Streaming) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: true} }

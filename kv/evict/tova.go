@@ -21,39 +21,17 @@ import "github.com/kvgo/kvgo/kv"
 //   - A decode step evicts as many lowest tokens as the layer is over
 //     budget (one, in steady state); the newest token may be evicted if it
 //     scores lowest, as in the paper's policy.
-type TOVA struct {
-	Budget kv.Budget
-	sc     scratch
+type TOVA struct{}
+
+// NewTOVA is TOVA keeping budget tokens per layer, at every step.
+func NewTOVA(budget kv.Budget) *Ranked {
+	return &Ranked{Scorer: TOVA{}, Budget: budget, Layer: true, Steady: true}
 }
 
-func (*TOVA) Name() string    { return "tova" }
-func (*TOVA) Window() int     { return 1 }
-func (*TOVA) StepStats() bool { return true }
+func (TOVA) Name() string    { return "tova" }
+func (TOVA) Window() int     { return 1 }
+func (TOVA) StepStats() bool { return true }
 
-func (e *TOVA) AfterPrefill(l *kv.LayerView, _ int) { e.apply(l) }
-func (e *TOVA) AfterStep(l *kv.LayerView)           { e.apply(l) }
-
-func (e *TOVA) apply(l *kv.LayerView) {
-	b, ok := resolve(e.Budget, l.Prompt)
-	if !ok {
-		return
-	}
-	n := sameLength(l)
-	if n <= b {
-		return
-	}
-	sc := e.sc.scores(n)
-	for _, s := range l.Streams {
-		for i, o := range s.Observed() {
-			sc[i] += o
-		}
-	}
-	m := e.sc.maskOf(n, false)
-	e.sc.keepTop(m, sc, n, b)
-	for _, s := range l.Streams {
-		s.Keep(m)
-	}
-}
-
-// Bound: the budget, kept at every decode step.
-func (e *TOVA) Bound() kv.Bound { return kv.Bound{Budget: e.Budget, Steady: true} }
+// Score is the current query's attention (the last prompt query's after
+// prefill, the decode step's after a step).
+func (TOVA) Score(s *kv.Stream, dst []float32) { copy(dst, s.Observed()) }

@@ -123,26 +123,83 @@ func TestBudgetResolve(t *testing.T) {
 	}
 }
 
-// TestEveryMethodBuildsWithDefaults parses each registered method alone
-// with its defaults and builds a config, so a broken registration fails.
+// TestEveryMethodBuildsWithDefaults parses each registered method with its
+// defaults (a wrapper around every evictor with theirs) and builds a
+// config, so a broken registration fails.
 func TestEveryMethodBuildsWithDefaults(t *testing.T) {
+	var evictors []string
 	for _, m := range Methods() {
-		r, err := Parse(m.Name)
-		if err != nil {
-			t.Errorf("%s: %v", m.Name, err)
-			continue
+		if m.Kind == kv.EvictorMethod {
+			evictors = append(evictors, m.Name)
 		}
-		cfg, err := r.Config()
-		if err != nil {
-			t.Errorf("%s: %v", m.Name, err)
-			continue
+	}
+	for _, m := range Methods() {
+		srcs := []string{m.Name}
+		if m.Kind == kv.WrapperMethod {
+			srcs = nil
+			for _, e := range evictors {
+				srcs = append(srcs, e+"+"+m.Name)
+			}
 		}
-		if (m.Kind == kv.EvictorMethod) != (cfg.Evictor != nil) {
-			t.Errorf("%s: kind %s but evictor %v", m.Name, m.Kind, cfg.Evictor)
+		for _, src := range srcs {
+			r, err := Parse(src)
+			if err != nil {
+				t.Errorf("%s: %v", src, err)
+				continue
+			}
+			cfg, err := r.Config()
+			if err != nil {
+				t.Errorf("%s: %v", src, err)
+				continue
+			}
+			if (m.Kind == kv.EvictorMethod || m.Kind == kv.WrapperMethod) != (cfg.Evictor != nil) {
+				t.Errorf("%s: kind %s but evictor %v", src, m.Kind, cfg.Evictor)
+			}
 		}
 		if m.Summary == "" || m.Paper == "" {
 			t.Errorf("%s: missing summary or paper", m.Name)
 		}
+	}
+}
+
+// TestWrapperPrintsOnlyItsOwnParameters: KVCrush wraps the recipe's
+// evictor and takes the budget, the window and the scores from it, so its
+// canonical term spells only its own parameters, and the evictor's stay
+// with the evictor.
+func TestWrapperPrintsOnlyItsOwnParameters(t *testing.T) {
+	r, err := Parse("snapkv(budget=0.25)+kvcrush")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := r.Term(kv.WrapperMethod)
+	e := r.Term(kv.EvictorMethod)
+	if w == nil || e == nil || w.Method.Name != "kvcrush" || e.Method.Name != "snapkv" {
+		t.Fatalf("terms %v", r)
+	}
+	ws := w.String()
+	for _, p := range e.Method.Params {
+		if strings.Contains(ws, p.Name+"=") {
+			t.Errorf("kvcrush's term %s spells snapkv's %s", ws, p.Name)
+		}
+	}
+	for _, p := range []string{"base=", "budget=", "window=", "kernel=", "pool=", "recent="} {
+		if strings.Contains(ws, p) {
+			t.Errorf("kvcrush's term %s spells %s", ws, p)
+		}
+	}
+	want := "snapkv(budget=0.25,window=32,kernel=7,pool=max)+kvcrush(split=0.75,anchor=alternate,scope=head,threshold=median)+f16"
+	if got := r.String(); got != want {
+		t.Errorf("canonical %s, want %s", got, want)
+	}
+	cfg, err := r.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bd := cfg.Evictor.Bound(); bd.Budget != (kv.Budget{Fraction: 0.25}) || bd.Steady {
+		t.Errorf("bound %+v, want snapkv's (a quarter of the prompt, not steady)", bd)
+	}
+	if _, err := Parse("kvcrush(budget=0.25,base=snapkv)"); err == nil {
+		t.Errorf("kvcrush still takes a budget and a base")
 	}
 }
 
