@@ -1,5 +1,5 @@
 // Package evict holds the KV-cache methods that keep fewer tokens:
-// StreamingLLM, H2O, TOVA, SnapKV, PyramidKV and KVCrush. Each
+// StreamingLLM, H2O, TOVA, SnapKV, PyramidKV, KNorm and KVCrush. Each
 // deletes tokens from the cache's streams, freeing their memory, rather
 // than masking them.
 //
@@ -78,6 +78,15 @@ var Methods = []kv.Method{
 		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
 			e := NewPyramidKV(a.Budget("budget"), a.Int("window"), a.Int("kernel"), a.Choice("pool"), a.Float("beta"))
 			return e, e.check()
+		},
+	},
+	{
+		Name: "knorm", Kind: kv.EvictorMethod,
+		Summary: "KNorm (prefill only): per head, keep the tokens whose keys have the smallest L2 norm; needs no attention statistics",
+		Paper:   "KNorm (A Simple and Effective L2 Norm-Based Strategy for KV Cache Compression), Devoto et al. 2024, arXiv:2406.11430",
+		Params:  []kv.Param{budgetParam()},
+		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
+			return NewKNorm(a.Budget("budget")), nil
 		},
 	},
 	{

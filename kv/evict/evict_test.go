@@ -238,7 +238,7 @@ func defaults(t *testing.T, m kv.Method) kv.Args {
 // TestMethodsDefaultsBuild builds each evictor from its defaults, and the
 // wrapper around each evictor built from its defaults.
 func TestMethodsDefaultsBuild(t *testing.T) {
-	want := []string{"streaming", "h2o", "tova", "snapkv", "pyramidkv", "kvcrush"}
+	want := []string{"streaming", "h2o", "tova", "snapkv", "pyramidkv", "knorm", "kvcrush"}
 	var got []string
 	var evictors, wrappers []kv.Method
 	for _, m := range Methods {

@@ -45,8 +45,9 @@ import (
 //   - Base scores: the base's scores over the tokens between its protected
 //     ones, as it ranks them: the pooled observation-window attention of
 //     SnapKV and PyramidKV, the accumulated attention of H2O, the current
-//     attention of TOVA, recency for StreamingLLM (which makes every head
-//     behave alike: KVCrush over it runs but adds little).
+//     attention of TOVA, minus the key norms of KNorm, recency for
+//     StreamingLLM (which makes every head behave alike: KVCrush over it
+//     runs but adds little).
 //   - Budget split: the base's protected tokens are kept first, as the base
 //     alone keeps them (SnapKV's observation window, H2O's recent window of
 //     Recent × budget, StreamingLLM's sinks); of the rest (the layer's
@@ -83,7 +84,7 @@ import (
 //     round robin guarantees every distance class one representative
 //     before any gets two.
 //   - When: KVCrush compresses the prompt after prefill, as in the paper.
-//     A base that compresses the prompt only (SnapKV, PyramidKV)
+//     A base that compresses the prompt only (SnapKV, PyramidKV, KNorm)
 //     then keeps every generated token. A base that evicts at every step
 //     (H2O, TOVA, StreamingLLM) goes on doing so during decoding (the
 //     lowest score outside its protected tokens) but never evicts a

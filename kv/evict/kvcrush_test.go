@@ -451,6 +451,7 @@ func TestKVCrushWrapsAnyScorer(t *testing.T) {
 		part int
 	}{
 		{"tova", func(b int) *Ranked { return NewTOVA(tokens(b)) }, 0},
+		{"knorm", func(b int) *Ranked { return NewKNorm(tokens(b)) }, 18},
 		{"h2o", func(b int) *Ranked { return NewH2O(tokens(b), 0.5) }, 0},
 		{"snapkv", func(b int) *Ranked { return NewSnapKV(tokens(b), 8, 7, "max") }, 8 + 12},
 		{"pyramidkv", func(b int) *Ranked { return NewPyramidKV(tokens(b), 8, 7, "max", 20) }, 0},

@@ -40,7 +40,7 @@ type Spread interface {
 }
 
 // Ranked is the evictor of every Scorer: the selection machinery that
-// StreamingLLM, H2O, TOVA, SnapKV and PyramidKV share, each of them
+// StreamingLLM, H2O, TOVA, SnapKV, PyramidKV and KNorm share, each of them
 // declaring only its score and the settings below. KVCrush wraps it.
 //
 // A hook (AfterPrefill, and AfterStep when Steady) does, per layer:
