@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -219,6 +220,15 @@ func (c *Cache) BeginPrefill(n int) {
 		return
 	}
 	c.prefill = true
+	// A group codec stages the prompt in its F16 tail: sized once, so
+	// that append's growth does not over-allocate the peak by a quarter.
+	for _, s := range c.streams {
+		if s.group > 0 {
+			t := s.tailLen() + int(c.promptEnd-c.next)
+			s.tk = slices.Grow(s.tk, t*s.dk-len(s.tk))
+			s.tv = slices.Grow(s.tv, t*s.dv-len(s.tv))
+		}
+	}
 	w := ev.Window()
 	switch {
 	case w < 0 || w >= n:

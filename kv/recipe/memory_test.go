@@ -120,3 +120,53 @@ func TestMemoryIsReallyFreed(t *testing.T) {
 		t.Fatalf("only %d recipes measured", measured)
 	}
 }
+
+// TestEvictorPeakMemory: an evicting recipe must lower peak memory, not
+// raise it. Every evictor (and every wrapper over one) peaks at most at
+// 1.15 times the full f16 cache of the prompt: the prompt is held in the
+// codec's own pages (or a KIVI stack's F16 tail) while the evictor waits
+// for its statistics, plus 8 bytes per token of them. It used to be
+// staged in F32 (2.1-2.2 times). A Rolling evictor (StreamingLLM) never
+// holds more than its budget plus one batch of the prompt. And KIVI's
+// residual never makes a stack bigger than its evictor alone.
+func TestEvictorPeakMemory(t *testing.T) {
+	shape := kv.Shape{Layers: 2, KVHeads: 2, HeadDim: 64}
+	const n = 2048
+	full := kv.FullF16Bytes(shape, n)
+	var recipes []string
+	for _, m := range Methods() {
+		switch m.Kind {
+		case kv.EvictorMethod:
+			recipes = append(recipes, m.Name+"(budget=0.25)", m.Name+"(budget=0.25)+kivi(bits=4)")
+		case kv.WrapperMethod:
+			recipes = append(recipes, "snapkv(budget=0.25)+"+m.Name, "h2o(budget=0.25)+"+m.Name)
+		}
+	}
+	for _, s := range recipes {
+		r, err := Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := fillCache(t, r, shape, n)
+		peak := c.PeakBytes()
+		t.Logf("%-44s peak %.3f, holds %.3f of the full f16 cache", s, float64(peak)/float64(full), float64(c.Bytes())/float64(full))
+		if float64(peak) > 1.15*float64(full) {
+			t.Errorf("%s: peak %d bytes is %.2f times the full f16 cache", s, peak, float64(peak)/float64(full))
+		}
+		bd, err := r.Bound()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bd.Rolling {
+			if lim := kv.FullF16Bytes(shape, n/4+512); float64(peak) > 1.15*float64(lim) {
+				t.Errorf("%s: a rolling evictor peaks at %d bytes, over its budget plus a batch (%d)", s, peak, lim)
+			}
+		}
+	}
+	alone, _ := Parse("snapkv(budget=0.25)")
+	stack, _ := Parse("snapkv(budget=0.25)+kivi(bits=4)")
+	a, b := fillCache(t, alone, shape, n).Bytes(), fillCache(t, stack, shape, n).Bytes()
+	if b >= a {
+		t.Fatalf("snapkv+kivi-4 holds %d bytes, snapkv alone %d", b, a)
+	}
+}
