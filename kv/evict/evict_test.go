@@ -61,7 +61,7 @@ func TestMemoryFallsWithEviction(t *testing.T) {
 	const n, budget = 512, 64
 	full := newRig(t, 2, 2, 1, nil, noisePattern)
 	full.prefill(n)
-	r := newRig(t, 2, 2, 1, NewStreaming(tokens(budget), 4), noisePattern)
+	r := newRig(t, 2, 2, 1, NewH2O(tokens(budget), 0.5), noisePattern)
 	r.stage(n)
 	staged := r.c.Bytes()
 	r.c.EndPrefill()
@@ -296,8 +296,10 @@ func TestMethodsDefaultsBuild(t *testing.T) {
 			if want := m.Name + "+" + w.Name; e.Name() != want {
 				t.Errorf("%s: wrapped evictor named %q", want, e.Name())
 			}
-			if e.Bound() != inner.Bound() {
-				t.Errorf("%s+%s: bound %+v, the evictor's %+v", m.Name, w.Name, e.Bound(), inner.Bound())
+			want := inner.Bound()
+			want.Rolling = false // a wrapper selects from the whole prompt
+			if e.Bound() != want {
+				t.Errorf("%s+%s: bound %+v, want %+v", m.Name, w.Name, e.Bound(), want)
 			}
 			run(m.Name+"+"+w.Name, e)
 		}
@@ -402,5 +404,37 @@ func TestSelectTopMatchesSort(t *testing.T) {
 				t.Fatalf("trial %d: keepTop mask differs at %d", trial, i)
 			}
 		}
+	}
+}
+
+// TestStreamingRollsThroughThePrompt: StreamingLLM needs no statistics of
+// the prompt, so it evicts after every batch of it and never holds more
+// than its budget plus one batch, where a staging evictor holds the whole
+// prompt until it chooses.
+func TestStreamingRollsThroughThePrompt(t *testing.T) {
+	const budget, batch, batches = 64, 128, 6
+	r := newRig(t, 2, 2, 1, NewStreaming(tokens(budget), 4), noisePattern)
+	if !r.c.Config().Evictor.Bound().Rolling {
+		t.Fatal("streaming does not declare itself rolling")
+	}
+	r.c.BeginPrefill(batch * batches)
+	for i := 0; i < batches; i++ {
+		r.batch(batch)
+		if got := r.c.Tokens(); got != 4*budget {
+			t.Fatalf("after prompt batch %d the cache holds %d entries, want %d", i, got, 4*budget)
+		}
+	}
+	if r.c.Prefilling() {
+		t.Fatal("a rolling evictor's prompt is staged")
+	}
+	// The peak is the budget plus one batch, per stream.
+	full := newRig(t, 2, 2, 1, nil, noisePattern)
+	full.prefill(budget + batch)
+	if p := r.c.PeakBytes(); p > full.c.Bytes()+full.c.Bytes()/8 {
+		t.Fatalf("peak %d bytes, over a cache of the budget plus one batch (%d)", p, full.c.Bytes())
+	}
+	pos := r.c.Stream(0, 0).Positions()
+	if pos[0] != 0 || pos[3] != 3 || pos[len(pos)-1] != batch*batches-1 {
+		t.Fatalf("kept positions %v..., want the sinks and the most recent tokens", pos[:6])
 	}
 }

@@ -147,7 +147,13 @@ func (e *KVCrush) StepStats() bool { return e.base.StepStats() }
 
 // Bound is the base's: its budget, at every step if it evicts at every
 // step.
-func (e *KVCrush) Bound() kv.Bound { return e.base.Bound() }
+func (e *KVCrush) Bound() kv.Bound {
+	b := e.base.Bound()
+	// KVCrush chooses its representatives from the whole prompt, after
+	// prefill: it stages the prompt even over a rolling base.
+	b.Rolling = false
+	return b
+}
 
 func (e *KVCrush) check() error {
 	switch e.Anchor {

@@ -96,6 +96,10 @@ type Ranked struct {
 	// Steady evicts after every decode step too; otherwise only after the
 	// prompt, and generated tokens are all kept.
 	Steady bool
+	// Rolling (a Steady scorer that reads no prompt statistics) evicts
+	// after every batch of the prompt too, so a long prompt is never held
+	// whole (kv.Bound.Rolling).
+	Rolling bool
 	// Spread, when set, gives each layer its own budget around Budget.
 	Spread Spread
 
@@ -115,9 +119,12 @@ func (r *Ranked) AfterStep(l *kv.LayerView) {
 }
 
 // Bound: the budget after the prompt, and at every decode step when
-// Steady. With Spread the budget is the mean over layers, which the lower
-// layers exceed.
-func (r *Ranked) Bound() kv.Bound { return kv.Bound{Budget: r.Budget, Steady: r.Steady} }
+// Steady. With Spread the budget is the mean over layers: the lower layers
+// exceed it and the upper ones keep less, and the layers' budgets sum to
+// Layers × budget, which is what admission reserves for the whole cache.
+func (r *Ranked) Bound() kv.Bound {
+	return kv.Bound{Budget: r.Budget, Steady: r.Steady || r.Rolling, Rolling: r.Rolling}
+}
 
 // check validates the settings a recipe cannot: an odd pooling kernel.
 func (r *Ranked) check() error {

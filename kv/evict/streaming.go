@@ -10,8 +10,13 @@ import "github.com/kvgo/kvgo/kv"
 // rank highest, and the sinks are protected.
 //
 // Choices the paper leaves open or that differ here:
-//   - It acts after prefill (the prompt is cut to sinks + its last tokens)
-//     and after every decode step; it needs no attention statistics.
+//   - It needs no attention statistics, so it evicts as the prompt
+//     arrives (kv.Bound.Rolling): after every batch of the prompt and every
+//     decode step the stream is cut to sinks + its last tokens, and a long
+//     prompt is never held whole (at most the budget plus one batch). The
+//     queries of a later prompt batch therefore see only what the cache
+//     kept, as in the paper's streaming setting; a prompt that fits one
+//     batch is cut exactly as it would be after a whole-prompt prefill.
 //   - Sinks are the first tokens the stream holds, i.e. the prompt's first
 //     tokens (the paper's 4 by default).
 //   - If Sinks >= Budget the sinks shrink to Budget-1 so that at least the
@@ -24,7 +29,7 @@ type Streaming struct{}
 // NewStreaming is StreamingLLM keeping budget tokens of which the first
 // sinks, at every step.
 func NewStreaming(budget kv.Budget, sinks int) *Ranked {
-	return &Ranked{Scorer: Streaming{}, Budget: budget, Sinks: sinks, Steady: true}
+	return &Ranked{Scorer: Streaming{}, Budget: budget, Sinks: sinks, Steady: true, Rolling: true}
 }
 
 func (Streaming) Name() string    { return "streaming" }
