@@ -42,7 +42,7 @@ type footprint struct {
 }
 
 // probeLen is how many tokens a codec probe measures before it
-// extrapolates; it is long enough that pages, KIVI groups and residual
+// extrapolates; it is long enough that pages, key groups and residual
 // tails have reached their periodic pattern.
 const probeLen = 4096
 
@@ -140,7 +140,7 @@ func probeCodec(d kv.Dims, r *recipe.Recipe, n int) (*codecProbe, error) {
 	}
 	// The layout repeats every lcm of the page sizes; four pages of the
 	// larger unit is a multiple of both for every codec kvgo has (32-token
-	// pages, KIVI groups of any size that divides or is a multiple of 32),
+	// pages, group codecs with any group that divides or is a multiple of 32),
 	// and a longer period only makes the extrapolation coarser, never low.
 	g := max(kv.PageTokens, cfg.K.Group(), cfg.V.Group())
 	p.period = 4 * g
