@@ -13,7 +13,7 @@ go build -o "$bin" ./cmd/kvgo
 codecs="f32;q8;q8(mode=asym);q4;q4(mode=asym);kivi(bits=4);kivi(bits=2)"
 evictors=""
 for b in 0.5 0.25 0.125; do
-  for e in "streaming(budget=$b)" "h2o(budget=$b)" "tova(budget=$b)" "snapkv(budget=$b)" "pyramidkv(budget=$b)" \
+  for e in "streaming(budget=$b)" "h2o(budget=$b)" "tova(budget=$b)" "snapkv(budget=$b)" "pyramidkv(budget=$b)" "knorm(budget=$b)" \
            "h2o(budget=$b)+kvcrush" "snapkv(budget=$b)+kvcrush"; do
     evictors="$evictors;$e"
   done
@@ -45,12 +45,12 @@ out=docs/QUALITY.md
   echo "## kvgo-tiny, passkey retrieval (eval/retrieval-dev.jsonl, first 8 cases per length), budget 25%"
   echo
   echo "Greedy answers scored by containment (\`kvgo eval\`); KV/full is the cache at the end of each case,"
-  echo "peak/full includes the F32 staging of the prompt that evictors select from."
+  echo "peak/full is the largest the cache was, the prompt held for the evictor to select from included."
   echo
   echo '```'
   "$bin" eval --tasks "$shared/eval/retrieval-dev.jsonl" --suite passkey --lengths 256,512,1024 --cases 8 \
     --fidelity-chunks 0 --quiet -o "$(mktemp -d)" \
-    --kv "f16;q8;kivi(bits=4);kivi(bits=2);streaming(budget=0.25);h2o(budget=0.25);tova(budget=0.25);snapkv(budget=0.25);pyramidkv(budget=0.25);snapkv(budget=0.25)+kvcrush" \
+    --kv "f16;q8;kivi(bits=4);kivi(bits=2);streaming(budget=0.25);h2o(budget=0.25);tova(budget=0.25);snapkv(budget=0.25);pyramidkv(budget=0.25);knorm(budget=0.25);snapkv(budget=0.25)+kvcrush" \
     | grep -v '^report:\|^        /'
   echo '```'
   cat scripts/quality-notes.md
