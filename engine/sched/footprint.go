@@ -93,7 +93,7 @@ func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
 	if p, ok := f.codecs[key]; ok {
 		return p, nil
 	}
-	p, err := probeCodec(f.shape.Dims(0), &recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}, min(f.ctx, probeLen))
+	p, err := probeCodec(widest(f.shape), &recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}, min(f.ctx, probeLen))
 	if err != nil {
 		return nil, err
 	}
@@ -162,14 +162,14 @@ func (f *footprint) stagedBytes(r *recipe.Recipe, p *codecProbe, t int) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p.staged == nil {
-		staged, err := probeStaging(f.shape.Dims(0), r, f.ctx)
+		staged, err := probeStaging(widest(f.shape), r, f.ctx)
 		if err != nil {
 			// Cannot happen for a recipe that built a cache already; fall
 			// back to a bound: F32 keys and values, Go's append at most
 			// doubling the capacity, and per-token state.
 			staged = make([]int64, f.ctx+1)
 			for i := range staged {
-				staged[i] = 2*int64(i)*int64(f.shape.Dims(0).Key+f.shape.Dims(0).Value)*4 + int64(i)*12
+				staged[i] = 2*int64(i)*int64(widest(f.shape).Key+widest(f.shape).Value)*4 + int64(i)*12
 			}
 		}
 		p.staged = staged
@@ -312,4 +312,17 @@ func (p *plan) running(actual int64, l, prompt, rem int) int64 {
 // residual tail capacity.
 func (p *plan) slack(k int) int64 {
 	return p.codec.bytes(k/4+3*kv.PageTokens) + p.tailSlack
+}
+
+// widest is the widths of the layer whose tokens take the most bytes:
+// every stream is predicted as one of it, an upper bound when layers
+// differ (kv.Shape.LayerDims) and exact when they do not.
+func widest(s kv.Shape) kv.Dims {
+	w := s.Dims(0)
+	for l := 1; l < s.Layers; l++ {
+		if d := s.Dims(l); d.Key+d.Value > w.Key+w.Value {
+			w = d
+		}
+	}
+	return w
 }
