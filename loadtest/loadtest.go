@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kvgo/kvgo/internal/units"
 )
 
 // MaxDuration is the longest Config.Duration a load test accepts.
@@ -463,7 +465,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "server:      running sequences max %.0f (mean %.1f), queue max %.0f, compression %.2fx\n",
 		r.MaxRunning, r.MeanRunning, r.MaxQueue, r.Compression)
 	fmt.Fprintf(&b, "KV memory:   sampled max %s, server peak %s, budget %s\n",
-		bytesString(int64(r.MaxKVBytes)), bytesString(int64(r.PeakKV)), bytesString(int64(r.KVBudget)))
+		units.Bytes(int64(r.MaxKVBytes)), units.Bytes(int64(r.PeakKV)), units.Bytes(int64(r.KVBudget)))
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error:       %s\n", e)
 	}
@@ -479,19 +481,4 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	}
 	_, err = fmt.Fprintln(w, string(b))
 	return err
-}
-
-// bytesString formats a byte count in binary units, as kvgo's other
-// commands do.
-func bytesString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kvgo/kvgo/bench"
+	"github.com/kvgo/kvgo/internal/units"
 	"github.com/kvgo/kvgo/kv/recipe"
 )
 
@@ -79,7 +80,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes, Interleave: *interleave}
 
 	if !*asJSON {
-		fmt.Fprintf(stdout, "model: %s (%s, %s params, %s of weights read per token), %d threads\n", e.Source, e.Model.Arch, paramString(e.Params()), bytesString(e.WeightBytesPerToken()), e.Pool.Threads())
+		fmt.Fprintf(stdout, "model: %s (%s, %s params, %s of weights read per token), %d threads\n", e.Source, e.Model.Arch, units.Params(e.Params()), units.Bytes(e.WeightBytesPerToken()), e.Pool.Threads())
 		fmt.Fprintln(stdout)
 		paired := *interleave && len(recipes) > 1
 		head := fmt.Sprintf("| %-40s | %-7s | %6s | %20s | %11s | %6s |", "recipe", "test", "depth", "t/s", "KV", "ratio")
@@ -91,7 +92,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, head)
 		fmt.Fprintln(stdout, rule)
 		cfg.Progress = func(r bench.Result) {
-			line := fmt.Sprintf("| %-40s | %-7s | %6d | %10.2f ± %7.2f | %11s | %6.3f |", r.Recipe, r.Test, r.Depth, r.TokPerSec, r.StdDev, bytesString(r.KVBytes), r.Ratio)
+			line := fmt.Sprintf("| %-40s | %-7s | %6d | %10.2f ± %7.2f | %11s | %6.3f |", r.Recipe, r.Test, r.Depth, r.TokPerSec, r.StdDev, units.Bytes(r.KVBytes), r.Ratio)
 			if paired {
 				line += fmt.Sprintf(" %6.3f ± %6.3f |", r.VsFirst, r.VsFirstStdDev)
 			}
@@ -123,7 +124,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		b, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Fprintln(stdout, string(b))
 	} else {
-		fmt.Fprintf(stdout, "\npeak RSS: %s\n", bytesString(rss))
+		fmt.Fprintf(stdout, "\npeak RSS: %s\n", units.Bytes(rss))
 		if bw > 0 {
 			fmt.Fprintf(stdout, "memory bandwidth: %.1f GB/s; decode bound = bandwidth / (weights + KV bytes) per token:\n", bw/1e9)
 			for _, r := range results {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kvgo/kvgo/gguf"
+	"github.com/kvgo/kvgo/internal/units"
 	"github.com/kvgo/kvgo/model"
 )
 
@@ -51,11 +52,11 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		w.row("rope", rope)
 		kvPerTok := 2 * cfg.Layers * cfg.KVHeads * cfg.HeadDim * 2
-		w.row("kv cache (f16)", fmt.Sprintf("%s per token, %s at full context", bytesString(int64(kvPerTok)), bytesString(int64(kvPerTok)*int64(cfg.ContextLen))))
+		w.row("kv cache (f16)", fmt.Sprintf("%s per token, %s at full context", units.Bytes(int64(kvPerTok)), units.Bytes(int64(kvPerTok)*int64(cfg.ContextLen))))
 	} else {
 		w.row("model", "cannot run: "+cfgErr.Error())
 	}
-	w.row("parameters", paramString(model.ParamCount(f)))
+	w.row("parameters", units.Params(model.ParamCount(f)))
 	types := map[string]int{}
 	for _, t := range f.Tensors {
 		types[t.Type.String()]++
@@ -66,7 +67,7 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sort.Strings(ts)
 	w.row("tensors", fmt.Sprintf("%d (%s)", len(f.Tensors), strings.Join(ts, ", ")))
-	w.row("file size", bytesString(int64(f.Size())))
+	w.row("file size", units.Bytes(int64(f.Size())))
 	tm, _ := f.String("tokenizer.ggml.model")
 	pre, _ := f.String("tokenizer.ggml.pre")
 	toks, _ := f.Strings("tokenizer.ggml.tokens")
@@ -89,28 +90,3 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 type tabWriter struct{ w io.Writer }
 
 func (t *tabWriter) row(k, v string) { fmt.Fprintf(t.w, "%-18s %s\n", k+":", v) }
-
-func bytesString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.2f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func paramString(n uint64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
-}

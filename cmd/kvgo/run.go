@@ -13,6 +13,7 @@ import (
 
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/eval"
+	"github.com/kvgo/kvgo/internal/units"
 	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/sample"
 )
@@ -137,8 +138,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(stderr, "prompt: %d tokens, %.1f tok/s | generated: %d tokens, %.1f tok/s | KV: %s = %.3fx of a full f16 cache (%s), peak %s | recipe %s\n",
 		st.PromptTokens, rate(st.PromptTokens, st.PromptTime.Seconds()),
 		st.GeneratedTokens, rate(st.GeneratedTokens, st.GenerateTime.Seconds()),
-		bytesString(st.KVBytes), float64(st.KVBytes)/float64(max(st.FullKVBytes, 1)), bytesString(st.FullKVBytes),
-		bytesString(st.PeakKVBytes), rcp)
+		units.Bytes(st.KVBytes), float64(st.KVBytes)/float64(max(st.FullKVBytes, 1)), units.Bytes(st.FullKVBytes),
+		units.Bytes(st.PeakKVBytes), rcp)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kvgo/kvgo/engine/sched"
+	"github.com/kvgo/kvgo/internal/units"
 	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/kv/reuse/prefix"
 	"github.com/kvgo/kvgo/server"
@@ -117,7 +118,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer stop()
 	def, _ := recipe.Parse(*kvFlag)
 	fmt.Fprintf(stderr, "kvgo serve: listening on http://%s (model %q from %s, context %d, KV budget %s, default recipe %s)\n",
-		ln.Addr(), id, e.Source, sch.Context(), bytesString(budget), def)
+		ln.Addr(), id, e.Source, sch.Context(), units.Bytes(budget), def)
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
