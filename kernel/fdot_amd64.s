@@ -176,10 +176,10 @@ done: \
 // rows of v vstride bytes apart, for d a multiple of 8. y is kept in
 // registers 64 (then 32, then 8) elements at a time while all rows stream
 // by: eight accumulators are eight independent chains of multiply-adds,
-// enough to hide most of the FMA latency that four left exposed (1.4x on
-// 32 rows at d=64 and 128, BenchmarkWeightedSumPage); rows whose weight is
-// ±0 are skipped, as a masked-out attention score must not
-// turn an Inf in v into NaN.
+// enough to hide most of the FMA latency that four left exposed
+// (BenchmarkWeightedSumPage decided this; figures in docs/PERFORMANCE.md);
+// rows whose weight is ±0 are skipped, as a masked-out attention score must
+// not turn an Inf in v into NaN.
 // Arguments: y+0 p+8 v+16 vstride+24 rows+32 d+40.
 #define WSUM(LDW, es) \
 	MOVQ        y+0(FP), DI; \
@@ -315,9 +315,10 @@ done: \
 // 1, 2, where y_h is ystride bytes after y_{h-1} and p_h pstride bytes
 // after p_{h-1}. Each value vector is loaded (and for F16 converted) once
 // and used by all three heads, and the 32-column pass keeps 12 independent
-// accumulators, against one head's 8 (1.1-1.5x faster than a pass per
-// head at g = 7, BenchmarkWeightedSumHeads; our reading, not measured
-// apart, is that 8 FMA chains leave the FMA units waiting on latency).
+// accumulators, against one head's 8: faster than a pass per head at
+// g = 7 in every shape of BenchmarkWeightedSumHeads (figures in
+// docs/PERFORMANCE.md); our reading, not measured apart, is that 8 FMA
+// chains leave the FMA units waiting on latency.
 // A row is skipped only when its weight is zero in all three heads; a head
 // whose weight alone is zero adds 0·v, which for a finite v is exact.
 // Arguments: y+0 ystride+8 p+16 pstride+24 v+32 vstride+40 rows+48 d+56.

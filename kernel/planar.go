@@ -101,8 +101,9 @@ func QuantizeScaledI16(dst []int16, x, mul []float32) float32 {
 // QuantizeScaledI16Heads is QuantizeScaledI16 for the g = len(scales)
 // heads of d = len(mul) values in x, with one scale per head: the g query
 // heads that share a key page and its per-channel scales mul, in one
-// call: per-head calls were a fifth to a quarter of a KIVI-4 page's Dot in
-// CPU profiles of BenchmarkAttendHalves.
+// call: per-head calls were a sizeable share of a KIVI-4 page's Dot in CPU
+// profiles of kv/quant BenchmarkAttendHalves (figures in
+// docs/PERFORMANCE.md).
 func QuantizeScaledI16Heads(dst []int16, x, mul, scales []float32) {
 	d, g := len(mul), len(scales)
 	dst, x = dst[:g*d], x[:g*d]
