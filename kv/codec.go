@@ -55,9 +55,9 @@ const PageTokens = 32
 // keeps one per worker and reuses it for every page, because a page's own
 // stack buffer of a few KiB would be zeroed on every call (Go zeroes every
 // variable): at the page sizes of attention that zeroing was a large part
-// of a quantized page's cost (kv/quant BenchmarkAttendHalves at d=64, g=7,
-// KIVI-4 before and after: scores 6.8 -> 4.1-4.6, weighted sums 7.9 -> 4.0
-// ns per (token, head)). Its contents are undefined on entry.
+// of a quantized page's cost (kv/quant BenchmarkAttendHalves, KIVI-4 before
+// and after, decided this; figures in docs/PERFORMANCE.md). Its contents
+// are undefined on entry.
 type PageScratch struct {
 	f []float32
 	i []int16

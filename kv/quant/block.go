@@ -289,8 +289,9 @@ func (p *blockPage) Decode(i int, dst []float32) { p.decode(i, dst) }
 // kernel.DotsGroupTo or kernel.WeightedSumHeads take all g heads over the
 // run, each decoded token shared by the heads (four heads per pass for
 // scores, three for sums). Calls are per run, not per (token, block) or
-// (token, head): the token-at-a-time loop this replaced was 3-6.4x slower
-// than an F16 page (BenchmarkAttendPage, g=7, d=128).
+// (token, head): the token-at-a-time loop this replaced was several times
+// slower than an F16 page (BenchmarkAttendPage decided this; figures in
+// docs/PERFORMANCE.md).
 
 // runFloats bounds a run's decoded floats (8 KiB of per-worker scratch,
 // 16 tokens at d=128), small enough to stay in L1 while every head reads

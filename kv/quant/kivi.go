@@ -182,9 +182,10 @@ func (p *kiviKeyPage) Decode(i int, dst []float32) {
 // once per page and head, so q·k_i = q'·u_i + Σ q·z over the integer codes
 // u_i. q' is then rounded to int16 per head (scale max|q'|/32767), and
 // kernel.DotsPlanar takes the integer dot products with the codes, four
-// (or, for a last group, three) heads per unpacked row. At d=128 and 7 heads that kernel takes about 60%
-// of the time of an F16 page's scores; folding and rounding the query per
-// page brings the whole Dot to about F16's (kv/quant BenchmarkAttendHalves).
+// (or, for a last group, three) heads per unpacked row. That kernel is
+// cheaper than an F16 page's scores, and with the query folded and rounded
+// once per page the whole Dot costs about as much as F16's (kv/quant
+// BenchmarkAttendHalves decided this; figures in docs/PERFORMANCE.md).
 //
 // The query's rounding adds at most half its step per channel: |Δ(q·k)| <=
 // max|q'|/65534 · Σ_c u_c, a few parts in 10^5 of the largest term (the
