@@ -23,8 +23,9 @@ import "github.com/kvgo/kvgo/kv"
 //     ranking uses the squared norm, which orders keys as the norm does.
 //     Stream.Vector finds a token's page by walking the stream's pages, and
 //     the core has no call that decodes a page's keys in one pass, so
-//     scoring a stream costs O(n × pages): about 1 µs per token at 8k
-//     tokens (head size 128, f16 pages), 2.8 µs at 32k, once per prompt.
+//     scoring a stream costs O(n × pages), once per prompt: the cost per
+//     token grows with the prompt's length (figures in
+//     docs/PERFORMANCE.md).
 type KNorm struct {
 	k, v []float32 // one decoded token
 }

@@ -38,10 +38,11 @@ import (
 //     the base selecting by the layer's importance, the sum over the
 //     layer's streams of their base scores (it ranks as the layer average
 //     does; TOVA aggregates the same way), as OpenVINO GenAI's block-wise
-//     KVCrush does. On kvgo's test models the layer-wide base costs about
-//     10-20% more KL divergence than the per-head base, which is why head
-//     is the default. The scope replaces the base's own (TOVA ranks per
-//     layer on its own, per head under KVCrush's default).
+//     KVCrush does. On kvgo's test models the layer-wide base costs more
+//     KL divergence than the per-head base (figures in
+//     docs/PERFORMANCE.md), which is why head is the default. The scope
+//     replaces the base's own (TOVA ranks per layer on its own, per head
+//     under KVCrush's default).
 //   - Base scores: the base's scores over the tokens between its protected
 //     ones, as it ranks them: the pooled observation-window attention of
 //     SnapKV and PyramidKV, the accumulated attention of H2O, the current
@@ -91,8 +92,8 @@ import (
 //     representative: they are held like attention sinks. Re-running the
 //     whole selection every step instead churns through the
 //     representatives (they are the low-importance tokens) and measured
-//     worse over H2O (kvgo-tiny at a quarter of the prompt: KL divergence
-//     0.053 against 0.043 held, H2O alone 0.040). A layer whose prompt fit
+//     worse over H2O (KL divergence on kvgo-tiny at a quarter of the
+//     prompt; figures in docs/PERFORMANCE.md). A layer whose prompt fit
 //     the budget gets its selection at the first step over budget.
 type KVCrush struct {
 	Split  float64
