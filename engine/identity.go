@@ -34,13 +34,13 @@ const identityChunk = 1 << 20
 // rows) have identical headers and differ in places a sample can miss,
 // and a cache of one would silently corrupt the other's output (the
 // embedded kvgo-tiny and the next run of its training are such a pair).
-// The data is hashed in 1 MiB chunks on every core. BenchmarkIdentity on
-// a 0.99 GB F16 file (kvgo gen --shape qwen2.5-0.5b), in the page cache,
-// on a 2-core AMD EPYC with SHA-NI: 0.58 s on one core (1.7 GB/s), 0.33 s
-// on two idle cores. That is once per server start, about what `kvgo run`
-// takes to load the same file and generate 8 tokens (0.5-0.7 s), and the
-// scheduler pays it only when it has a prefix cache. Identity does not
-// cache its result: compute it once per engine.
+// The data is hashed in 1 MiB chunks on every core. BenchmarkIdentity, on
+// a file of qwen2.5-0.5b's shape written by `kvgo gen`, decided that
+// hashing all of it is affordable (figures in docs/PERFORMANCE.md): it
+// costs about what `kvgo run` takes to load the same file and generate a
+// few tokens, once per server start, and the scheduler pays it only when
+// it has a prefix cache. Identity does not cache its result: compute it
+// once per engine.
 //
 // The identity names the file's content, not the code that runs it: the
 // KV also depends on kvgo's kernels, so it identifies caches within one
