@@ -263,6 +263,7 @@ func (c *Cache) endPrefill() {
 	}
 	for _, s := range c.streams {
 		clear(s.obs)
+		s.pack(&c.buf, true)
 		s.seal(s.residual, &c.buf)
 		s.shrinkTail()
 	}

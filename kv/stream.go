@@ -342,7 +342,12 @@ type tokenCopier interface {
 // tokens' codes (exact); per-channel key groups (KIVI) are quantized again
 // from their decoded values, and a last partial group goes back to the
 // tail.
-func (s *Stream) compact(buf *[]float32) {
+func (s *Stream) compact(buf *[]float32) { s.pack(buf, false) }
+
+// pack re-packs the pages densely: always when dense is set (after an
+// evictor's choice over a whole prompt, which the old F32 staging encoded
+// densely too), else once deletions wasted enough of them (compact).
+func (s *Stream) pack(buf *[]float32, dense bool) {
 	live := 0
 	for _, p := range s.pages {
 		live += p.k.Len()
@@ -351,15 +356,15 @@ func (s *Stream) compact(buf *[]float32) {
 	if per == 0 {
 		per = PageTokens
 	}
-	dense := (live + per - 1) / per
+	need := (live + per - 1) / per
 	// Pack once a quarter of the pages (plus two) are wasted: often
 	// enough that memory follows the live tokens under per-step eviction
 	// (TOVA, H2O delete from the middle), rarely enough to cost little.
-	if len(s.pages) <= dense+dense/4+2 {
+	if len(s.pages) <= need || (!dense && len(s.pages) <= need+need/4+2) {
 		return
 	}
 	old := s.pages
-	s.pages = make([]pagePair, 0, dense)
+	s.pages = make([]pagePair, 0, need)
 	if s.group == 0 {
 		for _, p := range old {
 			for j := 0; j < p.k.Len(); j++ {
