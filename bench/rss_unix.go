@@ -1,14 +1,15 @@
 //go:build unix
 
-package main
+package bench
 
 import (
 	"runtime"
 	"syscall"
 )
 
-// peakRSS is the process's peak resident set size in bytes.
-func peakRSS() int64 {
+// PeakRSS is the process's peak resident set size in bytes (0 if it
+// cannot be read): Report.PeakRSSBytes.
+func PeakRSS() int64 {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return 0
