@@ -16,7 +16,8 @@ import (
 // Shape is the geometry of a model's cache. Keys and values may have
 // different widths, and the widths may differ per layer: a TransMLA cache
 // holds per token a latent plus a shared rope key as its key and the latent
-// as its value, in one KV head read by every query head.
+// as its value, in one KV head read by every query head, and stores the
+// latent once (ValueInKey).
 type Shape struct {
 	Layers  int
 	KVHeads int
@@ -28,6 +29,15 @@ type Shape struct {
 	LayerDims []Dims
 	// Scale is the softmax scale of attention (0: 1/sqrt(key width)).
 	Scale float32
+	// ValueInKey says that each token's value is the first value-width
+	// values of its key and is stored once, with the key: Multi-head
+	// Latent Attention caches the latent c as both (key [c; rope key],
+	// value c), so storing it twice would spend r of every r+d_R+r
+	// values on a copy. The streams then hold keys only, in the key
+	// codec (the value codec stores nothing), attention sums the stored
+	// keys and hands out their first value-width values, and Store
+	// ignores its values. Bytes and FullF16Bytes count the keys alone.
+	ValueInKey bool
 }
 
 // Dims are the key and value widths of one layer's streams.
@@ -58,6 +68,8 @@ func (s Shape) validate() error {
 	for l := 0; l < s.Layers; l++ {
 		if d := s.Dims(l); d.Key <= 0 || d.Value <= 0 {
 			return fmt.Errorf("kv: layer %d has key width %d and value width %d", l, d.Key, d.Value)
+		} else if s.ValueInKey && d.Value > d.Key {
+			return fmt.Errorf("kv: layer %d stores values in keys but its value width %d exceeds its key width %d", l, d.Value, d.Key)
 		}
 	}
 	if s.Scale < 0 || math.IsNaN(float64(s.Scale)) || math.IsInf(float64(s.Scale), 0) {
@@ -139,7 +151,7 @@ func New(shape Shape, cfg Config, capacity int) (*Cache, error) {
 	c.streams = make([]*Stream, shape.Streams())
 	for i := range c.streams {
 		d := shape.Dims(i / shape.KVHeads)
-		c.streams[i] = newStream(d.Key, d.Value, cfg.K, cfg.V)
+		c.streams[i] = newStream(d.Key, d.Value, cfg.K, cfg.V, shape.ValueInKey)
 		c.streams[i].track = cfg.Evictor != nil
 		c.streams[i].sums = sums
 	}
@@ -226,7 +238,9 @@ func (c *Cache) BeginPrefill(n int) {
 		if s.group > 0 {
 			t := s.tailLen() + int(c.promptEnd-c.next)
 			s.tk = slices.Grow(s.tk, t*s.dk-len(s.tk))
-			s.tv = slices.Grow(s.tv, t*s.dv-len(s.tv))
+			if !s.shared {
+				s.tv = slices.Grow(s.tv, t*s.dv-len(s.tv))
+			}
 		}
 	}
 	w := ev.Window()
@@ -323,10 +337,14 @@ func (c *Cache) Begin(pos []int32) error {
 
 // Store writes the current batch's keys and values of one layer: k holds
 // one row of KVHeads*key width values per token of the batch, v one row of
-// KVHeads*value width.
+// KVHeads*value width. When the shape stores values in keys (ValueInKey),
+// v is ignored and may be nil.
 func (c *Cache) Store(layer int, k, v []float32) {
 	d, H := c.shape.Dims(layer), c.shape.KVHeads
 	n := len(c.batch)
+	if c.shape.ValueInKey {
+		v, d.Value = nil, 0
+	}
 	if len(k) != n*H*d.Key || len(v) != n*H*d.Value {
 		panic(fmt.Sprintf("kv: Store got %d/%d values, want %d/%d", len(k), len(v), n*H*d.Key, n*H*d.Value))
 	}
@@ -334,7 +352,10 @@ func (c *Cache) Store(layer int, k, v []float32) {
 		s := c.Stream(layer, h)
 		for i := 0; i < n; i++ {
 			kr := k[i*H*d.Key+h*d.Key : i*H*d.Key+(h+1)*d.Key]
-			vr := v[i*H*d.Value+h*d.Value : i*H*d.Value+(h+1)*d.Value]
+			var vr []float32
+			if v != nil {
+				vr = v[i*H*d.Value+h*d.Value : i*H*d.Value+(h+1)*d.Value]
+			}
 			if c.batchOver[i] {
 				s.overwrite(s.index(c.batch[i]), kr, vr, &c.buf)
 				continue
@@ -356,7 +377,7 @@ func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []
 	var read []bool
 	if c.selecting && len(s.pages) > 0 {
 		read = sc.readMask(len(s.pages))
-		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, Stream: s}
+		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, Stream: s, Prompt: c.promptN}
 		c.cfg.Selector.Select(&sc.view, q, g, qpos, read)
 	}
 	s.attend(q, g, qpos, c.scale, out, sc, collect, read)
@@ -468,7 +489,7 @@ func (c *Cache) Splice(src *Cache, from, to, at int32) error {
 }
 
 func sameShape(a, b Shape) bool {
-	if a.Layers != b.Layers || a.KVHeads != b.KVHeads {
+	if a.Layers != b.Layers || a.KVHeads != b.KVHeads || a.ValueInKey != b.ValueInKey {
 		return false
 	}
 	for l := 0; l < a.Layers; l++ {
@@ -502,6 +523,9 @@ func FullF16Bytes(s Shape, n int) int64 {
 	var b int64
 	for l := 0; l < s.Layers; l++ {
 		d := s.Dims(l)
+		if s.ValueInKey {
+			d.Value = 0
+		}
 		b += int64(s.KVHeads) * (pages*PageTokens*int64(d.Key+d.Value)*2 + int64(n)*4)
 	}
 	return b

@@ -26,8 +26,13 @@ import (
 // kept in fp16 on the GPU), and holding the tail in F16 rather than F32 is
 // what keeps a stack of an evictor and KIVI smaller than the evictor alone.
 type Stream struct {
-	dk, dv   int // key and value widths
-	kc, vc   Codec
+	dk, dv int // key and value widths
+	kc, vc Codec
+	// shared: each token's value is the first dv values of its key,
+	// stored once (Shape.ValueInKey, a latent cache): there are no value
+	// pages (pagePair.v is nil) and no value tail, and attention sums the
+	// key pages' vectors.
+	shared   bool
 	residual int // tokens kept in the tail at the end (max of the codecs' Residual)
 	group    int // tokens per sealed page; 0 for per-token codecs
 
@@ -60,9 +65,13 @@ type pagePair struct {
 	sum []float32
 }
 
-func newStream(dk, dv int, kc, vc Codec) *Stream {
-	s := &Stream{dk: dk, dv: dv, kc: kc, vc: vc, residual: max(kc.Residual(), vc.Residual())}
+func newStream(dk, dv int, kc, vc Codec, shared bool) *Stream {
+	s := &Stream{dk: dk, dv: dv, kc: kc, vc: vc, shared: shared, residual: max(kc.Residual(), vc.Residual())}
 	s.group = max(kc.Group(), vc.Group())
+	if shared {
+		// Only the key codec stores anything.
+		s.residual, s.group = kc.Residual(), kc.Group()
+	}
 	if s.group == 0 && s.residual > 0 {
 		s.group = PageTokens
 	}
@@ -118,9 +127,27 @@ func (s *Stream) PageSummary(i int) (lo, hi []float32) {
 func (s *Stream) Bytes() int64 {
 	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes()
 	for _, p := range s.pages {
-		b += p.k.Bytes() + p.v.Bytes() + int64(cap(p.sum))*4
+		b += p.bytes()
 	}
 	return b
+}
+
+// bytes is the memory of a page pair: its key and value pages (a shared
+// stream has none of the latter) and its key summary.
+func (p *pagePair) bytes() int64 {
+	b := p.k.Bytes() + int64(cap(p.sum))*4
+	if p.v != nil {
+		b += p.v.Bytes()
+	}
+	return b
+}
+
+// newPair returns an empty page pair for per-token codecs.
+func (s *Stream) newPair() pagePair {
+	if s.shared {
+		return pagePair{k: s.kc.NewPage(s.dk, PageTokens)}
+	}
+	return pagePair{k: s.kc.NewPage(s.dk, PageTokens), v: s.vc.NewPage(s.dv, PageTokens)}
 }
 
 // append adds one token after the others. Per-token codecs encode it now;
@@ -136,20 +163,24 @@ func (s *Stream) append(k, v []float32, pos int32, seal bool, buf *[]float32) {
 	if s.group == 0 {
 		n := len(s.pages)
 		if n == 0 || s.pages[n-1].k.Len() >= PageTokens {
-			s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.dk, PageTokens), v: s.vc.NewPage(s.dv, PageTokens)})
+			s.pages = append(s.pages, s.newPair())
 			n++
 		}
 		s.own(n - 1)
 		p := &s.pages[n-1]
 		p.k.Append(k, 1)
-		p.v.Append(v, 1)
+		if p.v != nil {
+			p.v.Append(v, 1)
+		}
 		if s.sums {
 			s.extendSummary(p, p.k.Len()-1, grow(buf, s.dk))
 		}
 		return
 	}
 	s.tk = appendF16(s.tk, k)
-	s.tv = appendF16(s.tv, v)
+	if !s.shared {
+		s.tv = appendF16(s.tv, v)
+	}
 	if seal {
 		s.seal(s.residual, buf)
 	}
@@ -186,11 +217,15 @@ func (s *Stream) seal(keep int, buf *[]float32) {
 	sealed := 0
 	for s.tailLen()-sealed >= keep+g {
 		x := grow(buf, g*max(s.dk, s.dv))
-		k, v := s.kc.NewPage(s.dk, g), s.vc.NewPage(s.dv, g)
+		k := s.kc.NewPage(s.dk, g)
 		decodeF16(x[:g*s.dk], s.tk[sealed*s.dk:(sealed+g)*s.dk])
 		k.Append(x, g)
-		decodeF16(x[:g*s.dv], s.tv[sealed*s.dv:(sealed+g)*s.dv])
-		v.Append(x, g)
+		var v Page
+		if !s.shared {
+			v = s.vc.NewPage(s.dv, g)
+			decodeF16(x[:g*s.dv], s.tv[sealed*s.dv:(sealed+g)*s.dv])
+			v.Append(x, g)
+		}
 		s.pages = append(s.pages, pagePair{k: k, v: v})
 		if s.sums {
 			s.summarize(len(s.pages)-1, buf)
@@ -199,7 +234,9 @@ func (s *Stream) seal(keep int, buf *[]float32) {
 	}
 	if sealed > 0 {
 		s.tk = append(s.tk[:0], s.tk[sealed*s.dk:]...)
-		s.tv = append(s.tv[:0], s.tv[sealed*s.dv:]...)
+		if !s.shared {
+			s.tv = append(s.tv[:0], s.tv[sealed*s.dv:]...)
+		}
 		s.shrinkTail()
 	}
 }
@@ -220,7 +257,9 @@ func (s *Stream) shrinkTail() {
 	}
 	n := s.tailLen()
 	s.tk = append(make([]uint16, 0, (n+s.group)*s.dk), s.tk...)
-	s.tv = append(make([]uint16, 0, (n+s.group)*s.dv), s.tv...)
+	if !s.shared {
+		s.tv = append(make([]uint16, 0, (n+s.group)*s.dv), s.tv...)
+	}
 }
 
 // extendSummary widens page p's key summary by its token j.
@@ -277,7 +316,9 @@ func (s *Stream) Keep(keep []bool) {
 			if !keep[base+i] {
 				s.own(pi)
 				s.pages[pi].k.Delete(i)
-				s.pages[pi].v.Delete(i)
+				if s.pages[pi].v != nil {
+					s.pages[pi].v.Delete(i)
+				}
 				changed = true
 			}
 		}
@@ -301,11 +342,16 @@ func (s *Stream) Keep(keep []bool) {
 	for i := 0; i < s.tailLen(); i++ {
 		if keep[base+i] {
 			copy(s.tk[w*dk:(w+1)*dk], s.tk[i*dk:(i+1)*dk])
-			copy(s.tv[w*dv:(w+1)*dv], s.tv[i*dv:(i+1)*dv])
+			if !s.shared {
+				copy(s.tv[w*dv:(w+1)*dv], s.tv[i*dv:(i+1)*dv])
+			}
 			w++
 		}
 	}
-	s.tk, s.tv = s.tk[:w*dk], s.tv[:w*dv]
+	s.tk = s.tk[:w*dk]
+	if !s.shared {
+		s.tv = s.tv[:w*dv]
+	}
 	s.shrinkTail()
 	// Per-token arrays.
 	w = 0
@@ -370,12 +416,14 @@ func (s *Stream) pack(buf *[]float32, dense bool) {
 			for j := 0; j < p.k.Len(); j++ {
 				n := len(s.pages)
 				if n == 0 || s.pages[n-1].k.Len() >= PageTokens {
-					s.pages = append(s.pages, pagePair{k: s.kc.NewPage(s.dk, PageTokens), v: s.vc.NewPage(s.dv, PageTokens)})
+					s.pages = append(s.pages, s.newPair())
 					n++
 				}
 				q := &s.pages[n-1]
 				copyToken(q.k, p.k, j, s.dk, buf)
-				copyToken(q.v, p.v, j, s.dv, buf)
+				if q.v != nil {
+					copyToken(q.v, p.v, j, s.dv, buf)
+				}
 			}
 			if p.ref != nil {
 				p.ref.Add(-1)
@@ -391,21 +439,28 @@ func (s *Stream) pack(buf *[]float32, dense bool) {
 	// Group codecs: decode every paged token into the front of the tail
 	// and seal again.
 	tk := make([]uint16, 0, live*s.dk+len(s.tk))
-	tv := make([]uint16, 0, live*s.dv+len(s.tv))
+	var tv []uint16
+	if !s.shared {
+		tv = make([]uint16, 0, live*s.dv+len(s.tv))
+	}
 	for _, p := range old {
 		for j := 0; j < p.k.Len(); j++ {
 			x := grow(buf, max(s.dk, s.dv))
 			p.k.Decode(j, x[:s.dk])
 			tk = appendF16(tk, x[:s.dk])
-			p.v.Decode(j, x[:s.dv])
-			tv = appendF16(tv, x[:s.dv])
+			if p.v != nil {
+				p.v.Decode(j, x[:s.dv])
+				tv = appendF16(tv, x[:s.dv])
+			}
 		}
 		if p.ref != nil {
 			p.ref.Add(-1)
 		}
 	}
 	s.tk = append(tk, s.tk...)
-	s.tv = append(tv, s.tv...)
+	if !s.shared {
+		s.tv = append(tv, s.tv...)
+	}
 	s.seal(s.residual, buf)
 }
 
@@ -448,12 +503,16 @@ func (s *Stream) overwrite(i int, k, v []float32, buf *[]float32) {
 	pi, j := s.locate(i)
 	if pi < 0 {
 		copy(s.tk[j*s.dk:(j+1)*s.dk], appendF16(nil, k))
-		copy(s.tv[j*s.dv:(j+1)*s.dv], appendF16(nil, v))
+		if !s.shared {
+			copy(s.tv[j*s.dv:(j+1)*s.dv], appendF16(nil, v))
+		}
 		return
 	}
 	p := &s.pages[pi]
 	p.k = s.rebuild(p.k, s.kc, s.dk, j, k, buf)
-	p.v = s.rebuild(p.v, s.vc, s.dv, j, v, buf)
+	if p.v != nil {
+		p.v = s.rebuild(p.v, s.vc, s.dv, j, v, buf)
+	}
 	if p.ref != nil {
 		p.ref.Add(-1)
 		p.ref = nil
@@ -530,7 +589,9 @@ func (s *Stream) rotate(i0 int, delta int32, rot func(k []float32), buf *[]float
 		if p.ref != nil {
 			// The pair is now this stream's: the value page is copied
 			// too (copy-on-write), the shared one stays with the others.
-			p.v = clonePage(p.v, s.vc, s.dv)
+			if p.v != nil {
+				p.v = clonePage(p.v, s.vc, s.dv)
+			}
 			p.ref.Add(-1)
 			p.ref = nil
 			p.sum = nil
@@ -563,6 +624,13 @@ func (s *Stream) rotate(i0 int, delta int32, rot func(k []float32), buf *[]float
 // selector's choice); the tail is always read.
 func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, collect bool, read []bool) {
 	dv := s.dv
+	final := out
+	if s.shared {
+		// Values are whole keys here; each head's first s.dv sums are
+		// copied out at the end.
+		dv = s.dk
+		out = sc.wideBuf(g * dv)
+	}
 	T := len(s.pos)
 	m, l := sc.m[:g], sc.l[:g]
 	for j := range m {
@@ -589,13 +657,20 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 			base += n
 			continue
 		}
-		s.block(p.k, p.v, q, g, qpos, scale, out, sc, all, base)
+		vp := p.v
+		if vp == nil {
+			vp = p.k
+		}
+		s.block(p.k, vp, dv, q, g, qpos, scale, out, sc, all, base)
 		base += p.k.Len()
 	}
 	if s.tailLen() > 0 {
 		// The views live in the worker's scratch: no allocation, no race.
 		sc.tailK, sc.tailV = f16View{s.tk, s.dk}, f16View{s.tv, dv}
-		s.block(&sc.tailK, &sc.tailV, q, g, qpos, scale, out, sc, all, base)
+		if s.shared {
+			sc.tailV = sc.tailK
+		}
+		s.block(&sc.tailK, &sc.tailV, dv, q, g, qpos, scale, out, sc, all, base)
 	}
 	for j := 0; j < g; j++ {
 		if l[j] > 0 {
@@ -604,6 +679,11 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 			for c := range oj {
 				oj[c] *= inv
 			}
+		}
+	}
+	if s.shared {
+		for j := 0; j < g; j++ {
+			copy(final[j*s.dv:(j+1)*s.dv], out[j*dv:j*dv+s.dv])
 		}
 	}
 	if collect {
@@ -624,8 +704,8 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 // block folds one page (or the tail) into the running online softmax:
 // m and l in sc hold each head's running maximum and normalizer, out the
 // unnormalized weighted sum of values.
-func (s *Stream) block(k, v attendable, q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, all []float32, base int) {
-	dv, T := s.dv, len(s.pos)
+func (s *Stream) block(k, v attendable, dv int, q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, all []float32, base int) {
+	T := len(s.pos)
 	n := k.Len()
 	m, l := sc.m, sc.l
 	w := sc.scoreBuf(g * n)
@@ -710,6 +790,7 @@ func (t *f16View) AddWeighted(w []float32, g int, out []float32, _ *PageScratch)
 // decode loop does not allocate.
 type Scratch struct {
 	scores       []float32
+	wide         []float32 // a shared stream's sums of whole keys
 	allBuf       []float32
 	m, l         []float32
 	tailK, tailV f16View
@@ -728,6 +809,13 @@ func (sc *Scratch) scoreBuf(n int) []float32 {
 		sc.scores = make([]float32, n+n/2)
 	}
 	return sc.scores[:n]
+}
+
+func (sc *Scratch) wideBuf(n int) []float32 {
+	if cap(sc.wide) < n {
+		sc.wide = make([]float32, n)
+	}
+	return sc.wide[:n]
 }
 
 func (sc *Scratch) all(n int) []float32 {
@@ -754,13 +842,21 @@ func (sc *Scratch) readMask(n int) []bool {
 // for attention.
 func (s *Stream) Vector(i int, k, v []float32) {
 	pi, j := s.locate(i)
-	if pi >= 0 {
+	switch {
+	case pi >= 0:
 		s.pages[pi].k.Decode(j, k)
-		s.pages[pi].v.Decode(j, v)
-		return
+		if s.pages[pi].v != nil {
+			s.pages[pi].v.Decode(j, v)
+		}
+	default:
+		decodeF16(k[:s.dk], s.tk[j*s.dk:(j+1)*s.dk])
+		if !s.shared {
+			decodeF16(v[:s.dv], s.tv[j*s.dv:(j+1)*s.dv])
+		}
 	}
-	decodeF16(k[:s.dk], s.tk[j*s.dk:(j+1)*s.dk])
-	decodeF16(v[:s.dv], s.tv[j*s.dv:(j+1)*s.dv])
+	if s.shared {
+		copy(v[:s.dv], k[:s.dv])
+	}
 }
 
 // own makes page i private to this stream before it is modified: a page
@@ -771,7 +867,10 @@ func (s *Stream) own(i int) {
 		return
 	}
 	if p.ref.Load() > 1 {
-		p.k, p.v = clonePage(p.k, s.kc, s.dk), clonePage(p.v, s.vc, s.dv)
+		p.k = clonePage(p.k, s.kc, s.dk)
+		if p.v != nil {
+			p.v = clonePage(p.v, s.vc, s.dv)
+		}
 		if p.sum != nil {
 			p.sum = append([]float32(nil), p.sum...)
 		}
@@ -793,7 +892,7 @@ func (s *Stream) release() {
 // fork returns a stream that shares s's pages (counted in ref) and copies
 // the small per-token state and the tail.
 func (s *Stream) fork() *Stream {
-	f := &Stream{dk: s.dk, dv: s.dv, kc: s.kc, vc: s.vc, residual: s.residual, group: s.group, track: s.track, sums: s.sums}
+	f := &Stream{dk: s.dk, dv: s.dv, kc: s.kc, vc: s.vc, shared: s.shared, residual: s.residual, group: s.group, track: s.track, sums: s.sums}
 	f.pos = append([]int32(nil), s.pos...)
 	f.obs = append([]float32(nil), s.obs...)
 	f.acc = append([]float32(nil), s.acc...)
@@ -818,7 +917,7 @@ func (s *Stream) fork() *Stream {
 func (s *Stream) ownedBytes() int64 {
 	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes()
 	for _, p := range s.pages {
-		pb := p.k.Bytes() + p.v.Bytes() + int64(cap(p.sum))*4
+		pb := p.bytes()
 		if p.ref != nil {
 			if n := int64(p.ref.Load()); n > 1 {
 				pb /= n
