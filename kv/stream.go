@@ -859,6 +859,27 @@ func (s *Stream) Vector(i int, k, v []float32) {
 	}
 }
 
+// Keys decodes every key of the stream, in stream order, into dst (which
+// grows to Len()*Dim() values) and returns it: one pass over the pages,
+// for scorers that read keys (KNorm). Never for attention.
+func (s *Stream) Keys(dst []float32) []float32 {
+	d := s.dk
+	n := len(s.pos)
+	if cap(dst) < n*d {
+		dst = make([]float32, n*d)
+	}
+	dst = dst[:n*d]
+	i := 0
+	for _, p := range s.pages {
+		for j := 0; j < p.k.Len(); j++ {
+			p.k.Decode(j, dst[i*d:(i+1)*d])
+			i++
+		}
+	}
+	decodeF16(dst[i*d:], s.tk)
+	return dst
+}
+
 // own makes page i private to this stream before it is modified: a page
 // shared with a forked cache is copied first (copy-on-write).
 func (s *Stream) own(i int) {

@@ -80,15 +80,7 @@ var Methods = []kv.Method{
 			return e, e.check()
 		},
 	},
-	{
-		Name: "knorm", Kind: kv.EvictorMethod,
-		Summary: "KNorm (prefill only): per head, keep the tokens whose keys have the smallest L2 norm; needs no attention statistics",
-		Paper:   "KNorm (A Simple and Effective L2 Norm-Based Strategy for KV Cache Compression), Devoto et al. 2024, arXiv:2406.11430",
-		Params:  []kv.Param{budgetParam()},
-		NewEvictor: func(a kv.Args) (kv.Evictor, error) {
-			return NewKNorm(a.Budget("budget")), nil
-		},
-	},
+	knormMethod,
 	{
 		Name: "kvcrush", Kind: kv.WrapperMethod,
 		Summary: "KVCrush: of the budget the recipe's evictor leaves after its protected tokens, a `split` keeps the evictor's top tokens and the rest keeps representatives of the tokens it drops, one per bucket of Hamming distance between head-behaviour vectors and an `anchor`; representatives are shared by the heads of a layer",

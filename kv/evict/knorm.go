@@ -19,15 +19,21 @@ import "github.com/kvgo/kvgo/kv"
 //   - No recent window and no sinks are protected: KnormPress, like every
 //     ScorerPress, ranks all prompt tokens by default, and kvgo follows it.
 //   - Keys are read as the cache stores them, after RoPE (as KnormPress
-//     reads them) and decoded from the cache's codec by Stream.Vector; the
-//     ranking uses the squared norm, which orders keys as the norm does.
-//     Stream.Vector finds a token's page by walking the stream's pages, and
-//     the core has no call that decodes a page's keys in one pass, so
-//     scoring a stream costs O(n × pages), once per prompt: the cost per
-//     token grows with the prompt's length (figures in
-//     docs/PERFORMANCE.md).
+//     reads them), decoded from the cache's codec in one pass
+//     (Stream.Keys); the ranking uses the squared norm, which orders keys
+//     as the norm does.
 type KNorm struct {
-	k, v []float32 // one decoded token
+	keys []float32 // the stream's decoded keys, reused
+}
+
+var knormMethod = kv.Method{
+	Name: "knorm", Kind: kv.EvictorMethod,
+	Summary: "KNorm (prefill only): per head, keep the tokens whose keys have the smallest L2 norm; needs no attention statistics",
+	Paper:   "KNorm (A Simple and Effective L2 Norm-Based Strategy for KV Cache Compression), Devoto et al. 2024, arXiv:2406.11430",
+	Params:  []kv.Param{budgetParam()},
+	NewEvictor: func(a kv.Args) (kv.Evictor, error) {
+		return NewKNorm(a.Budget("budget")), nil
+	},
 }
 
 // NewKNorm is KNorm keeping budget tokens per KV head after the prompt.
@@ -41,17 +47,11 @@ func (*KNorm) StepStats() bool { return false }
 
 // Score is minus the squared L2 norm of each token's key.
 func (e *KNorm) Score(s *kv.Stream, dst []float32) {
-	if cap(e.k) < s.Dim() {
-		e.k = make([]float32, s.Dim())
-	}
-	if cap(e.v) < s.ValueDim() {
-		e.v = make([]float32, s.ValueDim())
-	}
-	k, v := e.k[:s.Dim()], e.v[:s.ValueDim()]
+	e.keys = s.Keys(e.keys)
+	d := s.Dim()
 	for i := range dst {
-		s.Vector(i, k, v)
 		var ss float64
-		for _, x := range k {
+		for _, x := range e.keys[i*d : (i+1)*d] {
 			ss += float64(x) * float64(x)
 		}
 		dst[i] = float32(-ss)

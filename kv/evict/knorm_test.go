@@ -1,7 +1,9 @@
 package evict
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -124,5 +126,43 @@ func TestKNormReadsTheCodec(t *testing.T) {
 		if got := r.positions(0, h); !slices.Equal(got, want) {
 			t.Fatalf("head %d keeps %v, want the smallest decoded norms %v", h, got, want)
 		}
+	}
+}
+
+// BenchmarkKNormScore times scoring one stream of n tokens (head size 128,
+// f16 pages), once per prompt; ns/token is the cost per prompt token.
+func BenchmarkKNormScore(b *testing.B) {
+	for _, n := range []int{2048, 8192, 32768} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			const d = 128
+			c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}}, n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			k := make([]float32, 512*d)
+			for i := range k {
+				k[i] = float32(rng.NormFloat64())
+			}
+			for start := 0; start < n; start += 512 {
+				pos := make([]int32, 512)
+				for i := range pos {
+					pos[i] = int32(start + i)
+				}
+				if err := c.Begin(pos); err != nil {
+					b.Fatal(err)
+				}
+				c.Store(0, k, k)
+				c.End()
+			}
+			s := c.Stream(0, 0)
+			e := &KNorm{}
+			dst := make([]float32, n)
+			b.ResetTimer()
+			for range b.N {
+				e.Score(s, dst)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/token")
+		})
 	}
 }
