@@ -70,4 +70,7 @@ type SelectView struct {
 	Layer, Layers int
 	KVHead        int
 	Stream        *Stream
+	// Prompt is the length of the prompt announced by BeginPrefill (0 when
+	// none was), to which a selector's fractional read budget refers.
+	Prompt int
 }

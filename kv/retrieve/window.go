@@ -10,6 +10,8 @@ import "github.com/kvgo/kvgo/kv"
 // as soon as a wider selector asks.
 type Window struct {
 	Pages int
+
+	count readCounter
 }
 
 var windowMethod = kv.Method{
@@ -25,9 +27,14 @@ var windowMethod = kv.Method{
 func (*Window) Name() string    { return "window" }
 func (*Window) Summaries() bool { return false }
 
+// Reads returns what the decode steps have read so far.
+func (w *Window) Reads() ReadStats { return w.count.Reads() }
+
 // Select reads the last Pages pages.
-func (w *Window) Select(_ *kv.SelectView, _ []float32, _ int, _ int32, read []bool) {
+func (w *Window) Select(v *kv.SelectView, _ []float32, _ int, _ int32, read []bool) {
 	for i := range len(read) - min(w.Pages, len(read)) {
 		read[i] = false
 	}
+	s := v.Stream
+	w.count.add(readTokens(s, read, pagesTokens(s)), s.Len())
 }
