@@ -1,6 +1,7 @@
 // Package model runs the forward pass of Llama-family architectures
-// (llama, mistral, qwen2, qwen3) from GGUF weights. Attention reads and
-// writes keys and values only through a kv.Cache.
+// (llama, mistral, qwen2, qwen3) and of Multi-head Latent Attention in
+// llama.cpp's deepseek2 layout (dense layers; mla.go) from GGUF weights.
+// Attention reads and writes keys and values only through a kv.Cache.
 package model
 
 import (
@@ -35,7 +36,22 @@ type Config struct {
 
 	QKVBias bool // qwen2: biases on the Q, K and V projections
 	QKNorm  bool // qwen3: RMSNorm on each query and key head before RoPE
+
+	// Multi-head Latent Attention (architecture deepseek2, see mla.go);
+	// zero for the GQA families. HeadDim is then the query and key head
+	// size (key_length: NopeDim position-free dimensions, then RopeDims
+	// rotary ones) and KVHeads is 1: the cache holds one latent head that
+	// every query head reads.
+	KVLoraRank   int  // r: width of the cached latent c (attention.kv_lora_rank)
+	QLoraRank    int  // rank of the query's attn_q_a/attn_q_b path; 0: one attn_q
+	NopeDim      int  // per-head key dimensions without position
+	ValueHeadDim int  // per-head value size (attention.value_length)
+	KVANorm      bool // RMSNorm on the latent (attn_kv_a_norm)
+	MLABias      bool // biases on the query and kv_a projections (kvgo.mla.bias)
 }
+
+// IsMLA reports whether attention is Multi-head Latent Attention.
+func (c Config) IsMLA() bool { return c.KVLoraRank > 0 }
 
 // archTraits are the named differences between the supported families.
 type archTraits struct {
@@ -48,6 +64,9 @@ var architectures = map[string]archTraits{
 	"llama": {ropeMode: kernel.RopeNorm},
 	"qwen2": {ropeMode: kernel.RopeNeox, qkvBias: true},
 	"qwen3": {ropeMode: kernel.RopeNeox, qkNorm: true},
+	// deepseek2 rotates adjacent pairs of its rope dimensions, as
+	// llama.cpp does for it (LLAMA_ROPE_TYPE_NORM).
+	"deepseek2": {ropeMode: kernel.RopeNorm},
 }
 
 // SupportedArchitectures lists the general.architecture values kvgo runs.
@@ -107,15 +126,22 @@ func ReadConfig(f *gguf.File) (Config, error) {
 		return c, fmt.Errorf("model: embedding length %d is not divisible by %d heads", c.Embd, c.Heads)
 	}
 	c.HeadDim = opt("attention.key_length", c.Embd/c.Heads)
-	if vd := opt("attention.value_length", c.HeadDim); vd != c.HeadDim {
-		return c, fmt.Errorf("model: value head size %d differs from key head size %d (not supported)", vd, c.HeadDim)
-	}
-	if c.Heads%c.KVHeads != 0 {
-		return c, fmt.Errorf("model: %d query heads are not a multiple of %d KV heads", c.Heads, c.KVHeads)
-	}
 	c.RopeDims = opt("rope.dimension_count", c.HeadDim)
 	if c.RopeDims > c.HeadDim || c.RopeDims%2 != 0 {
 		return c, fmt.Errorf("model: rope dimension count %d does not fit head size %d", c.RopeDims, c.HeadDim)
+	}
+	if arch == "deepseek2" {
+		if err := readMLAConfig(f, &c); err != nil {
+			return c, err
+		}
+	} else if vd := opt("attention.value_length", c.HeadDim); vd != c.HeadDim {
+		return c, fmt.Errorf("model: value head size %d differs from key head size %d (not supported)", vd, c.HeadDim)
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("model: %w", errors.Join(errs...))
+	}
+	if c.Heads%c.KVHeads != 0 {
+		return c, fmt.Errorf("model: %d query heads are not a multiple of %d KV heads", c.Heads, c.KVHeads)
 	}
 	eps, err := f.Float(arch + ".attention.layer_norm_rms_epsilon")
 	if err != nil {

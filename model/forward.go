@@ -26,7 +26,16 @@ type State struct {
 	tokens    []int
 	ctx       int
 	attn      attnJob
-	seg       [1]segment // ForwardEach's single segment, kept to avoid allocating
+	latent    latentJob
+	lb        latentBuffers // MLA models only
+	seg       [1]segment    // ForwardEach's single segment, kept to avoid allocating
+
+	// Tap, when set, receives every layer's queries, keys and values of a
+	// batch before RoPE (after the biases, before QK-norm): n rows of
+	// Heads*HeadDim, KVHeads*HeadDim and KVHeads*HeadDim values, valid
+	// during the call. `kvgo convert --mla` calibrates from them. MLA
+	// layers do not call it.
+	Tap func(layer, n int, q, k, v []float32)
 }
 
 // NewState allocates scratch for batches of up to maxBatch tokens with a
@@ -41,7 +50,7 @@ func (m *Model) NewState(pool *kernel.Pool, maxBatch, ctx int) *State {
 		q:      make([]float32, n*c.Heads*c.HeadDim),
 		k:      make([]float32, n*c.KVHeads*c.HeadDim),
 		v:      make([]float32, n*c.KVHeads*c.HeadDim),
-		att:    make([]float32, n*c.Heads*c.HeadDim),
+		att:    make([]float32, n*c.Heads*max(c.HeadDim, c.ValueHeadDim)),
 		attO:   make([]float32, n*c.Embd),
 		gate:   make([]float32, n*c.FFN),
 		up:     make([]float32, n*c.FFN),
@@ -55,6 +64,9 @@ func (m *Model) NewState(pool *kernel.Pool, maxBatch, ctx int) *State {
 		actBytes = max(actBytes, mat.ActivationBytes(n))
 	}
 	s.act = make([]byte, actBytes)
+	if c.IsMLA() {
+		s.lb = newLatentBuffers(c, n)
+	}
 	s.ctx = ctx
 	s.scratch = make([]*kv.Scratch, pool.Threads())
 	for i := range s.scratch {
@@ -67,7 +79,11 @@ func (m *Model) matrices() []*kernel.Matrix {
 	ms := []*kernel.Matrix{m.TokenEmbd, m.Output}
 	for i := range m.Layers {
 		l := &m.Layers[i]
-		ms = append(ms, l.Q, l.K, l.V, l.O, l.Gate, l.Up, l.Down)
+		for _, mat := range []*kernel.Matrix{l.Q, l.K, l.V, l.QA, l.QB, l.KVA, l.O, l.Gate, l.Up, l.Down} {
+			if mat != nil {
+				ms = append(ms, mat)
+			}
+		}
 	}
 	return ms
 }
@@ -246,8 +262,7 @@ type segment struct {
 // one or more sequences. Logits rows land in s.logits in segment order.
 func (s *State) forwardBatch(segs []segment) error {
 	m, c := s.m, s.m.Config
-	E, D := c.Embd, c.HeadDim
-	qDim, kvDim := c.Heads*D, c.KVHeads*D
+	E := c.Embd
 	n := 0
 	for _, sg := range segs {
 		n += len(sg.tokens)
@@ -278,8 +293,10 @@ func (s *State) forwardBatch(segs []segment) error {
 			return fmt.Errorf("model: embedding of token %d: %w", t, err)
 		}
 	}
-	q, k, v := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim]
-	att, attO := s.att[:n*qDim], s.attO[:n*E]
+	att, attO := s.att[:n*c.Heads*max(c.ValueHeadDim, c.HeadDim)], s.attO[:n*E]
+	if c.IsMLA() {
+		att = att[:n*c.Heads*c.ValueHeadDim]
+	}
 	gate, up := s.gate[:n*c.FFN], s.up[:n*c.FFN]
 
 	for li := range m.Layers {
@@ -287,37 +304,11 @@ func (s *State) forwardBatch(segs []segment) error {
 		for i := 0; i < n; i++ {
 			kernel.RMSNorm(xn[i*E:(i+1)*E], x[i*E:(i+1)*E], l.AttnNorm, c.RMSEps)
 		}
-		l.Q.MatMul(s.pool, q, xn, n, s.act)
-		l.K.MatMul(s.pool, k, xn, n, s.act)
-		l.V.MatMul(s.pool, v, xn, n, s.act)
-		for i := 0; i < n; i++ {
-			qi, ki, vi := q[i*qDim:(i+1)*qDim], k[i*kvDim:(i+1)*kvDim], v[i*kvDim:(i+1)*kvDim]
-			if c.QKVBias {
-				kernel.Add(qi, l.QBias)
-				kernel.Add(ki, l.KBias)
-				kernel.Add(vi, l.VBias)
-			}
-			if c.QKNorm {
-				for h := 0; h < c.Heads; h++ {
-					kernel.RMSNorm(qi[h*D:(h+1)*D], qi[h*D:(h+1)*D], l.QNorm, c.RMSEps)
-				}
-				for h := 0; h < c.KVHeads; h++ {
-					kernel.RMSNorm(ki[h*D:(h+1)*D], ki[h*D:(h+1)*D], l.KNorm, c.RMSEps)
-				}
-			}
-			m.rope.Apply(qi, D, float64(pos[i]))
-			m.rope.Apply(ki, D, float64(pos[i]))
+		if c.IsMLA() {
+			s.latentAttention(li, segs, n)
+		} else {
+			s.groupedAttention(li, segs, n)
 		}
-		off := 0
-		for _, sg := range segs {
-			nt := len(sg.tokens)
-			sg.cache.Store(li, k[off*kvDim:(off+nt)*kvDim], v[off*kvDim:(off+nt)*kvDim])
-			off += nt
-		}
-		// One task per (token, KV head): the group of query heads that share
-		// a KV head reads each cached page once.
-		s.attn = attnJob{s: s, segs: segs, layer: li, q: q, att: att}
-		s.pool.Run(n*c.KVHeads, 1, &s.attn)
 		l.O.MatMul(s.pool, attO, att, n, s.act)
 		kernel.Add(x, attO)
 
@@ -346,4 +337,53 @@ func (s *State) forwardBatch(segs []segment) error {
 	}
 	m.Output.MatMul(s.pool, s.logits[:rows*c.Vocab], xn[:rows*E], rows, s.act)
 	return nil
+}
+
+// groupedAttention computes the attention output of layer li for the n
+// rows of the batch into s.att ([n][Heads*HeadDim]) from the normalized
+// inputs s.xn, storing each row's keys and values in its segment's cache.
+func (s *State) groupedAttention(li int, segs []segment, n int) {
+	m, c := s.m, s.m.Config
+	l := &m.Layers[li]
+	D := c.HeadDim
+	qDim, kvDim := c.Heads*D, c.KVHeads*D
+	xn, pos := s.xn[:n*c.Embd], s.pos[:n]
+	q, k, v := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim]
+	att := s.att[:n*qDim]
+	l.Q.MatMul(s.pool, q, xn, n, s.act)
+	l.K.MatMul(s.pool, k, xn, n, s.act)
+	l.V.MatMul(s.pool, v, xn, n, s.act)
+	if c.QKVBias {
+		for i := 0; i < n; i++ {
+			kernel.Add(q[i*qDim:(i+1)*qDim], l.QBias)
+			kernel.Add(k[i*kvDim:(i+1)*kvDim], l.KBias)
+			kernel.Add(v[i*kvDim:(i+1)*kvDim], l.VBias)
+		}
+	}
+	if s.Tap != nil {
+		s.Tap(li, n, q, k, v)
+	}
+	for i := 0; i < n; i++ {
+		qi, ki := q[i*qDim:(i+1)*qDim], k[i*kvDim:(i+1)*kvDim]
+		if c.QKNorm {
+			for h := 0; h < c.Heads; h++ {
+				kernel.RMSNorm(qi[h*D:(h+1)*D], qi[h*D:(h+1)*D], l.QNorm, c.RMSEps)
+			}
+			for h := 0; h < c.KVHeads; h++ {
+				kernel.RMSNorm(ki[h*D:(h+1)*D], ki[h*D:(h+1)*D], l.KNorm, c.RMSEps)
+			}
+		}
+		m.rope.Apply(qi, D, float64(pos[i]))
+		m.rope.Apply(ki, D, float64(pos[i]))
+	}
+	off := 0
+	for _, sg := range segs {
+		nt := len(sg.tokens)
+		sg.cache.Store(li, k[off*kvDim:(off+nt)*kvDim], v[off*kvDim:(off+nt)*kvDim])
+		off += nt
+	}
+	// One task per (token, KV head): the group of query heads that share
+	// a KV head reads each cached page once.
+	s.attn = attnJob{s: s, segs: segs, layer: li, q: q, att: att}
+	s.pool.Run(n*c.KVHeads, 1, &s.attn)
 }

@@ -18,6 +18,17 @@ type Layer struct {
 	QNorm, KNorm   []float32 // qwen3, HeadDim each
 	FFNNorm        []float32
 	Gate, Up, Down *kernel.Matrix
+
+	// Multi-head Latent Attention (deepseek2, mla.go): Q or QA/QANorm/QB
+	// give the query, KVA the latent and rope key, and attn_kv_b is kept
+	// as UKT (per head W_UKᵀ: r rows of NopeDim) and UV (per head W_UV:
+	// ValueHeadDim rows of r), F32 copies laid out for absorption.
+	QA, QB  *kernel.Matrix
+	QANorm  []float32
+	KVA     *kernel.Matrix
+	KVABias []float32
+	KVANorm []float32
+	UKT, UV []float32
 }
 
 // Model is a loaded model: its config and weights, which refer to the
@@ -53,10 +64,15 @@ func Load(f *gguf.File) (*Model, error) {
 		l := &m.Layers[i]
 		p := fmt.Sprintf("blk.%d.", i)
 		l.AttnNorm = w.vector(p+"attn_norm.weight", cfg.Embd)
-		l.Q = w.matrix(p+"attn_q.weight", qDim, cfg.Embd)
-		l.K = w.matrix(p+"attn_k.weight", kvDim, cfg.Embd)
-		l.V = w.matrix(p+"attn_v.weight", kvDim, cfg.Embd)
-		l.O = w.matrix(p+"attn_output.weight", cfg.Embd, qDim)
+		switch {
+		case cfg.IsMLA():
+			w.loadMLA(l, p, cfg)
+		default:
+			l.Q = w.matrix(p+"attn_q.weight", qDim, cfg.Embd)
+			l.K = w.matrix(p+"attn_k.weight", kvDim, cfg.Embd)
+			l.V = w.matrix(p+"attn_v.weight", kvDim, cfg.Embd)
+			l.O = w.matrix(p+"attn_output.weight", cfg.Embd, qDim)
+		}
 		if cfg.QKVBias {
 			l.QBias = w.vector(p+"attn_q.bias", qDim)
 			l.KBias = w.vector(p+"attn_k.bias", kvDim)
@@ -86,19 +102,29 @@ func Load(f *gguf.File) (*Model, error) {
 // to other positions (kv.Config.RoPE): rotations compose, so turning a key
 // encoded at p by delta gives the key encoded at p+delta, with the model's
 // frequency scaling (llama3's rope_freqs, linear scaling) included.
-func (m *Model) Rotary() kv.Rotary { return rotary{m.rope, m.HeadDim} }
+// An MLA model's keys turn only in their rope part, after the latent.
+func (m *Model) Rotary() kv.Rotary {
+	if m.IsMLA() {
+		return rotary{m.rope, m.RopeDims, m.KVLoraRank}
+	}
+	return rotary{m.rope, m.HeadDim, 0}
+}
 
 type rotary struct {
 	rope    *kernel.Rope
 	headDim int
+	from    int // the key's first rotary value
 }
 
 func (r rotary) Rotate(_ int, key []float32, delta int32) {
-	r.rope.Apply(key, r.headDim, float64(delta))
+	r.rope.Apply(key[r.from:], r.headDim, float64(delta))
 }
 
 // CacheShape is the geometry of this model's KV cache.
 func (m *Model) CacheShape() kv.Shape {
+	if m.IsMLA() {
+		return m.latentShape()
+	}
 	return kv.Shape{Layers: m.Config.Layers, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
 }
 
