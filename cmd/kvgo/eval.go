@@ -41,7 +41,7 @@ type suiteFlags struct {
 func (s *suiteFlags) register(fs *flag.FlagSet, defSuite string, withTasks bool) {
 	filter, limit := "", ""
 	if withTasks {
-		filter, limit = " (with --tasks: keep only these)", " (with --tasks: at most this many per task × length, 0 = all)"
+		filter, limit = " (with --tasks: keep only these)", " (with --tasks: at most this many per task × length, a sample stratified by needle depth drawn with --seed; 0 = all)"
 	}
 	fs.StringVar(&s.suite, "suite", defSuite, "built-in `tasks`, comma-separated: passkey, multikey, kv, vt, multivalue, or all"+filter)
 	fs.StringVar(&s.lengths, "lengths", "256,512,1024", "context `lengths` in the model's tokens"+filter)

@@ -18,11 +18,14 @@ package tasks
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -223,14 +226,11 @@ func Write(w io.Writer, cases []Case) error {
 }
 
 // Filter keeps the cases whose task is in names and whose context length
-// is in lengths (either empty = all), at most limit per task × length
-// (0 = no cap), in their original order.
-func Filter(cases []Case, names []string, lengths []int, limit int) []Case {
-	type cell struct {
-		task string
-		n    int
-	}
-	count := map[cell]int{}
+// is in lengths (either empty = all), in their original order. With limit
+// > 0 it keeps at most limit per task × length: a sample stratified by
+// needle depth (Sample), so that a cap never keeps only the shallow
+// needles of a file sorted by depth.
+func Filter(cases []Case, names []string, lengths []int, limit int, seed uint64) []Case {
 	var out []Case
 	for _, c := range cases {
 		if len(names) > 0 && !slices.Contains(names, c.Task) {
@@ -239,12 +239,69 @@ func Filter(cases []Case, names []string, lengths []int, limit int) []Case {
 		if len(lengths) > 0 && !slices.Contains(lengths, c.ContextTokens) {
 			continue
 		}
+		out = append(out, c)
+	}
+	if limit > 0 {
+		out = Sample(out, limit, seed)
+	}
+	return out
+}
+
+// Sample keeps at most limit cases of each task × context length, in
+// their original order: the cell's cases are ordered by needle depth
+// (cases without one after them, in file order), cut into limit runs of
+// nearly equal size, and one case is drawn from each run by a generator
+// seeded with seed, the task and the length. So every depth range keeps
+// its share, the same seed keeps the same cases, and another seed draws
+// another sample of the same design.
+func Sample(cases []Case, limit int, seed uint64) []Case {
+	type cell struct {
+		task string
+		n    int
+	}
+	groups := map[cell][]int{}
+	var order []cell
+	for i, c := range cases {
 		k := cell{c.Task, c.ContextTokens}
-		if limit > 0 && count[k] >= limit {
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	keep := make([]bool, len(cases))
+	for _, k := range order {
+		idx := groups[k]
+		if len(idx) <= limit {
+			for _, i := range idx {
+				keep[i] = true
+			}
 			continue
 		}
-		count[k]++
-		out = append(out, c)
+		slices.SortStableFunc(idx, func(a, b int) int {
+			da, db := cases[a].Depth, cases[b].Depth
+			switch {
+			case da == nil && db == nil:
+				return 0
+			case da == nil:
+				return 1
+			case db == nil:
+				return -1
+			}
+			return cmp.Compare(*da, *db)
+		})
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s\x00%d", k.task, k.n)
+		rng := rand.New(rand.NewPCG(seed, h.Sum64()))
+		for s := 0; s < limit; s++ {
+			lo, hi := s*len(idx)/limit, (s+1)*len(idx)/limit
+			keep[idx[lo+rng.IntN(hi-lo)]] = true
+		}
+	}
+	var out []Case
+	for i, c := range cases {
+		if keep[i] {
+			out = append(out, c)
+		}
 	}
 	return out
 }

@@ -186,13 +186,53 @@ func TestFilter(t *testing.T) {
 			}
 		}
 	}
-	if got := Filter(cs, nil, nil, 0); len(got) != 12 {
+	if got := Filter(cs, nil, nil, 0, 1); len(got) != 12 {
 		t.Errorf("no filter: %d", len(got))
 	}
-	if got := Filter(cs, []string{"kv"}, []int{512}, 0); len(got) != 3 {
+	if got := Filter(cs, []string{"kv"}, []int{512}, 0, 1); len(got) != 3 {
 		t.Errorf("kv@512: %d", len(got))
 	}
-	if got := Filter(cs, nil, nil, 2); len(got) != 8 {
+	if got := Filter(cs, nil, nil, 2, 1); len(got) != 8 {
 		t.Errorf("limit 2 per cell: %d", len(got))
+	}
+}
+
+// TestSampleStratified checks that a capped sample of a file sorted by
+// depth covers every depth range (the first N would keep the shallow
+// needles only), keeps file order, and depends on the seed alone.
+func TestSampleStratified(t *testing.T) {
+	var cs []Case
+	for i := range 15 {
+		d := float64(i) / 14
+		cs = append(cs, Case{Task: "passkey", ContextTokens: 512, Depth: &d, Line: i + 1})
+	}
+	cs = append(cs, Case{Task: "passkey", ContextTokens: 256, Line: 16})
+	got := Sample(cs, 5, 7)
+	if len(got) != 6 {
+		t.Fatalf("kept %d cases, want 5 + the lone 256-token case", len(got))
+	}
+	for i, c := range got[:5] {
+		if lo, hi := float64(3*i)/14, float64(3*i+2)/14; *c.Depth < lo || *c.Depth > hi {
+			t.Errorf("case %d of the sample has depth %.3f, outside its stratum [%.3f, %.3f]", i, *c.Depth, lo, hi)
+		}
+		if i > 0 && c.Line <= got[i-1].Line {
+			t.Errorf("sample out of file order: %d after %d", c.Line, got[i-1].Line)
+		}
+	}
+	same := Sample(cs, 5, 7)
+	for i := range got {
+		if got[i].Line != same[i].Line {
+			t.Fatalf("the same seed drew another sample")
+		}
+	}
+	differs := false
+	for seed := uint64(8); seed < 20 && !differs; seed++ {
+		other := Sample(cs, 5, seed)
+		for i := range got {
+			differs = differs || other[i].Line != got[i].Line
+		}
+	}
+	if !differs {
+		t.Errorf("no other seed drew another sample")
 	}
 }

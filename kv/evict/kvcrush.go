@@ -156,6 +156,14 @@ func (e *KVCrush) Bound() kv.Bound {
 	return b
 }
 
+// Protected (kv.Protector) is the sinks and tail the wrapped evictor's
+// rules protect: KVCrush keeps them first; the rest of the budget, its
+// top tokens and its representatives, is chosen by scores.
+func (e *KVCrush) Protected(n int) (first, last int) {
+	head, tail, _ := e.base.ruled(n)
+	return head, tail
+}
+
 func (e *KVCrush) check() error {
 	switch e.Anchor {
 	case "alternate", "ones", "zeros", "mean":

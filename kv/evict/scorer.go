@@ -126,6 +126,35 @@ func (r *Ranked) Bound() kv.Bound {
 	return kv.Bound{Budget: r.Budget, Steady: r.Steady || r.Rolling, Rolling: r.Rolling}
 }
 
+// Protected (kv.Protector) is the sinks and the protected tail a prompt
+// of n tokens keeps after it is cut to the budget: the observation window
+// or the recent tokens, and for a scorer that ranks by arrival alone
+// (StreamingLLM) every token it keeps besides the sinks. The tail is the
+// one at the end of the prompt; a Steady evictor's recent window moves on
+// with the generated tokens.
+func (r *Ranked) Protected(n int) (first, last int) {
+	head, tail, b := r.ruled(n)
+	if _, ok := r.Scorer.(byArrival); ok && tail < n {
+		tail = b - head
+	}
+	return head, tail
+}
+
+// ruled is the sinks and the tail the budget's rules protect for a prompt
+// of n tokens, and the resolved budget (n, 0, n when the prompt fits).
+func (r *Ranked) ruled(n int) (head, tail, b int) {
+	b, ok := resolve(r.Budget, n)
+	if !ok || n <= b {
+		return n, 0, n
+	}
+	head, tail, _ = r.plan(b, n, 0, 1)
+	return head, tail, b
+}
+
+// byArrival marks a Scorer whose ranking is the tokens' order of arrival,
+// so the tokens it keeps are always the most recent ones.
+type byArrival interface{ byArrival() }
+
 // check validates the settings a recipe cannot: an odd pooling kernel.
 func (r *Ranked) check() error {
 	if r.Kernel != 0 {

@@ -36,6 +36,8 @@ func (Streaming) Name() string    { return "streaming" }
 func (Streaming) Window() int     { return 0 }
 func (Streaming) StepStats() bool { return false }
 
+func (Streaming) byArrival() {}
+
 // Score is the token's index in the stream, which is its order of arrival.
 func (Streaming) Score(s *kv.Stream, dst []float32) {
 	for i := range dst {
