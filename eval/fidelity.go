@@ -20,9 +20,17 @@ type Fidelity struct {
 	MeanKLD float64 `json:"mean_kld"`
 	P99KLD  float64 `json:"p99_kld"`
 	// Top1 is the fraction of positions where both pick the same token.
-	Top1        float64 `json:"top1_agreement"`
-	PPL         float64 `json:"ppl"`
-	BasePPL     float64 `json:"ppl_full"`
+	Top1    float64 `json:"top1_agreement"`
+	PPL     float64 `json:"ppl"`
+	BasePPL float64 `json:"ppl_full"`
+	// MeanKLDSE, Top1SE and DeltaPPLSE are standard errors across chunks:
+	// the standard deviation of the per-chunk values over √chunks (0 with
+	// one chunk). Chunks differ in text, so they are the honest unit of
+	// repetition; positions within a chunk are not independent.
+	MeanKLDSE   float64 `json:"mean_kld_se"`
+	Top1SE      float64 `json:"top1_se"`
+	DeltaPPLSE  float64 `json:"delta_ppl_se"`
+	Chunks      int     `json:"chunks"`
 	Positions   int     `json:"positions"`
 	KVBytes     int64   `json:"kv_bytes"`      // mean over chunks, at the end of each chunk
 	FullKVBytes int64   `json:"kv_bytes_full"` // the full cache for the same tokens
@@ -182,6 +190,8 @@ type lane struct {
 	agree, pendAgree  int
 	bytesSum, fullSum int64
 	chunks            int
+	// Per finished chunk: mean KLD, top-1 agreement and ΔPPL.
+	chunkKLD, chunkTop1, chunkDPPL []float64
 }
 
 func (l *lane) startChunk(e *engine.Engine, n int, prompt []int) {
@@ -209,6 +219,15 @@ func (l *lane) endChunk(e *engine.Engine) {
 	if l.err != nil {
 		return
 	}
+	if n := float64(len(l.pendingKLD)); n > 0 {
+		var sum float64
+		for _, k := range l.pendingKLD {
+			sum += k
+		}
+		l.chunkKLD = append(l.chunkKLD, sum/n)
+		l.chunkTop1 = append(l.chunkTop1, float64(l.pendAgree)/n)
+		l.chunkDPPL = append(l.chunkDPPL, math.Exp(l.pendRec/n)-math.Exp(l.pendBase/n))
+	}
 	l.klds = append(l.klds, l.pendingKLD...)
 	l.nllBase += l.pendBase
 	l.nllRec += l.pendRec
@@ -234,7 +253,28 @@ func (l *lane) result() Fidelity {
 	f.KVBytes = l.bytesSum / int64(l.chunks)
 	f.FullKVBytes = l.fullSum / int64(l.chunks)
 	f.Ratio = float64(l.bytesSum) / float64(l.fullSum)
+	f.Chunks = l.chunks
+	f.MeanKLDSE, f.Top1SE, f.DeltaPPLSE = stdErr(l.chunkKLD), stdErr(l.chunkTop1), stdErr(l.chunkDPPL)
 	return f
+}
+
+// stdErr is the standard error of the mean of xs: their sample standard
+// deviation over √len(xs), 0 for fewer than two values.
+func stdErr(xs []float64) float64 {
+	n := float64(len(xs))
+	if n < 2 {
+		return 0
+	}
+	var m float64
+	for _, x := range xs {
+		m += x
+	}
+	m /= n
+	var ss float64
+	for _, x := range xs {
+		ss += (x - m) * (x - m)
+	}
+	return math.Sqrt(ss/(n-1)) / math.Sqrt(n)
 }
 
 // logSoftmax writes log(softmax(x)) into out, in float64.

@@ -35,10 +35,12 @@ type Options struct {
 	// Tasks is a case file (JSONL); empty runs the built-in Suite.
 	Tasks string
 	// Suite is the built-in suite. With a Tasks file only its Seed is
-	// used, and only for the report.
+	// used: it draws the sample of FilterCases.
 	Suite tasks.Spec
 	// FilterTasks, FilterLengths and FilterCases narrow the cases of a
-	// Tasks file (tasks.Filter; nil and 0 keep everything).
+	// Tasks file (tasks.Filter; nil and 0 keep everything): FilterCases
+	// caps each task × length by a sample stratified by needle depth,
+	// drawn with Suite.Seed.
 	FilterTasks   []string
 	FilterLengths []int
 	FilterCases   int
@@ -246,7 +248,7 @@ func (r *jobRun) cases(e *engine.Engine, rep *report.Report) ([]tasks.Case, erro
 		r.warn(b, "the other lines still run")
 		rep.Errors = append(rep.Errors, report.Error{Stage: "tasks", Line: b.Line, Message: b.Err.Error()})
 	}
-	cases := tasks.Filter(all, opt.FilterTasks, opt.FilterLengths, opt.FilterCases)
+	cases := tasks.Filter(all, opt.FilterTasks, opt.FilterLengths, opt.FilterCases, opt.Suite.Seed)
 	rep.Setup.Suite, rep.Setup.Lengths, rep.Setup.CasesPerCell = opt.FilterTasks, opt.FilterLengths, opt.FilterCases
 	if len(cases) == 0 && len(bad) == 0 {
 		return nil, fmt.Errorf("%s: no cases (after --suite/--lengths filters)", opt.Tasks)

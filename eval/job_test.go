@@ -243,18 +243,19 @@ func TestReadText(t *testing.T) {
 func TestWriteFidelity(t *testing.T) {
 	base := mustParse(t, "f16")
 	res := []Fidelity{
-		{Recipe: "q8", MeanKLD: 0.002, P99KLD: 0.013, Top1: 0.97, PPL: 4.43, BasePPL: 4.37, Positions: 126, Ratio: 0.666},
+		{Recipe: "q8", MeanKLD: 0.002, P99KLD: 0.013, Top1: 0.97, PPL: 4.43, BasePPL: 4.37, Positions: 126, Ratio: 0.666,
+			MeanKLDSE: 0.0005, Top1SE: 0.01, DeltaPPLSE: 0.02, Chunks: 2},
 		{Recipe: "bad", Error: "no cache"},
 	}
 	var b bytes.Buffer
 	if err := WriteFidelity(&b, FidelityMarkdown, base, res); err != nil {
 		t.Fatal(err)
 	}
-	want := "| recipe                                         |  mean KLD |   p99 KLD |  top-1 |      PPL |     ΔPPL |     KV |\n" +
+	want := "| recipe                                         |          mean KLD |   p99 KLD |           top-1 |      PPL |              ΔPPL |     KV |\n" +
 		"|---|--:|--:|--:|--:|--:|--:|\n" +
-		"| q8                                             |   0.00200 |   0.01300 | 0.9700 |   4.4300 |  +0.0600 |  0.666 |\n" +
+		"| q8                                             |  0.00200 ±0.00050 |   0.01300 |  0.9700 ±0.0100 |   4.4300 |   +0.0600 ±0.0200 |  0.666 |\n" +
 		"| bad                                            | failed: no cache\n" +
-		"\nbase f16: PPL 4.3700 over 126 positions; KV is the mean cache size as a fraction of the full f16 cache\n"
+		"\nbase f16: PPL 4.3700 over 126 positions in 2 chunk(s); ± is the standard error across chunks; KV is the mean cache size as a fraction of the full f16 cache\n"
 	if b.String() != want {
 		t.Errorf("markdown:\n%s\nwant\n%s", b.String(), want)
 	}

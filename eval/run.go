@@ -11,6 +11,7 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/eval/report"
 	"github.com/kvgo/kvgo/eval/tasks"
+	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/sample"
 )
@@ -140,9 +141,10 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 
 	// Prepare cases: tokenize once, size the generation.
 	type prepared struct {
-		c      *tasks.Case
-		ids    []int
-		maxTok int
+		c       *tasks.Case
+		ids     []int
+		maxTok  int
+		needles [][]span
 	}
 	var cases []prepared
 	work := 0.0
@@ -156,7 +158,7 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 		if c.ContextTokens == 0 {
 			c.ContextTokens = 1 << bits.Len(uint(max(len(ids), 1)-1))
 		}
-		p := prepared{c: c, ids: ids, maxTok: ans + extra}
+		p := prepared{c: c, ids: ids, maxTok: ans + extra, needles: needleSpans(e, ids, c.Targets())}
 		cases = append(cases, p)
 		work += float64(len(live) * (len(ids) + p.maxTok))
 	}
@@ -178,6 +180,14 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 	// so a partial report compares recipes on the same cases and
 	// background load is spread evenly over them.
 	greedy := sample.Params{Temperature: 0}
+	type window struct {
+		p      kv.Protector
+		evicts bool
+	}
+	windows := make([]window, len(cfg.Recipes))
+	for _, ri := range live {
+		windows[ri].p, windows[ri].evicts = protector(cfg.Recipes[ri].Recipe)
+	}
 	for _, p := range cases {
 		for _, ri := range live {
 			if err := ctx.Err(); err != nil {
@@ -191,6 +201,9 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 			if err != nil {
 				rep.Errors = append(rep.Errors, report.Error{Stage: "case", Line: p.c.Line, Recipe: rs.Name, Message: err.Error()})
 			} else {
+				if in, ok := inWindow(windows[ri].p, windows[ri].evicts, len(p.ids), p.needles); ok {
+					res.InWindow = &in
+				}
 				rep.Cases = append(rep.Cases, res)
 			}
 			cfg.Progress.Add(float64(len(p.ids)+p.maxTok), fmt.Sprintf("%s@%d %s", p.c.Task, p.c.ContextTokens, rs.Name))
@@ -220,6 +233,7 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 		}
 		rep.Recipe(name).Fidelity = &report.Fidelity{
 			MeanKLD: f.MeanKLD, P99KLD: f.P99KLD, Top1: f.Top1, PPL: f.PPL, BasePPL: f.BasePPL,
+			MeanKLDSE: f.MeanKLDSE, Top1SE: f.Top1SE, DeltaPPLSE: f.DeltaPPLSE, Chunks: f.Chunks,
 			Positions: f.Positions, KVBytes: f.KVBytes, FullKVBytes: f.FullKVBytes, Ratio: f.Ratio,
 		}
 	}

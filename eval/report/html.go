@@ -35,7 +35,7 @@ func (r *Report) WriteHTML(w io.Writer) error {
 		for _, c := range cols {
 			s := "–"
 			if cell := r.cell(rc.Name, c.task, c.n); cell != nil {
-				s = fmt.Sprintf("%.0f%% (%d)", 100*cell.Accuracy, cell.Cases)
+				s = fmt.Sprintf("%s /%d", Interval(cell.Accuracy, cell.AccuracyLow, cell.AccuracyHigh), cell.Cases)
 			}
 			rw.Cells = append(rw.Cells, s)
 		}
@@ -45,8 +45,27 @@ func (r *Report) WriteHTML(w io.Writer) error {
 	for _, c := range cols {
 		colNames = append(colNames, c.label())
 	}
+	strata := r.strataNames()
+	var strataRows []row
+	for _, rc := range r.Recipes {
+		if rc.Cases == 0 {
+			continue
+		}
+		rw := row{Name: rc.Name}
+		for _, n := range strata {
+			s := "–"
+			for _, st := range rc.Strata {
+				if st.Name == n {
+					s = fmt.Sprintf("%s/%d · %s", trimFloat(st.Score), st.Cases, Interval(st.Accuracy, st.Low, st.High))
+				}
+			}
+			rw.Cells = append(rw.Cells, s)
+		}
+		strataRows = append(strataRows, rw)
+	}
 	return page.Execute(w, map[string]any{
-		"R": r, "Charts": views, "Cols": colNames, "Matrix": matrix,
+		"R": r, "Charts": views, "Cols": colNames, "Matrix": matrix, "Strata": strata, "StrataRows": strataRows,
+		"Readings": r.Readings(), "Legend": TableLegend,
 	})
 }
 
@@ -57,7 +76,15 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"f0":     func(x float64) string { return fmt.Sprintf("%.0f", x) },
 	"bytes":  Bytes,
 	"ibytes": func(x int64) string { return Bytes(float64(x)) },
-	"dppl":   func(f *Fidelity) string { return fmt.Sprintf("%+.4f", f.PPL-f.BasePPL) },
+	"dppl":   func(f *Fidelity) string { return pmSigned(f.PPL-f.BasePPL, f.DeltaPPLSE, 4) },
+	"pm":     pm,
+	"acc":    func(rc Recipe) string { return Interval(rc.Accuracy, rc.AccuracyLow, rc.AccuracyHigh) },
+	"outside": func(o *Stratum) string {
+		if o == nil {
+			return "–"
+		}
+		return fmt.Sprintf("%s /%d", Interval(o.Accuracy, o.Low, o.High), o.Cases)
+	},
 	"depth": func(d *float64) string {
 		if d == nil {
 			return "–"
@@ -90,6 +117,7 @@ figcaption{font-size:12px;color:#444;margin-top:4px;max-width:600px}
 figcaption b{display:block;font-size:14px;color:#111;margin-bottom:2px}
 details{margin:8px 0;font-size:13px}
 .note{font-size:12px;color:#555;max-width:900px}
+.readings{font-size:13px;max-width:1000px;line-height:1.45}
 </style>
 </head>
 <body>
@@ -108,14 +136,16 @@ fidelity: {{if .R.Setup.FidelityChunks}}{{.R.Setup.FidelityText}}, {{.R.Setup.Fi
 
 <h2>Summary</h2>
 <table>
-<tr><th>recipe</th><th>cases</th><th>accuracy</th><th>KV / full</th><th>peak / full</th><th>KV mean</th><th>KV peak</th><th>prefill tok/s</th><th>decode tok/s</th><th>TTFT ms</th><th>mean KLD</th><th>p99 KLD</th><th>top-1</th><th>ΔPPL</th></tr>
+<tr><th>recipe</th><th>cases</th><th>accuracy [95%]</th><th>outside window</th><th>KV / full</th><th>peak / full</th><th>KV mean</th><th>KV peak</th><th>prefill tok/s</th><th>decode tok/s</th><th>TTFT ms</th><th>mean KLD</th><th>p99 KLD</th><th>top-1</th><th>ΔPPL</th></tr>
 {{range .R.Recipes}}<tr><td title="{{.Recipe}}">{{.Name}}</td>
-{{if and .Error (not .Cases)}}<td colspan="13" class="wrap">failed: {{.Error}}</td>{{else}}
-<td>{{.Cases}}</td><td>{{pct .Accuracy}}</td><td>{{f3 .Cost.Ratio}}</td><td>{{f3 .Cost.PeakRatio}}</td><td>{{bytes .Cost.KVBytesMean}}</td><td>{{ibytes .Cost.KVBytesPeakMax}}</td>
+{{if and .Error (not .Cases)}}<td colspan="14" class="wrap">failed: {{.Error}}</td>{{else}}
+<td>{{.Cases}}</td><td>{{acc .}}</td><td>{{outside .OutsideWindow}}</td><td>{{f3 .Cost.Ratio}}</td><td>{{f3 .Cost.PeakRatio}}</td><td>{{bytes .Cost.KVBytesMean}}</td><td>{{ibytes .Cost.KVBytesPeakMax}}</td>
 <td>{{f0 .Cost.PrefillTokPerSec}}</td><td>{{f0 .Cost.DecodeTokPerSec}}</td><td>{{f0 .Cost.TTFTMsMean}}</td>
-{{with .Fidelity}}<td>{{f5 .MeanKLD}}</td><td>{{f5 .P99KLD}}</td><td>{{printf "%.4f" .Top1}}</td><td>{{dppl .}}</td>{{else}}<td>–</td><td>–</td><td>–</td><td>–</td>{{end}}
+{{with .Fidelity}}<td>{{pm .MeanKLD .MeanKLDSE 5}}</td><td>{{f5 .P99KLD}}</td><td>{{pm .Top1 .Top1SE 4}}</td><td>{{dppl .}}</td>{{else}}<td>–</td><td>–</td><td>–</td><td>–</td>{{end}}
 {{end}}</tr>
 {{end}}</table>
+<p class="note">{{.Legend}}.</p>
+{{if .Readings}}<ul class="readings">{{range .Readings}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="note">Accuracy: a case scores the fraction of its expected answers contained in the greedy continuation (docs/EVAL.md). KV / full: the cache at the end of each case over a full f16 cache for the same tokens; peak: the largest size during the case. Speeds and time to first token come from the same runs, interleaved case by case across recipes so background load hits every recipe alike. Fidelity columns compare next-token distributions with {{.R.Setup.Base}} on the fidelity text.</p>
 
 <h2>Charts</h2>
@@ -126,6 +156,13 @@ fidelity: {{if .R.Setup.FidelityChunks}}{{.R.Setup.FidelityText}}, {{.R.Setup.Fi
 <div class="charts small">
 {{range .Charts}}{{if .Small}}<figure>{{.SVG}}<figcaption><b>{{.Title}}</b>{{.Note}}</figcaption></figure>
 {{end}}{{end}}</div>
+
+{{if .Strata}}<h2>Accuracy by needle stratum</h2>
+<p class="note">Answered / cases and accuracy with its 95% interval. <b>window</b>: the needle sat in the tokens the method keeps by rule (sinks, a recent or observation window), where a recency baseline answers too; the other columns are the remaining cases by needle depth.</p>
+<table>
+<tr><th>recipe</th>{{range .Strata}}<th>{{.}}</th>{{end}}</tr>
+{{range .StrataRows}}<tr><td>{{.Name}}</td>{{range .Cells}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</table>{{end}}
 
 <h2>Accuracy by task and context length</h2>
 {{if .Cols}}<table>

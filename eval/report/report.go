@@ -92,11 +92,21 @@ type Recipe struct {
 	// recipes of one method form one line in the accuracy chart.
 	Method string `json:"method"`
 	Error  string `json:"error,omitempty"`
-	// Cases is how many cases were scored; Accuracy is their mean score.
-	Cases    int       `json:"cases"`
-	Accuracy float64   `json:"accuracy"`
-	Cost     Cost      `json:"cost"`
-	Fidelity *Fidelity `json:"fidelity"`
+	// Cases is how many cases were scored; Accuracy is their mean score,
+	// AccuracyLow and AccuracyHigh its 95% Wilson interval.
+	Cases        int     `json:"cases"`
+	Accuracy     float64 `json:"accuracy"`
+	AccuracyLow  float64 `json:"accuracy_low"`
+	AccuracyHigh float64 `json:"accuracy_high"`
+	// Strata split the cases: the needle in the recipe's always-kept
+	// window, then the others by needle depth.
+	Strata []Stratum `json:"strata"`
+	// OutsideWindow is the accuracy over the cases whose needle was not
+	// in the always-kept window, the part a recency baseline cannot
+	// answer; nil for a recipe that keeps every token.
+	OutsideWindow *Stratum  `json:"outside_window"`
+	Cost          Cost      `json:"cost"`
+	Fidelity      *Fidelity `json:"fidelity"`
 }
 
 // Cost is what a recipe spent over its cases.
@@ -125,11 +135,18 @@ type Cost struct {
 // Fidelity compares a recipe with the base recipe on the same tokens (see
 // eval.CompareFidelity).
 type Fidelity struct {
-	MeanKLD     float64 `json:"mean_kld"`
-	P99KLD      float64 `json:"p99_kld"`
-	Top1        float64 `json:"top1_agreement"`
-	PPL         float64 `json:"ppl"`
-	BasePPL     float64 `json:"ppl_full"`
+	MeanKLD float64 `json:"mean_kld"`
+	P99KLD  float64 `json:"p99_kld"`
+	Top1    float64 `json:"top1_agreement"`
+	PPL     float64 `json:"ppl"`
+	BasePPL float64 `json:"ppl_full"`
+	// MeanKLDSE, Top1SE and DeltaPPLSE are standard errors across the
+	// chunks (the spread of the per-chunk values over √chunks; 0 with one
+	// chunk).
+	MeanKLDSE   float64 `json:"mean_kld_se"`
+	Top1SE      float64 `json:"top1_se"`
+	DeltaPPLSE  float64 `json:"delta_ppl_se"`
+	Chunks      int     `json:"chunks"`
 	Positions   int     `json:"positions"`
 	KVBytes     int64   `json:"kv_bytes"`
 	FullKVBytes int64   `json:"kv_bytes_full"`
@@ -143,6 +160,9 @@ type Cell struct {
 	ContextTokens int     `json:"context_tokens"`
 	Cases         int     `json:"cases"`
 	Accuracy      float64 `json:"accuracy"`
+	// AccuracyLow and AccuracyHigh are the 95% Wilson interval.
+	AccuracyLow  float64 `json:"accuracy_low"`
+	AccuracyHigh float64 `json:"accuracy_high"`
 }
 
 // LengthCost is a recipe's cost at one context length.
@@ -168,7 +188,12 @@ type CaseResult struct {
 	ContextTokens int      `json:"context_tokens"`
 	PromptTokens  int      `json:"prompt_tokens"`
 	Depth         *float64 `json:"depth"`
-	Answers       []string `json:"answers"`
+	// InWindow says whether every answer sat in the tokens the recipe
+	// keeps by rule at the end of the prompt (kv.Protector: sinks, a recent
+	// or observation window); null for a recipe that keeps every token or
+	// an answer not found in the prompt.
+	InWindow *bool    `json:"in_window"`
+	Answers  []string `json:"answers"`
 	// Output is the decoded continuation the score was computed on.
 	Output          string  `json:"output"`
 	Score           float64 `json:"score"`
@@ -250,6 +275,7 @@ func (r *Report) Finalize() {
 		order[rc.Name] = i
 	}
 	for _, cl := range cells {
+		cl.AccuracyLow, cl.AccuracyHigh = Wilson(cl.Accuracy, cl.Cases)
 		cl.Accuracy /= float64(cl.Cases)
 		r.Cells = append(r.Cells, *cl)
 	}
@@ -271,12 +297,16 @@ func (r *Report) Finalize() {
 	for i := range r.Recipes {
 		rc := &r.Recipes[i]
 		a := recs[rc.Name]
+		rc.Strata, rc.OutsideWindow = nil, nil
 		if a == nil {
-			rc.Cases, rc.Accuracy, rc.Cost = 0, 0, Cost{}
+			rc.Cases, rc.Accuracy, rc.AccuracyLow, rc.AccuracyHigh, rc.Cost = 0, 0, 0, 0, Cost{}
+			rc.Strata = []Stratum{}
 			continue
 		}
 		n := float64(a.n)
 		rc.Cases, rc.Accuracy = a.n, a.score/n
+		rc.AccuracyLow, rc.AccuracyHigh = Wilson(a.score, a.n)
+		rc.Strata, rc.OutsideWindow = r.strata(rc.Name)
 		rc.Cost = Cost{
 			KVBytesMean: a.kv / n, KVBytesPeakMean: a.peak / n, KVBytesPeakMax: a.peakMax, FullKVBytesMean: a.full / n,
 			Ratio: safeDiv(a.kv, a.full), PeakRatio: safeDiv(a.peak, a.full),
@@ -289,6 +319,42 @@ func (r *Report) Finalize() {
 	r.Recipes, r.Cells, r.Lengths = orEmpty(r.Recipes), orEmpty(r.Cells), orEmpty(r.Lengths)
 	r.Cases, r.Errors = orEmpty(r.Cases), orEmpty(r.Errors)
 	r.Setup.Suite, r.Setup.Lengths, r.Setup.Depths = orEmpty(r.Setup.Suite), orEmpty(r.Setup.Lengths), orEmpty(r.Setup.Depths)
+}
+
+// strata splits a recipe's cases by stratum (Stratum) and sums those
+// outside the always-kept window; outside is nil when no case of the
+// recipe has a window (it keeps every token).
+func (r *Report) strata(recipe string) (strata []Stratum, outside *Stratum) {
+	by := map[string]*Stratum{}
+	windowed := false
+	out := &Stratum{Name: "outside window"}
+	for i := range r.Cases {
+		c := &r.Cases[i]
+		if c.Recipe != recipe {
+			continue
+		}
+		name := stratumOf(c)
+		if by[name] == nil {
+			by[name] = &Stratum{Name: name}
+		}
+		by[name].add(c.Score)
+		if c.InWindow != nil {
+			windowed = true
+			if !*c.InWindow {
+				out.add(c.Score)
+			}
+		}
+	}
+	for _, s := range by {
+		s.finish()
+		strata = append(strata, *s)
+	}
+	slices.SortFunc(strata, strataOrder)
+	if !windowed {
+		return orEmpty(strata), nil
+	}
+	out.finish()
+	return orEmpty(strata), out
 }
 
 func orEmpty[T any](s []T) []T {
@@ -371,7 +437,7 @@ func (r *Report) sanitize() {
 	}
 	for i := range r.Recipes {
 		if f := r.Recipes[i].Fidelity; f != nil {
-			for _, x := range []*float64{&f.MeanKLD, &f.P99KLD, &f.Top1, &f.PPL, &f.BasePPL, &f.Ratio} {
+			for _, x := range []*float64{&f.MeanKLD, &f.P99KLD, &f.Top1, &f.PPL, &f.BasePPL, &f.Ratio, &f.MeanKLDSE, &f.Top1SE, &f.DeltaPPLSE} {
 				fix(x)
 			}
 		}

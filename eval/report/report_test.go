@@ -26,9 +26,10 @@ func sample() *Report {
 	r.Setup = Setup{Tasks: "built-in", Seed: 1, Suite: []string{"passkey"}, Lengths: []int{256, 512}, Depths: []float64{0, 0.5, 1},
 		Haystack: "mixed", CasesPerCell: 1, ExtraTokens: 8, Base: "f16", FidelityText: "t", FidelityCtx: 128, FidelityChunks: 1}
 	r.Recipes = []Recipe{
-		{Name: "f16", Recipe: "f16", Method: "f16", Fidelity: &Fidelity{Top1: 1, PPL: 10, BasePPL: 10, Positions: 63, KVBytes: 100, FullKVBytes: 100, Ratio: 1}},
+		{Name: "f16", Recipe: "f16", Method: "f16", Fidelity: &Fidelity{Top1: 1, PPL: 10, BasePPL: 10, Chunks: 2, Positions: 63, KVBytes: 100, FullKVBytes: 100, Ratio: 1}},
 		{Name: "snapkv(budget=0.25)", Recipe: "snapkv(budget=0.25,window=32)+f16", Method: "snapkv",
-			Fidelity: &Fidelity{MeanKLD: 0.05, P99KLD: 0.5, Top1: 0.9, PPL: math.Inf(1), BasePPL: 10, Positions: 63, KVBytes: 40, FullKVBytes: 100, Ratio: 0.4}},
+			Fidelity: &Fidelity{MeanKLD: 0.05, P99KLD: 0.5, Top1: 0.9, PPL: math.Inf(1), BasePPL: 10, MeanKLDSE: 0.01, Top1SE: 0.01, DeltaPPLSE: 0.5, Chunks: 2,
+				Positions: 63, KVBytes: 40, FullKVBytes: 100, Ratio: 0.4}},
 		{Name: "bogus", Error: "unknown method"},
 	}
 	line := 0
@@ -46,8 +47,13 @@ func sample() *Report {
 				if ri == 1 {
 					kv, peak = full/4, 2*full
 				}
+				var in *bool
+				if ri == 1 {
+					b := d == 1
+					in = &b
+				}
 				r.Cases = append(r.Cases, CaseResult{
-					Line: line, Recipe: name, Task: "passkey", ContextTokens: n, PromptTokens: n - 10, Depth: ptr(d),
+					Line: line, Recipe: name, Task: "passkey", ContextTokens: n, PromptTokens: n - 10, Depth: ptr(d), InWindow: in,
 					Answers: []string{"12345"}, Output: " 12345", Score: score, Found: int(score), GeneratedTokens: 6,
 					KVBytes: kv, KVBytesPeak: peak, FullKVBytes: full, PrefillMs: float64(n), TTFTMs: float64(n) + 1, DecodeMs: 10,
 				})
@@ -270,8 +276,9 @@ func TestTable(t *testing.T) {
 	var b bytes.Buffer
 	sample().WriteTable(&b)
 	out := b.String()
-	for _, want := range []string{"recipe", "snapkv(budget=0.25)", "33.3%", "0.250", "bogus", "failed: unknown method",
-		"passkey@256", "100% /3", `tasks (line 7): missing "prompt"`, "stopped early"} {
+	for _, want := range []string{"legend: accuracy", "recipe", "snapkv(budget=0.25)", "33% [10–70]", "0.250", "bogus", "failed: unknown method",
+		"passkey@256", "100% [44–100] /3", "33% [6–79] /3", "snapkv(budget=0.25) ties f16", "window", "2/2", "±0.0100",
+		`tasks (line 7): missing "prompt"`, "stopped early"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

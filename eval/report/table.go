@@ -3,35 +3,80 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
-// WriteTable prints the summary a terminal user reads: one row per recipe
-// with accuracy, cost and fidelity, then accuracy per task and length.
+// TableLegend is the one-line legend of WriteTable's columns.
+const TableLegend = "accuracy: mean score with its 95% Wilson interval; outside window: accuracy where the needle was not in the tokens the method keeps by rule; " +
+	"KV/full, peak/full: cache at the end / at its largest over a full f16 cache; prefill/s, decode/s: tokens per second; TTFT: time to first token; " +
+	"KLD, top-1, ΔPPL: next-token distributions against the base on the fidelity text (± standard error across chunks)"
+
+// WriteTable prints the summary a terminal user reads: a legend, one row
+// per recipe with accuracy, cost and fidelity, the generated readings,
+// then accuracy per needle stratum and per task and length.
 func (r *Report) WriteTable(w io.Writer) {
 	nameW := len("recipe")
 	for _, rc := range r.Recipes {
 		nameW = max(nameW, len(rc.Name))
 	}
-	fmt.Fprintf(w, "%-*s %6s %8s %8s %9s %10s %9s %9s %8s %9s %9s %7s %9s\n", nameW,
-		"recipe", "cases", "accuracy", "KV/full", "peak/full", "KV mean", "prefill/s", "decode/s", "TTFT ms",
-		"mean KLD", "p99 KLD", "top-1", "ΔPPL")
+	fmt.Fprintf(w, "legend: %s\n\n", TableLegend)
+	fmt.Fprintf(w, "%-*s %6s %s %s %8s %9s %10s %9s %9s %8s %s %9s %s %s\n", nameW,
+		"recipe", "cases", padRight("accuracy", 14), padRight("outside window", 19), "KV/full", "peak/full", "KV mean", "prefill/s", "decode/s", "TTFT ms",
+		padLeft("mean KLD", 16), "p99 KLD", padLeft("top-1", 14), padLeft("ΔPPL", 16))
 	for _, rc := range r.Recipes {
 		if rc.Error != "" && rc.Cases == 0 {
 			fmt.Fprintf(w, "%-*s failed: %s\n", nameW, rc.Name, rc.Error)
 			continue
 		}
 		c := rc.Cost
-		fmt.Fprintf(w, "%-*s %6d %7.1f%% %8.3f %9.3f %10s %9.0f %9.0f %8.0f", nameW,
-			rc.Name, rc.Cases, 100*rc.Accuracy, c.Ratio, c.PeakRatio, Bytes(c.KVBytesMean),
+		outside := "-"
+		if o := rc.OutsideWindow; o != nil {
+			outside = fmt.Sprintf("%s /%d", Interval(o.Accuracy, o.Low, o.High), o.Cases)
+		}
+		fmt.Fprintf(w, "%-*s %6d %s %s %8.3f %9.3f %10s %9.0f %9.0f %8.0f", nameW,
+			rc.Name, rc.Cases, padRight(Interval(rc.Accuracy, rc.AccuracyLow, rc.AccuracyHigh), 14), padRight(outside, 19), c.Ratio, c.PeakRatio, Bytes(c.KVBytesMean),
 			c.PrefillTokPerSec, c.DecodeTokPerSec, c.TTFTMsMean)
 		if f := rc.Fidelity; f != nil {
-			fmt.Fprintf(w, " %9.5f %9.5f %7.4f %+9.4f", f.MeanKLD, f.P99KLD, f.Top1, f.PPL-f.BasePPL)
+			fmt.Fprintf(w, " %s %9.5f %s %s", padLeft(pm(f.MeanKLD, f.MeanKLDSE, 5), 16), f.P99KLD, padLeft(pm(f.Top1, f.Top1SE, 4), 14), padLeft(pmSigned(f.PPL-f.BasePPL, f.DeltaPPLSE, 4), 16))
 		} else {
-			fmt.Fprintf(w, " %9s %9s %7s %9s", "-", "-", "-", "-")
+			fmt.Fprintf(w, " %16s %9s %14s %16s", "-", "-", "-", "-")
 		}
 		fmt.Fprintln(w)
+	}
+	if rs := r.Readings(); len(rs) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range rs {
+			fmt.Fprintf(w, "- %s\n", s)
+		}
+	}
+	if names := r.strataNames(); len(names) > 0 {
+		fmt.Fprintln(w)
+		widths := make([]int, len(names))
+		fmt.Fprintf(w, "%-*s", nameW, "answered by stratum")
+		for i, n := range names {
+			widths[i] = max(len(n), 7)
+			fmt.Fprintf(w, "  %*s", widths[i], n)
+		}
+		fmt.Fprintln(w)
+		for _, rc := range r.Recipes {
+			if rc.Cases == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "%-*s", nameW, rc.Name)
+			for i, n := range names {
+				s := "-"
+				for _, st := range rc.Strata {
+					if st.Name == n {
+						s = fmt.Sprintf("%s/%d", trimFloat(st.Score), st.Cases)
+					}
+				}
+				fmt.Fprintf(w, "  %*s", widths[i], s)
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	cols := r.columns()
 	if len(cols) > 0 {
@@ -39,7 +84,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		widths := make([]int, len(cols))
 		fmt.Fprintf(w, "%-*s", nameW, "accuracy")
 		for i, c := range cols {
-			widths[i] = max(len(c.label()), 6)
+			widths[i] = max(len(c.label()), 17)
 			fmt.Fprintf(w, "  %*s", widths[i], c.label())
 		}
 		fmt.Fprintln(w)
@@ -49,9 +94,9 @@ func (r *Report) WriteTable(w io.Writer) {
 				cell := r.cell(rc.Name, c.task, c.n)
 				s := "-"
 				if cell != nil {
-					s = fmt.Sprintf("%.0f%% /%d", 100*cell.Accuracy, cell.Cases)
+					s = fmt.Sprintf("%s /%d", Interval(cell.Accuracy, cell.AccuracyLow, cell.AccuracyHigh), cell.Cases)
 				}
-				fmt.Fprintf(w, "  %*s", widths[i], s)
+				fmt.Fprintf(w, "  %s", padLeft(s, widths[i]))
 			}
 			fmt.Fprintln(w)
 		}
@@ -62,6 +107,46 @@ func (r *Report) WriteTable(w io.Writer) {
 	if r.Stopped != "" {
 		fmt.Fprintf(w, "stopped early: %s (the report holds what finished)\n", r.Stopped)
 	}
+}
+
+// pm formats x ± its standard error with the given decimals ("0.25834
+// ±0.0310"); no error when se is 0 (one chunk).
+func pm(x, se float64, dec int) string {
+	if se <= 0 {
+		return fmt.Sprintf("%.*f", dec, x)
+	}
+	return fmt.Sprintf("%.*f ±%.*f", dec, x, max(dec-1, 1), se)
+}
+
+func pmSigned(x, se float64, dec int) string {
+	if math.Abs(x) > 1e12 { // a perplexity that overflowed
+		return fmt.Sprintf("%+g", math.Inf(int(math.Copysign(1, x))))
+	}
+	if se <= 0 {
+		return fmt.Sprintf("%+.*f", dec, x)
+	}
+	return fmt.Sprintf("%+.*f ±%.*f", dec, x, max(dec-1, 1), se)
+}
+
+// strataNames lists the strata that have cases, window first, then by
+// depth.
+func (r *Report) strataNames() []string {
+	var all []Stratum
+	seen := map[string]bool{}
+	for _, rc := range r.Recipes {
+		for _, s := range rc.Strata {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				all = append(all, s)
+			}
+		}
+	}
+	slices.SortFunc(all, strataOrder)
+	var names []string
+	for _, s := range all {
+		names = append(names, s.Name)
+	}
+	return names
 }
 
 // String renders an error as the CLI prints it.
@@ -129,4 +214,20 @@ func Bytes(b float64) string {
 		return fmt.Sprintf("%.1f KiB", b/(1<<10))
 	}
 	return fmt.Sprintf("%.0f B", b)
+}
+
+// padLeft right-aligns s in w columns, counting runes ("–", "±", "Δ").
+func padLeft(s string, w int) string {
+	if n := utf8.RuneCountInString(s); n < w {
+		return strings.Repeat(" ", w-n) + s
+	}
+	return s
+}
+
+// padRight left-aligns s in w columns, counting runes.
+func padRight(s string, w int) string {
+	if n := utf8.RuneCountInString(s); n < w {
+		return s + strings.Repeat(" ", w-n)
+	}
+	return s
 }
