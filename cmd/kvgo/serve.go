@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
 	"math"
 	"net"
-	"net/http"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -105,45 +103,23 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
-	if err != nil {
-		return err
-	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          logger,
-	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
 	def, _ := recipe.Parse(*kvFlag)
-	fmt.Fprintf(stderr, "kvgo serve: listening on http://%s (model %q from %s, context %d, KV budget %s, default recipe %s)\n",
-		ln.Addr(), id, e.Source, sch.Context(), units.Bytes(budget), def)
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
+	opt := server.ServeOptions{
+		DrainTimeout: *drain,
+		ErrorLog:     logger,
+		Listening: func(addr net.Addr) {
+			fmt.Fprintf(stderr, "kvgo serve: listening on http://%s (model %q from %s, context %d, KV budget %s, default recipe %s)\n",
+				addr, id, e.Source, sch.Context(), units.Bytes(budget), def)
+		},
 	}
 	if !*quiet {
-		st := sch.Stats()
-		fmt.Fprintf(stderr, "kvgo serve: draining %d running and %d queued requests (up to %s)\n", st.Running, st.Queued, *drain)
-	}
-	srv.Drain()
-	dctx, cancel := context.WithTimeout(context.Background(), *drain)
-	defer cancel()
-	if err := hs.Shutdown(dctx); err != nil {
-		// Time is up: end what still runs. Streams get an error event and
-		// [DONE]; give their handlers a moment to write them.
-		sch.Abort(sched.ErrShutdown)
-		fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer fcancel()
-		if err := hs.Shutdown(fctx); err != nil {
-			hs.Close()
+		opt.Draining = func(st sched.Stats) {
+			fmt.Fprintf(stderr, "kvgo serve: draining %d running and %d queued requests (up to %s)\n", st.Running, st.Queued, *drain)
 		}
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.ListenAndServe(ctx, net.JoinHostPort(*host, strconv.Itoa(*port)), opt); err != nil {
 		return err
 	}
 	if !*quiet {
