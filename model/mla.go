@@ -177,8 +177,7 @@ func (w *weightLoader) loadMLA(l *Layer, p string, c Config) {
 
 // latentShape is the cache of an MLA model: one head whose key is the
 // latent and the rope key and whose value is the latent, stored once.
-func (m *Model) latentShape() kv.Shape {
-	c := m.Config
+func (c Config) latentShape() kv.Shape {
 	return kv.Shape{
 		Layers: c.Layers, KVHeads: 1,
 		HeadDim: c.KVLoraRank + c.RopeDims, ValueDim: c.KVLoraRank,

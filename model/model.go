@@ -120,12 +120,12 @@ func (r rotary) Rotate(_ int, key []float32, delta int32) {
 	r.rope.Apply(key[r.from:], r.headDim, float64(delta))
 }
 
-// CacheShape is the geometry of this model's KV cache.
-func (m *Model) CacheShape() kv.Shape {
-	if m.IsMLA() {
-		return m.latentShape()
+// CacheShape is the geometry of the model's KV cache.
+func (c Config) CacheShape() kv.Shape {
+	if c.IsMLA() {
+		return c.latentShape()
 	}
-	return kv.Shape{Layers: m.Config.Layers, KVHeads: m.KVHeads, HeadDim: m.HeadDim}
+	return kv.Shape{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim}
 }
 
 // weightLoader collects every problem with the file's tensors so one error
