@@ -267,13 +267,10 @@ type generation struct {
 }
 
 func newGeneration(s *Server, j *job, h *sched.Handle) *generation {
-	g := &generation{s: s, j: j, h: h, dec: s.eng.Tok.NewStreamDecoder(), stop: stopper{stops: j.stops}, lead: j.trimLead}
+	// The decoder is fed the prompt, so the first generated token keeps
+	// its leading space ("Hello" + " world").
+	g := &generation{s: s, j: j, h: h, dec: s.eng.ContinuationDecoder(j.prompt), stop: stopper{stops: j.stops}, lead: j.trimLead}
 	g.clock = tokenClock{m: s.m, start: j.start}
-	// Feed the prompt so the first generated token keeps its leading
-	// space ("Hello" + " world") and the decoder knows the context.
-	for _, id := range j.prompt {
-		g.dec.Next(id)
-	}
 	return g
 }
 

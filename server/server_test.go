@@ -145,10 +145,7 @@ func reference(t *testing.T, prompt string, n int) string {
 	t.Helper()
 	tiny(t)
 	ids := refEng.Tok.Encode(prompt, true, false)
-	dec := refEng.Tok.NewStreamDecoder()
-	for _, id := range ids {
-		dec.Next(id)
-	}
+	dec := refEng.ContinuationDecoder(ids)
 	var b strings.Builder
 	_, err := refEng.Generate(context.Background(), engine.Request{Prompt: ids, MaxTokens: n, StopAtEOG: true,
 		OnToken: func(id int) error { b.WriteString(dec.Next(id)); return nil }})

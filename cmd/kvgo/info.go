@@ -90,3 +90,8 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 type tabWriter struct{ w io.Writer }
 
 func (t *tabWriter) row(k, v string) { fmt.Fprintf(t.w, "%-18s %s\n", k+":", v) }
+
+// bytesString is units.Bytes under the name cmd/kvgo's files used before
+// the formatter moved to internal/units (convert.go, being written, still
+// spells it so).
+func bytesString(n int64) string { return units.Bytes(n) }

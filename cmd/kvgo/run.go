@@ -115,12 +115,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ids := e.Tok.Encode(*prompt, true, false)
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	// Feed the prompt through the decoder first so the continuation's first
-	// piece keeps its leading space (SentencePiece strips it at the start).
-	dec := e.Tok.NewStreamDecoder()
-	for _, id := range ids {
-		dec.Next(id)
-	}
+	dec := e.ContinuationDecoder(ids)
 	st, err := e.Generate(ctx, engine.Request{
 		Prompt: ids, MaxTokens: *n, Sampling: params, KV: rcp, Context: *nctx,
 		StopAtEOG: !*ignoreEOS,
