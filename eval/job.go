@@ -59,6 +59,13 @@ type Options struct {
 	// skip fidelity. It has no effect with a FidelityText file.
 	AdaptFidelityCtx bool
 
+	// EqualKV, when set, compares recipes at equal memory: every recipe
+	// with a budget parameter runs once per target instead, its budget
+	// set so that its cache holds that fraction of the full f16 cache
+	// (EqualKV of a calibration; recipes without a budget run once, at
+	// their own size).
+	EqualKV []float64
+
 	// Dir receives report.html and report.json.
 	Dir string
 	// Progress, if set, gets a progress bar; Terminal selects in-place
@@ -184,7 +191,14 @@ func (j *Job) Run(ctx context.Context, e *engine.Engine) (*Result, error) {
 		return nil, err
 	}
 
-	cfg := Config{Cases: cases, Recipes: j.recipes, ExtraTokens: opt.ExtraTokens, Base: j.base, FidelityCtx: opt.FidelityCtx, FidelityChunks: opt.FidelityChunks}
+	recipes := j.recipes
+	if len(opt.EqualKV) > 0 {
+		rep.Setup.EqualKV = opt.EqualKV
+		if recipes, err = r.equalKV(ctx, e, cases, rep); err != nil {
+			return nil, err
+		}
+	}
+	cfg := Config{Cases: cases, Recipes: recipes, ExtraTokens: opt.ExtraTokens, Base: j.base, FidelityCtx: opt.FidelityCtx, FidelityChunks: opt.FidelityChunks}
 	if opt.FidelityChunks > 0 {
 		if err := r.fidelity(e, cases, &cfg, rep); err != nil {
 			return nil, err
@@ -221,6 +235,69 @@ func (r *jobRun) warn(err error, rest string) {
 	if r.opt.Warn != nil {
 		r.opt.Warn(fmt.Sprintf("%v (%s)", err, rest))
 	}
+}
+
+// equalKV replaces every recipe with a budget parameter by one recipe per
+// target of opt.EqualKV, its budget searched on one case per context
+// length (the first of each) so that its cache holds the target fraction
+// of the full f16 cache; the base and recipes without a budget stay.
+func (r *jobRun) equalKV(ctx context.Context, e *engine.Engine, cases []tasks.Case, rep *report.Report) ([]RecipeSpec, error) {
+	extra := r.opt.ExtraTokens
+	if extra <= 0 {
+		extra = 8
+	}
+	cal := &calibration{}
+	seen := map[int]bool{}
+	for _, c := range cases {
+		ids := e.Tok.Encode(c.Prompt, true, false)
+		n := c.ContextTokens
+		if n == 0 {
+			n = len(ids)
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		ans := 0
+		for _, t := range append([]string{c.Answer}, c.Targets()...) {
+			ans = max(ans, len(e.Tok.Encode(" "+t, false, false)))
+		}
+		cal.prompts = append(cal.prompts, ids)
+		cal.maxTok = append(cal.maxTok, ans+extra)
+	}
+	var out []RecipeSpec
+	for _, s := range r.recipes {
+		if s.Err != nil || s.Recipe.String() == r.base.String() {
+			out = append(out, s)
+			continue
+		}
+		if _, _, ok := budgetParam(s.Recipe); !ok {
+			out = append(out, s)
+			continue
+		}
+		for _, target := range r.opt.EqualKV {
+			nr, name, got, err := cal.EqualKV(ctx, e, s.Recipe, target)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				r.warn(fmt.Errorf("--equal-kv %g: %s: %w", target, s.Name, err), "the other recipes still run")
+				rep.Errors = append(rep.Errors, report.Error{Stage: "recipe", Recipe: s.Name, Message: err.Error()})
+				continue
+			}
+			if r.opt.Progress != nil {
+				fmt.Fprintf(r.opt.Progress, "equal KV %.3g: %s -> %s (holds %.3f of the full f16 cache on %d calibration prompts)\n", target, s.Name, name, got, len(cal.prompts))
+			}
+			dup := false
+			for _, o := range out {
+				dup = dup || o.Name == name
+			}
+			if !dup {
+				out = append(out, RecipeSpec{Name: name, Recipe: nr, KVTarget: target})
+			}
+		}
+	}
+	return out, nil
 }
 
 // cases reads the case file (reporting bad lines) or generates the

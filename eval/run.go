@@ -22,6 +22,9 @@ type RecipeSpec struct {
 	Name   string
 	Recipe *recipe.Recipe
 	Err    error
+	// KVTarget is the fraction of the full f16 cache the recipe's budget
+	// was searched for (equal-memory comparisons), 0 when it was given.
+	KVTarget float64
 }
 
 // ParseRecipes splits a ';'-separated list and parses each recipe,
@@ -122,7 +125,7 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 	// time on it.
 	var live []int // indexes into cfg.Recipes
 	for i, rs := range cfg.Recipes {
-		entry := report.Recipe{Name: rs.Name}
+		entry := report.Recipe{Name: rs.Name, KVTarget: rs.KVTarget}
 		if rs.Recipe != nil {
 			entry.Recipe, entry.Method = rs.Recipe.String(), Method(rs.Recipe)
 		}

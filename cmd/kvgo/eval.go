@@ -136,6 +136,7 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	outDir := fs.String("o", "kvgo-eval-report", "report `directory` (report.html, report.json)")
 	format := fs.String("format", "table", "what to print on stdout: table, json or none")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	equalKV := fs.String("equal-kv", "", "compare at equal memory: `fractions` of the full f16 cache (e.g. 0.15,0.3,0.5); each recipe with a budget runs once per fraction, its budget searched so its cache holds that much")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -160,6 +161,11 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if !set["kv"] {
 		opt.Recipes = strings.Join(eval.DefaultRecipes(), ";")
+	}
+	if *equalKV != "" {
+		if opt.EqualKV, err = parseFloats(*equalKV); err != nil {
+			return usagef("--equal-kv: %v", err)
+		}
 	}
 	if !*quiet {
 		opt.Progress, opt.Terminal = stderr, isTerminal(stderr)

@@ -80,6 +80,10 @@ type Setup struct {
 	FidelityText   string `json:"fidelity_text"`
 	FidelityCtx    int    `json:"fidelity_ctx"`
 	FidelityChunks int    `json:"fidelity_chunks"`
+	// EqualKV are the targets of an equal-memory run: fractions of the
+	// full f16 cache each budgeted recipe was set to hold (empty = the
+	// recipes as given).
+	EqualKV []float64 `json:"equal_kv"`
 }
 
 // Recipe is one KV recipe's summary.
@@ -91,7 +95,10 @@ type Recipe struct {
 	// Method is the family (evictor+codec names without parameters):
 	// recipes of one method form one line in the accuracy chart.
 	Method string `json:"method"`
-	Error  string `json:"error,omitempty"`
+	// KVTarget is the fraction of the full f16 cache its budget was set
+	// to hold in an equal-memory run (--equal-kv), 0 otherwise.
+	KVTarget float64 `json:"kv_target"`
+	Error    string  `json:"error,omitempty"`
 	// Cases is how many cases were scored; Accuracy is their mean score,
 	// AccuracyLow and AccuracyHigh its 95% Wilson interval.
 	Cases        int     `json:"cases"`
@@ -319,6 +326,7 @@ func (r *Report) Finalize() {
 	r.Recipes, r.Cells, r.Lengths = orEmpty(r.Recipes), orEmpty(r.Cells), orEmpty(r.Lengths)
 	r.Cases, r.Errors = orEmpty(r.Cases), orEmpty(r.Errors)
 	r.Setup.Suite, r.Setup.Lengths, r.Setup.Depths = orEmpty(r.Setup.Suite), orEmpty(r.Setup.Lengths), orEmpty(r.Setup.Depths)
+	r.Setup.EqualKV = orEmpty(r.Setup.EqualKV)
 }
 
 // strata splits a recipe's cases by stratum (Stratum) and sums those
