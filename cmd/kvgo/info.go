@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/kvgo/kvgo/gguf"
@@ -27,16 +26,15 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
+	d := model.Describe(f)
 	w := &tabWriter{w: stdout}
 	w.row("file", pos[0])
-	w.row("gguf version", fmt.Sprint(f.Version))
-	arch, _ := f.String("general.architecture")
-	w.row("architecture", arch)
-	if name, err := f.String("general.name"); err == nil {
-		w.row("name", name)
+	w.row("gguf version", fmt.Sprint(d.Version))
+	w.row("architecture", d.Arch)
+	if d.HasName {
+		w.row("name", d.Name)
 	}
-	cfg, cfgErr := model.ReadConfig(f)
-	if cfgErr == nil {
+	if cfg := d.Config; d.ConfigErr == nil {
 		w.row("layers", fmt.Sprint(cfg.Layers))
 		w.row("embedding", fmt.Sprint(cfg.Embd))
 		w.row("heads / kv heads", fmt.Sprintf("%d / %d (head dim %d)", cfg.Heads, cfg.KVHeads, cfg.HeadDim))
@@ -44,40 +42,30 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		w.row("vocab", fmt.Sprint(cfg.Vocab))
 		w.row("context length", fmt.Sprint(cfg.ContextLen))
 		rope := fmt.Sprintf("base %g, %d dims", cfg.RopeBase, cfg.RopeDims)
-		if _, ok := f.Tensor("rope_freqs.weight"); ok {
+		if d.RopeFreqFactors {
 			rope += ", llama3 frequency factors"
 		}
 		if cfg.RopeScaling == "linear" {
 			rope += fmt.Sprintf(", linear scaling x%g", cfg.RopeFactor)
 		}
 		w.row("rope", rope)
-		kvPerTok := 2 * cfg.Layers * cfg.KVHeads * cfg.HeadDim * 2
-		w.row("kv cache (f16)", fmt.Sprintf("%s per token, %s at full context", units.Bytes(int64(kvPerTok)), units.Bytes(int64(kvPerTok)*int64(cfg.ContextLen))))
+		w.row("kv cache (f16)", fmt.Sprintf("%s per token, %s at full context", units.Bytes(d.KVBytesPerToken), units.Bytes(d.KVBytesPerToken*int64(cfg.ContextLen))))
 	} else {
-		w.row("model", "cannot run: "+cfgErr.Error())
+		w.row("model", "cannot run: "+d.ConfigErr.Error())
 	}
-	w.row("parameters", units.Params(model.ParamCount(f)))
-	types := map[string]int{}
-	for _, t := range f.Tensors {
-		types[t.Type.String()]++
-	}
+	w.row("parameters", units.Params(d.Params))
 	var ts []string
-	for t, n := range types {
-		ts = append(ts, fmt.Sprintf("%s x%d", t, n))
+	for _, tc := range d.TensorTypes {
+		ts = append(ts, fmt.Sprintf("%s x%d", tc.Type, tc.Count))
 	}
-	sort.Strings(ts)
-	w.row("tensors", fmt.Sprintf("%d (%s)", len(f.Tensors), strings.Join(ts, ", ")))
-	w.row("file size", units.Bytes(int64(f.Size())))
-	tm, _ := f.String("tokenizer.ggml.model")
-	pre, _ := f.String("tokenizer.ggml.pre")
-	toks, _ := f.Strings("tokenizer.ggml.tokens")
-	tokDesc := fmt.Sprintf("%s, %d tokens", tm, len(toks))
-	if pre != "" {
-		tokDesc += ", pre-tokenizer " + pre
+	w.row("tensors", fmt.Sprintf("%d (%s)", d.Tensors, strings.Join(ts, ", ")))
+	w.row("file size", units.Bytes(d.FileSize))
+	tokDesc := fmt.Sprintf("%s, %d tokens", d.Tokenizer, d.Tokens)
+	if d.PreTokenizer != "" {
+		tokDesc += ", pre-tokenizer " + d.PreTokenizer
 	}
 	w.row("tokenizer", tokDesc)
-	_, hasTmpl := f.Lookup("tokenizer.chat_template")
-	w.row("chat template", map[bool]string{true: "present", false: "absent"}[hasTmpl])
+	w.row("chat template", map[bool]string{true: "present", false: "absent"}[d.ChatTemplate])
 	if *meta {
 		fmt.Fprintln(stdout, "\nmetadata:")
 		for _, kv := range f.Metadata {
