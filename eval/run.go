@@ -280,10 +280,7 @@ func runCase(ctx context.Context, e *engine.Engine, c *tasks.Case, ids []int, ma
 	}
 	// Decode after the prompt, so the first piece keeps its leading space
 	// as it does in `kvgo run`.
-	dec := e.Tok.NewStreamDecoder()
-	for _, id := range ids {
-		dec.Next(id)
-	}
+	dec := e.ContinuationDecoder(ids)
 	var text strings.Builder
 	for _, id := range out {
 		text.WriteString(dec.Next(id))
