@@ -118,6 +118,10 @@ type Request struct {
 	Sampling  sample.Params
 	Recipe    *recipe.Recipe // nil: the full F16 cache
 	StopAtEOG bool           // end at an end-of-generation token (not emitted)
+	// Tenant keys everything the request may reuse or leave behind (the
+	// prefix cache; chunk caches): requests of different tenants never
+	// share cached tokens.
+	Tenant string
 }
 
 // Finish says why a sequence ended.
@@ -356,7 +360,7 @@ func (s *Scheduler) Submit(ctx context.Context, req Request) (*Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	q := &seq{req: req, recipe: r, key: prefix.Key{Model: s.model, Recipe: r.String()}, plan: p, sampler: sm, prompt: req.Prompt, reserve: need}
+	q := &seq{req: req, recipe: r, key: prefix.Key{Model: s.model, Recipe: r.String(), Tenant: req.Tenant}, plan: p, sampler: sm, prompt: req.Prompt, reserve: need}
 	q.out.sig = make(chan struct{}, 1)
 	// Watch ctx before the loop can see q, so that q.unwatch is set
 	// before anything reads it; a ctx that is already done cancels q as

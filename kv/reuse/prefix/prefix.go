@@ -27,6 +27,11 @@ type Key struct {
 	Model string
 	// Recipe is the canonical recipe string (recipe.Recipe.String).
 	Recipe string
+	// Tenant isolates stored caches between the server's tenants (an API
+	// key or a request's cache_salt): a shared prefix cache leaks through
+	// timing, so one tenant never gets another's cached tokens. Empty is
+	// the one tenant of a server without keys or salts.
+	Tenant string
 }
 
 // Store keeps the caches of finished sequences and forks them when a new
