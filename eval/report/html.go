@@ -117,6 +117,7 @@ figcaption{font-size:12px;color:#444;margin-top:4px;max-width:600px}
 figcaption b{display:block;font-size:14px;color:#111;margin-bottom:2px}
 details{margin:8px 0;font-size:13px}
 .note{font-size:12px;color:#555;max-width:900px}
+.scroll{overflow-x:auto}
 .readings{font-size:13px;max-width:1000px;line-height:1.45}
 </style>
 </head>
@@ -135,7 +136,7 @@ fidelity: {{if .R.Setup.FidelityChunks}}{{.R.Setup.FidelityText}}, {{.R.Setup.Fi
 </div>{{end}}
 
 <h2>Summary</h2>
-<table>
+<div class="scroll"><table>
 <tr><th>recipe</th><th>cases</th><th>accuracy [95%]</th><th>outside window</th><th>KV / full</th><th>peak / full</th><th>KV mean</th><th>KV peak</th><th>prefill tok/s</th><th>decode tok/s</th><th>TTFT ms</th><th>mean KLD</th><th>p99 KLD</th><th>top-1</th><th>ΔPPL</th></tr>
 {{range .R.Recipes}}<tr><td title="{{.Recipe}}">{{.Name}}</td>
 {{if and .Error (not .Cases)}}<td colspan="14" class="wrap">failed: {{.Error}}</td>{{else}}
@@ -143,7 +144,7 @@ fidelity: {{if .R.Setup.FidelityChunks}}{{.R.Setup.FidelityText}}, {{.R.Setup.Fi
 <td>{{f0 .Cost.PrefillTokPerSec}}</td><td>{{f0 .Cost.DecodeTokPerSec}}</td><td>{{f0 .Cost.TTFTMsMean}}</td>
 {{with .Fidelity}}<td>{{pm .MeanKLD .MeanKLDSE 5}}</td><td>{{f5 .P99KLD}}</td><td>{{pm .Top1 .Top1SE 4}}</td><td>{{dppl .}}</td>{{else}}<td>–</td><td>–</td><td>–</td><td>–</td>{{end}}
 {{end}}</tr>
-{{end}}</table>
+{{end}}</table></div>
 <p class="note">{{.Legend}}.</p>
 {{if .Readings}}<ul class="readings">{{range .Readings}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="note">Accuracy: a case scores the fraction of its expected answers contained in the greedy continuation (docs/EVAL.md). KV / full: the cache at the end of each case over a full f16 cache for the same tokens; peak: the largest size during the case. Speeds and time to first token come from the same runs, interleaved case by case across recipes so background load hits every recipe alike. Fidelity columns compare next-token distributions with {{.R.Setup.Base}} on the fidelity text.</p>

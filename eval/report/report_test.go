@@ -24,10 +24,10 @@ func sample() *Report {
 	r.Stopped = "interrupted"
 	r.Model = Model{Source: "m.gguf", Params: 1000, Layers: 4, KVHeads: 2, HeadDim: 32, Context: 2048, Vocab: 1024, Threads: 2}
 	r.Setup = Setup{Tasks: "built-in", Seed: 1, Suite: []string{"passkey"}, Lengths: []int{256, 512}, Depths: []float64{0, 0.5, 1},
-		Haystack: "mixed", CasesPerCell: 1, ExtraTokens: 8, Base: "f16", FidelityText: "t", FidelityCtx: 128, FidelityChunks: 1}
+		Haystack: "mixed", CasesPerCell: 1, ExtraTokens: 8, Base: "f16", FidelityText: "t", FidelityCtx: 128, FidelityChunks: 1, EqualKV: []float64{0.25}}
 	r.Recipes = []Recipe{
 		{Name: "f16", Recipe: "f16", Method: "f16", Fidelity: &Fidelity{Top1: 1, PPL: 10, BasePPL: 10, Chunks: 2, Positions: 63, KVBytes: 100, FullKVBytes: 100, Ratio: 1}},
-		{Name: "snapkv(budget=0.25)", Recipe: "snapkv(budget=0.25,window=32)+f16", Method: "snapkv",
+		{Name: "snapkv(budget=0.25)", Recipe: "snapkv(budget=0.25,window=32)+f16", Method: "snapkv", KVTarget: 0.25,
 			Fidelity: &Fidelity{MeanKLD: 0.05, P99KLD: 0.5, Top1: 0.9, PPL: math.Inf(1), BasePPL: 10, MeanKLDSE: 0.01, Top1SE: 0.01, DeltaPPLSE: 0.5, Chunks: 2,
 				Positions: 63, KVBytes: 40, FullKVBytes: 100, Ratio: 0.4}},
 		{Name: "bogus", Error: "unknown method"},
@@ -154,8 +154,8 @@ func TestEmptyReportIsValid(t *testing.T) {
 	if err := r.WriteHTML(&h); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(h.String(), "<svg"); n != 4 {
-		t.Errorf("%d charts in an empty report, want 4 (three plus one heatmap)", n)
+	if n := strings.Count(h.String(), "<svg"); n != 5 {
+		t.Errorf("%d charts in an empty report, want 5 (four plus one heatmap)", n)
 	}
 }
 
@@ -247,8 +247,8 @@ func TestHTML(t *testing.T) {
 	}
 	h := b.String()
 	// Three charts plus a heatmap per recipe, failed one included.
-	if n := strings.Count(h, "<svg"); n != 3+len(r.Recipes) {
-		t.Errorf("%d charts, want %d", n, 3+len(r.Recipes))
+	if n := strings.Count(h, "<svg"); n != 4+len(r.Recipes) {
+		t.Errorf("%d charts, want %d", n, 4+len(r.Recipes))
 	}
 	if strings.Count(h, "<svg") != strings.Count(h, "</svg>") {
 		t.Error("unbalanced svg elements")
@@ -258,8 +258,8 @@ func TestHTML(t *testing.T) {
 			t.Errorf("the page is not self-contained: it contains %q", bad)
 		}
 	}
-	for _, want := range []string{"snapkv(budget=0.25)", "Accuracy vs KV size", "KL divergence vs KV size", "KV memory vs context length",
-		"Needles: f16", "passkey@512", "missing &#34;prompt&#34;", "stopped early", `viewBox="0 0 460 320"`} {
+	for _, want := range []string{"snapkv(budget=0.25)", "Accuracy vs KV bytes", "KL divergence vs KV bytes", "Speed", "KV memory vs context length",
+		"Needles: f16", "passkey@512", "missing &#34;prompt&#34;", "stopped early", `viewBox="0 0 600 340"`} {
 		if !strings.Contains(h, want) {
 			t.Errorf("the page lacks %q", want)
 		}
