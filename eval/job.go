@@ -137,8 +137,8 @@ func (j *Job) warn(err error, rest string) {
 // Result is a finished or interrupted run whose report has been written.
 type Result struct {
 	Report *report.Report
-	// HTML and JSON are the report files; WriteErr is why writing them
-	// failed (Report still holds everything).
+	// HTML and JSON are the report files, absolute paths; WriteErr is why
+	// writing them failed (Report still holds everything).
 	HTML, JSON string
 	WriteErr   error
 	// Interrupted is the context's error when the run was cut short; the
@@ -397,6 +397,9 @@ func WriteCases(path string, cases []tasks.Case) error {
 func writeReport(rep *report.Report, dir string) (string, string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", err
+	}
+	if abs, err := filepath.Abs(dir); err == nil { // printed paths work from anywhere
+		dir = abs
 	}
 	jsonPath := filepath.Join(dir, "report.json")
 	htmlPath := filepath.Join(dir, "report.html")

@@ -284,3 +284,18 @@ func TestWriteReportUnwritable(t *testing.T) {
 		t.Error("a report under a file was written")
 	}
 }
+
+// TestReportPathsAreAbsolute: the command prints where the report is, and
+// a relative -o would print a path that only works from where it ran.
+func TestReportPathsAreAbsolute(t *testing.T) {
+	t.Chdir(t.TempDir())
+	rep := report.New(time.Now())
+	rep.Finalize()
+	html, js, err := writeReport(rep, "rel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(html) || !filepath.IsAbs(js) || filepath.Base(filepath.Dir(html)) != "rel" {
+		t.Errorf("report at %s and %s, want absolute paths into rel", html, js)
+	}
+}
