@@ -42,6 +42,14 @@ func Load(path string, threads int) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	return FromFile(f, source, threads)
+}
+
+// FromFile prepares an opened GGUF file (from disk or memory, e.g. a model
+// converted in memory) to run on threads workers; source names it in
+// errors and reports. The engine owns f: Close closes it, and so does a
+// failure here.
+func FromFile(f *gguf.File, source string, threads int) (*Engine, error) {
 	m, err := model.Load(f)
 	if err != nil {
 		f.Close()

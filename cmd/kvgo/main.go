@@ -31,6 +31,7 @@ func commands() []command {
 		{"tokenize", "print the token ids of a text", cmdTokenize},
 		{"kv", "list the KV methods a recipe can name (kvgo kv list)", cmdKV},
 		{"gen", "write a random-weight model of a real shape (for tests and speed work)", cmdGen},
+		{"convert", "rewrite a model's attention as MLA (TransMLA), or its low-rank baseline; compare with the source", cmdConvert},
 		{"serve", "serve an OpenAI-compatible API with continuous batching and KV admission", cmdServe},
 		{"loadtest", "drive concurrent streaming clients against a server on loopback", cmdLoadtest},
 	}
