@@ -12,8 +12,10 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/eval"
 	"github.com/kvgo/kvgo/eval/report"
+	"github.com/kvgo/kvgo/gguf"
 	"github.com/kvgo/kvgo/internal/units"
 	"github.com/kvgo/kvgo/kv/recipe"
+	"github.com/kvgo/kvgo/model"
 )
 
 const convertSynopsis = `--mla -m IN -o OUT --rank R --rope-dims D [--calib FILE] [--calib-tokens N] [--type f32|f16|same] [--freqfold F]
@@ -220,4 +222,42 @@ func cmdConvertCompare(ctx context.Context, args []string, stdout, stderr io.Wri
 			r.Label, r.Recipe, r.PPL, 100*(r.PPL/r.SourcePPL-1), r.MeanKLD, r.P99KLD, r.Top1, kvs, r.KVPerToken/r.SourceKVPerToken)
 	}
 	return nil
+}
+
+// convertedRows adds kvgo info's rows for latent attention and for files
+// kvgo convert wrote: the MLA fields, and the KV bytes per token of the
+// source beside the converted model's.
+func convertedRows(w *tabWriter, f *gguf.File, d model.Description) {
+	c := d.Config
+	if c.IsMLA() {
+		q := "one attn_q"
+		if c.QLoraRank > 0 {
+			q = fmt.Sprintf("q-LoRA rank %d", c.QLoraRank)
+		}
+		w.row("attention", fmt.Sprintf("MLA: latent %d + rope key %d cached per token and layer; per head q/k %d (%d position-free + %d rope), v %d; %s, kv_a norm %v, biases %v",
+			c.KVLoraRank, c.RopeDims, c.HeadDim, c.NopeDim, c.RopeDims, c.ValueHeadDim, q, c.KVANorm, c.MLABias))
+	}
+	var srcKV int64
+	var from string
+	if arch, err := f.String(mla.KeySourceArch); err == nil {
+		heads, _ := f.Uint(mla.KeySourceKVHeads)
+		dim, _ := f.Uint(mla.KeySourceHeadDim)
+		ff, _ := f.Uint(mla.KeyFreqFold)
+		n, _ := f.Uint(mla.KeyCalibTokens)
+		srcKV = int64(2 * c.Layers * int(heads) * int(dim) * 2)
+		from = fmt.Sprintf("%s, %d KV heads x %d (TransMLA, freqfold %d, %d calibration tokens)", arch, heads, dim, ff, n)
+	}
+	if rk, err := f.Uint(mla.KeyLowRankK); err == nil {
+		rv, _ := f.Uint(mla.KeyLowRankV)
+		srcKV = d.KVBytesPerToken
+		lat := int64(c.Layers) * int64(rk+rv) * 2
+		from = fmt.Sprintf("low-rank keys %d + values %d per layer: a latent cache would hold %s per token (%.3fx); this file runs with the reconstructed full-width cache", rk, rv, units.Bytes(lat), float64(lat)/float64(srcKV))
+	}
+	if from == "" {
+		return
+	}
+	w.row("converted from", from)
+	if c.IsMLA() && srcKV > 0 {
+		w.row("kv before/after", fmt.Sprintf("%s per token before, %s after (%.3fx)", units.Bytes(srcKV), units.Bytes(d.KVBytesPerToken), float64(d.KVBytesPerToken)/float64(srcKV)))
+	}
 }

@@ -50,6 +50,7 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		w.row("rope", rope)
 		w.row("kv cache (f16)", fmt.Sprintf("%s per token, %s at full context", units.Bytes(d.KVBytesPerToken), units.Bytes(d.KVBytesPerToken*int64(cfg.ContextLen))))
+		convertedRows(w, f, d)
 	} else {
 		w.row("model", "cannot run: "+d.ConfigErr.Error())
 	}
