@@ -177,7 +177,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 		return st, fmt.Errorf("%w: the prompt has %d tokens, the context holds %d", ErrContext, len(req.Prompt), n)
 	}
 	maxTokens := req.MaxTokens
-	if maxTokens < 0 || len(req.Prompt)+maxTokens > n {
+	if maxTokens < 0 || maxTokens > n-len(req.Prompt) { // a sum could wrap
 		maxTokens = n - len(req.Prompt)
 	}
 	sampler, err := sample.New(req.Sampling)

@@ -271,6 +271,9 @@ func (p *plan) kept(n int) int {
 // it may hold at any point of a prompt of n tokens (cached tokens
 // included) followed by up to gen generated tokens.
 func (p *plan) admit(n, gen int) int64 {
+	// No stream ever holds more than the context: clamping keeps every
+	// sum below 2*ctx, so no count wraps, whatever a caller asks.
+	n, gen = min(max(n, 0), p.f.ctx), min(max(gen, 0), p.f.ctx)
 	if !p.evicts {
 		return p.streams * p.codec.bytes(n+gen)
 	}
@@ -293,6 +296,7 @@ func (p *plan) admit(n, gen int) int64 {
 // bytes now plus what the remaining rem tokens can add, given the fullest
 // stream holds l tokens.
 func (p *plan) running(actual int64, l, prompt, rem int) int64 {
+	l, rem = min(max(l, 0), p.f.ctx), min(max(rem, 0), p.f.ctx)
 	if !p.evicts {
 		return max(actual, p.streams*p.codec.bytes(l+rem))
 	}

@@ -335,7 +335,7 @@ func (s *Scheduler) Submit(ctx context.Context, req Request) (*Handle, error) {
 		return nil, fmt.Errorf("%w: max tokens %d must be at least 1", ErrInvalid, req.MaxTokens)
 	case n >= s.ctx:
 		return nil, fmt.Errorf("%w: the prompt has %d tokens, the context holds %d", ErrContext, n, s.ctx)
-	case n+req.MaxTokens > s.ctx:
+	case req.MaxTokens > s.ctx-n: // not n+MaxTokens > ctx, which wraps for MaxTokens near 2^63
 		return nil, fmt.Errorf("%w: %d prompt tokens plus %d tokens to generate exceed the context of %d tokens", ErrContext, n, req.MaxTokens, s.ctx)
 	}
 	vocab := s.eng.Model.Vocab
