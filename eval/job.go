@@ -65,6 +65,9 @@ type Options struct {
 	// (EqualKV of a calibration; recipes without a budget run once, at
 	// their own size).
 	EqualKV []float64
+	// Trace records which needle tokens each stream of an evicting recipe
+	// kept, per case (Config.Trace).
+	Trace bool
 
 	// Dir receives report.html and report.json.
 	Dir string
@@ -198,7 +201,7 @@ func (j *Job) Run(ctx context.Context, e *engine.Engine) (*Result, error) {
 			return nil, err
 		}
 	}
-	cfg := Config{Cases: cases, Recipes: recipes, ExtraTokens: opt.ExtraTokens, Base: j.base, FidelityCtx: opt.FidelityCtx, FidelityChunks: opt.FidelityChunks}
+	cfg := Config{Trace: opt.Trace, Cases: cases, Recipes: recipes, ExtraTokens: opt.ExtraTokens, Base: j.base, FidelityCtx: opt.FidelityCtx, FidelityChunks: opt.FidelityChunks}
 	if opt.FidelityChunks > 0 {
 		if err := r.fidelity(e, cases, &cfg, rep); err != nil {
 			return nil, err

@@ -84,6 +84,10 @@ type Config struct {
 	FidelityChunks int
 	// Progress, if set, is told the work ahead and done, in tokens.
 	Progress Progress
+	// Trace runs every case of an evicting recipe a second time through a
+	// Session and records which needle tokens each stream kept
+	// (report.NeedleTrace).
+	Trace bool
 }
 
 // Progress receives the runner's progress, counted in tokens to process
@@ -206,6 +210,16 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config, rep *report.Report) 
 			} else {
 				if in, ok := inWindow(windows[ri].p, windows[ri].evicts, len(p.ids), p.needles); ok {
 					res.InWindow = &in
+				}
+				if cfg.Trace {
+					tr, err := traceNeedle(ctx, e, rs.Recipe, p.ids, p.maxTok, p.needles)
+					if ctx.Err() != nil {
+						return stopped(rep, ctx.Err())
+					}
+					if err != nil {
+						rep.Errors = append(rep.Errors, report.Error{Stage: "case", Line: p.c.Line, Recipe: rs.Name, Message: "trace: " + err.Error()})
+					}
+					res.NeedleTrace = tr
 				}
 				rep.Cases = append(rep.Cases, res)
 			}

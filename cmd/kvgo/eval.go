@@ -44,7 +44,7 @@ func (s *suiteFlags) register(fs *flag.FlagSet, defSuite string, withTasks bool)
 		filter, limit = " (with --tasks: keep only these)", " (with --tasks: at most this many per task × length, a sample stratified by needle depth drawn with --seed; 0 = all)"
 	}
 	fs.StringVar(&s.suite, "suite", defSuite, "built-in `tasks`, comma-separated: passkey, multikey, kv, vt, multivalue, or all"+filter)
-	fs.StringVar(&s.lengths, "lengths", "256,512,1024", "context `lengths` in the model's tokens"+filter)
+	fs.StringVar(&s.lengths, "lengths", "256,512,1024,2048", "context `lengths` in the model's tokens"+filter)
 	fs.StringVar(&s.depths, "depths", "0,0.25,0.5,0.75,1", "needle `depths`, relative positions 0..1")
 	fs.IntVar(&s.cases, "cases", 1, "cases per task × length × depth"+limit)
 	fs.Uint64Var(&s.seed, "seed", 1, "random `seed` of the built-in suite")
@@ -136,6 +136,7 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	outDir := fs.String("o", "kvgo-eval-report", "report `directory` (report.html, report.json)")
 	format := fs.String("format", "table", "what to print on stdout: table, json or none")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	trace := fs.Bool("trace", false, "record per case which needle tokens each layer and KV head of an evicting recipe kept (needle_trace in the JSON)")
 	equalKV := fs.String("equal-kv", "", "compare at equal memory: `fractions` of the full f16 cache (e.g. 0.15,0.3,0.5); each recipe with a budget runs once per fraction, its budget searched so its cache holds that much")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -156,7 +157,7 @@ func cmdEvalRun(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	opt := eval.Options{
 		Recipes: *kvFlag, Base: *baseFlag, Tasks: *tasksFile, Suite: tasks.Spec{Seed: sf.seed},
 		ExtraTokens: *extra, FidelityText: *fidFile, FidelityCtx: *fidCtx, FidelityChunks: *fidChunks,
-		AdaptFidelityCtx: !set["fidelity-ctx"], Dir: *outDir,
+		AdaptFidelityCtx: !set["fidelity-ctx"], Dir: *outDir, Trace: *trace,
 		Warn: func(msg string) { fmt.Fprintf(stderr, "kvgo eval: %s\n", msg) },
 	}
 	if !set["kv"] {

@@ -212,6 +212,23 @@ type CaseResult struct {
 	PrefillMs       float64 `json:"prefill_ms"`
 	TTFTMs          float64 `json:"ttft_ms"`
 	DecodeMs        float64 `json:"decode_ms"` // from the first token to the last
+	// NeedleTrace, with --trace and an evicting recipe, is which needle
+	// tokens each stream kept; null otherwise.
+	NeedleTrace *NeedleTrace `json:"needle_trace"`
+}
+
+// NeedleTrace records, for one case and an evicting recipe, which tokens
+// of the needle (every occurrence of the answers in the prompt) each
+// (layer, KV head) stream held: AfterPrompt once the evictor chose from
+// the prompt, AtEnd after the last generated token. Each string has one
+// character per position of Positions, '1' kept and '0' evicted.
+type NeedleTrace struct {
+	Positions   []int32    `json:"positions"`
+	AfterPrompt [][]string `json:"after_prompt"`
+	AtEnd       [][]string `json:"at_end"`
+	// Generated are the token ids the traced run generated (greedy, as the
+	// case run), to line its decode steps up with the needle's tokens.
+	Generated []int `json:"generated"`
 }
 
 // Error is something that failed without stopping the rest of the run.
