@@ -127,6 +127,15 @@ func quote(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// cut shortens s to maxQuoted bytes for an error message that names it
+// unquoted.
+func cut(s string) string {
+	if len(s) > maxQuoted {
+		return s[:maxQuoted] + "..."
+	}
+	return s
+}
+
 // Term returns the recipe's term of the given kind, or nil.
 func (r *Recipe) Term(k kv.MethodKind) *Term {
 	for _, t := range r.Terms {
@@ -260,7 +269,7 @@ func split(s string) ([]rawTerm, error) {
 			return nil, errors.New("empty method name (a '+' with nothing before or after it?)")
 		}
 		if strings.ContainsAny(name, ")=, ") {
-			return nil, fmt.Errorf("malformed method name %q", name)
+			return nil, fmt.Errorf("malformed method name %s", quote(name))
 		}
 		t := rawTerm{name: name}
 		if end < 0 {
@@ -271,18 +280,18 @@ func split(s string) ([]rawTerm, error) {
 		if rest[0] == '(' {
 			close := strings.IndexByte(rest, ')')
 			if close < 0 {
-				return nil, fmt.Errorf("%s: missing ')'", name)
+				return nil, fmt.Errorf("%s: missing ')'", cut(name))
 			}
 			body := strings.TrimSpace(rest[1:close])
 			if strings.ContainsAny(body, "(+") {
-				return nil, fmt.Errorf("%s: unexpected '(' or '+' inside parameters", name)
+				return nil, fmt.Errorf("%s: unexpected '(' or '+' inside parameters", cut(name))
 			}
 			if body != "" {
 				for _, kvs := range strings.Split(body, ",") {
 					k, v, ok := strings.Cut(kvs, "=")
 					k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 					if !ok || k == "" || v == "" {
-						return nil, fmt.Errorf("%s: parameter %q is not key=value", name, strings.TrimSpace(kvs))
+						return nil, fmt.Errorf("%s: parameter %s is not key=value", cut(name), quote(strings.TrimSpace(kvs)))
 					}
 					t.args = append(t.args, [2]string{k, v})
 				}
@@ -294,7 +303,7 @@ func split(s string) ([]rawTerm, error) {
 			return terms, nil
 		}
 		if rest[0] != '+' {
-			return nil, fmt.Errorf("expected '+' before %q", rest)
+			return nil, fmt.Errorf("expected '+' before %s", quote(rest))
 		}
 		rest = rest[1:]
 	}
@@ -314,12 +323,16 @@ func bind(m kv.Method, raw [][2]string) (*Term, error) {
 		p, ok := byName[a[0]]
 		if !ok {
 			if len(valid) == 0 {
-				return nil, fmt.Errorf("takes no parameters, got %q", a[0])
+				return nil, fmt.Errorf("takes no parameters, got %s", quote(a[0]))
 			}
-			return nil, fmt.Errorf("unknown parameter %q (valid: %s)", a[0], strings.Join(valid, ", "))
+			return nil, fmt.Errorf("unknown parameter %s (valid: %s)", quote(a[0]), strings.Join(valid, ", "))
 		}
 		if _, dup := t.Args[p.Name]; dup {
 			return nil, fmt.Errorf("parameter %q given twice", p.Name)
+		}
+		if len(a[1]) > maxQuoted {
+			// No valid value is this long; parse errors quote the value whole.
+			return nil, fmt.Errorf("%s=%s is not a valid value", p.Name, quote(a[1]))
 		}
 		v, err := p.Parse(a[1])
 		if err != nil {

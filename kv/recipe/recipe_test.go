@@ -203,13 +203,53 @@ func TestWrapperPrintsOnlyItsOwnParameters(t *testing.T) {
 	}
 }
 
+// maxErrLen bounds a recipe error: the input is cut at maxQuoted bytes
+// wherever an error quotes it, so an error stays a line whatever the input
+// (a 10 KB recipe used to come back whole).
+const maxErrLen = 1024
+
+// hostile are recipes of issue 14's probes: malformed, extreme, long.
+var hostile = []string{
+	"snapkv(", "snapkv)", "snapkv(budget)", "snapkv(budget=)", "snapkv(=1)", "snapkv(budget=1,budget=2)",
+	"snapkv(budget=0)", "snapkv(budget=-1)", "snapkv(budget=1.5)", "snapkv(budget=NaN)", "snapkv(budget=Inf)",
+	"snapkv(budget=9223372036854775808)", "kivi(bits=3)", "kivi(bits=1e309)", "q4+q8", "snapkv+h2o",
+	"kvcrush", "+", "++q8", "q8+", "q8 q4", "q8(x=1)", "nosuch", "f16((", "snapkv(budget=0.25)+",
+	"\x00", "snapkv(budget=0.25\x00)", "ünïcödé", strings.Repeat("q8+", 1000), strings.Repeat("x", 10000),
+	"snapkv(budget=" + strings.Repeat("9", 10000) + ")", "snapkv(" + strings.Repeat("k", 10000) + "=1)",
+	"q8)" + strings.Repeat("y", 10000), "snapkv(" + strings.Repeat("budget", 2000) + ")", strings.Repeat("(", 10000),
+	"kivi(bits=" + strings.Repeat("1", 10000) + ")", "snapkv(budget=0." + strings.Repeat("0", 10000) + "1)",
+}
+
+// Errors quote at most maxQuoted bytes of the input, wherever the fault is.
+func TestErrorsStayShort(t *testing.T) {
+	for _, s := range hostile {
+		_, err := Parse(s)
+		if err == nil {
+			continue
+		}
+		if len(err.Error()) > maxErrLen {
+			t.Errorf("%d-byte recipe %.40q...: error of %d bytes: %.300s...", len(s), s, len(err.Error()), err)
+		}
+	}
+}
+
+// FuzzParse: Parse never panics, its errors stay short, and a recipe it
+// accepts builds and renders to a canonical form that parses to the same
+// recipe.
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"f16", "snapkv(budget=0.25)+kivi(bits=2)", "a(b=c,d=e)+f", "((", "+)"} {
+	for _, s := range []string{"f16", "snapkv(budget=0.25)+kivi(bits=2)", "a(b=c,d=e)+f", "((", "+)",
+		"", "q8", "snapkv(budget=512)+q4", "streaming(budget=64)", "h2o(budget=1.0)", "snapkv(budget=0.25)+kvcrush", "window+q8"} {
+		f.Add(s)
+	}
+	for _, s := range hostile {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := Parse(s)
 		if err != nil {
+			if len(err.Error()) > maxErrLen {
+				t.Fatalf("error of %d bytes for a %d-byte recipe: %.200s...", len(err.Error()), len(s), err)
+			}
 			return
 		}
 		// A recipe that parses renders to a canonical form that parses to
@@ -217,6 +257,9 @@ func FuzzParse(f *testing.F) {
 		r2, err := Parse(r.String())
 		if err != nil || r2.String() != r.String() {
 			t.Fatalf("canonical form %q of %q does not round-trip: %v", r.String(), s, err)
+		}
+		if _, err := r.Config(); err != nil {
+			t.Fatalf("%q parsed but does not build: %v", s, err)
 		}
 	})
 }
