@@ -272,9 +272,13 @@ func FuzzParse(f *testing.F) {
 	if data, err := os.ReadFile(filepath.Join(sharedDir, "models/stories260K-q4_0.gguf")); err == nil {
 		f.Add(data[:4096])
 	}
+	f.Add(longKeyFile(f, 100_000))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g, err := Parse(data)
 		if err != nil {
+			if len(err.Error()) > maxErrLen {
+				t.Fatalf("error of %d bytes: %.200s...", len(err.Error()), err)
+			}
 			return
 		}
 		for i := range g.Tensors {
@@ -284,6 +288,52 @@ func FuzzParse(f *testing.F) {
 			_ = kv.Value.Format(8)
 		}
 	})
+}
+
+// maxErrLen bounds a reader error: names read from the file are quoted at
+// most 80 bytes long.
+const maxErrLen = 1024
+
+// longKeyFile is a GGUF file whose one metadata key is n bytes long and
+// whose value type is invalid, as a corrupted key length makes it.
+func longKeyFile(t testing.TB, n int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	le := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
+	b.WriteString(Magic)
+	le(uint32(3))
+	le(uint64(0)) // tensors
+	le(uint64(1)) // metadata
+	le(uint64(n)) // key length
+	b.WriteString(strings.Repeat("k", n))
+	le(uint32(99)) // no such value type
+	b.Write(make([]byte, 16))
+	return b.Bytes()
+}
+
+// A key corrupted to 100 KB is quoted, not echoed: the error used to be
+// 256 KB long.
+func TestErrorsQuoteLittle(t *testing.T) {
+	_, err := Parse(longKeyFile(t, 100_000))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if len(err.Error()) > maxErrLen || !strings.Contains(err.Error(), "100000 bytes") {
+		t.Errorf("error of %d bytes: %.300s", len(err.Error()), err)
+	}
+}
+
+// Types kvgo cannot read are named as ggml names them (type 16 read
+// "type(16)").
+func TestTypeNames(t *testing.T) {
+	for typ, want := range map[TensorType]string{0: "F32", 16: "IQ2_XXS", 23: "IQ4_XS", 29: "IQ1_M", 39: "MXFP4", 1000: "type(1000)"} {
+		if got := typ.String(); got != want {
+			t.Errorf("type %d: %q, want %q", uint32(typ), got, want)
+		}
+	}
+	if TensorType(16).Known() {
+		t.Error("IQ2_XXS is known: kvgo has no layout for it")
+	}
 }
 
 func TestInt32sWidens(t *testing.T) {

@@ -163,14 +163,14 @@ func (f *File) parse(r *reader) error {
 		}
 		typ, err := r.u32()
 		if err != nil {
-			return fmt.Errorf("metadata %q: type: %w", key, err)
+			return fmt.Errorf("metadata %s: type: %w", Quote(key), err)
 		}
 		v, err := r.value(ValueType(typ), 0)
 		if err != nil {
-			return fmt.Errorf("metadata %q: %w", key, err)
+			return fmt.Errorf("metadata %s: %w", Quote(key), err)
 		}
 		if _, dup := f.index[key]; dup {
-			return fmt.Errorf("metadata key %q appears twice", key)
+			return fmt.Errorf("metadata key %s appears twice", Quote(key))
 		}
 		f.index[key] = len(f.Metadata)
 		f.Metadata = append(f.Metadata, KV{Key: key, Value: v})
@@ -178,7 +178,7 @@ func (f *File) parse(r *reader) error {
 	if v, ok := f.Lookup("general.alignment"); ok {
 		a, ok := asUint(v)
 		if !ok || a == 0 || a&(a-1) != 0 || a > 1<<20 {
-			return fmt.Errorf("general.alignment %v is not a power of two up to 1 MiB", v.Data)
+			return fmt.Errorf("general.alignment %s is not a power of two up to 1 MiB", v.Format(4))
 		}
 		f.Alignment = a
 	}
@@ -191,7 +191,7 @@ func (f *File) parse(r *reader) error {
 			return fmt.Errorf("tensor info %d: %w", i, err)
 		}
 		if _, dup := f.tindex[t.Name]; dup {
-			return fmt.Errorf("tensor %q appears twice", t.Name)
+			return fmt.Errorf("tensor %s appears twice", Quote(t.Name))
 		}
 		f.tindex[t.Name] = len(f.Tensors)
 		f.Tensors = append(f.Tensors, t)
@@ -205,11 +205,11 @@ func (f *File) parse(r *reader) error {
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
 		if t.Offset%f.Alignment != 0 {
-			return fmt.Errorf("tensor %q: offset %d is not aligned to %d", t.Name, t.Offset, f.Alignment)
+			return fmt.Errorf("tensor %s: offset %d is not aligned to %d", Quote(t.Name), t.Offset, f.Alignment)
 		}
 		if t.Offset > dataLen || t.Size > dataLen-t.Offset {
-			return fmt.Errorf("tensor %q: data [%d, %d) lies past the end of the file (data section is %d bytes; file truncated?)",
-				t.Name, t.Offset, t.Offset+t.Size, dataLen)
+			return fmt.Errorf("tensor %s: data [%d, %d) lies past the end of the file (data section is %d bytes; file truncated?)",
+				Quote(t.Name), t.Offset, t.Offset+t.Size, dataLen)
 		}
 	}
 	return nil
@@ -223,36 +223,36 @@ func (r *reader) tensorInfo() (TensorInfo, error) {
 	}
 	nd, err := r.u32()
 	if err != nil {
-		return t, fmt.Errorf("%q: dimension count: %w", t.Name, err)
+		return t, fmt.Errorf("%s: dimension count: %w", Quote(t.Name), err)
 	}
 	if nd == 0 || nd > MaxDims {
-		return t, fmt.Errorf("%q: %d dimensions (want 1..%d)", t.Name, nd, MaxDims)
+		return t, fmt.Errorf("%s: %d dimensions (want 1..%d)", Quote(t.Name), nd, MaxDims)
 	}
 	t.Shape = make([]uint64, nd)
 	elems := uint64(1)
 	for i := range t.Shape {
 		if t.Shape[i], err = r.u64(); err != nil {
-			return t, fmt.Errorf("%q: shape: %w", t.Name, err)
+			return t, fmt.Errorf("%s: shape: %w", Quote(t.Name), err)
 		}
 		hi, lo := bits.Mul64(elems, t.Shape[i])
 		if hi != 0 || lo > math.MaxInt64/8 {
-			return t, fmt.Errorf("%q: shape %v has too many elements", t.Name, t.Shape[:i+1])
+			return t, fmt.Errorf("%s: shape %v has too many elements", Quote(t.Name), t.Shape[:i+1])
 		}
 		elems = lo
 	}
 	typ, err := r.u32()
 	if err != nil {
-		return t, fmt.Errorf("%q: type: %w", t.Name, err)
+		return t, fmt.Errorf("%s: type: %w", Quote(t.Name), err)
 	}
 	t.Type = TensorType(typ)
 	if t.Offset, err = r.u64(); err != nil {
-		return t, fmt.Errorf("%q: offset: %w", t.Name, err)
+		return t, fmt.Errorf("%s: offset: %w", Quote(t.Name), err)
 	}
 	if !t.Type.Known() {
-		return t, fmt.Errorf("%q: unsupported tensor type %s", t.Name, t.Type)
+		return t, fmt.Errorf("%s: unsupported tensor type %s", Quote(t.Name), t.Type)
 	}
 	if t.Shape[0]%uint64(t.Type.BlockElems()) != 0 {
-		return t, fmt.Errorf("%q: row length %d is not a multiple of the %s block size %d", t.Name, t.Shape[0], t.Type, t.Type.BlockElems())
+		return t, fmt.Errorf("%s: row length %d is not a multiple of the %s block size %d", Quote(t.Name), t.Shape[0], t.Type, t.Type.BlockElems())
 	}
 	t.Size = elems / uint64(t.Type.BlockElems()) * uint64(t.Type.BlockBytes())
 	return t, nil
@@ -530,4 +530,17 @@ func statRegular(fd *os.File) (int64, error) {
 		return 0, fmt.Errorf("%s is not a regular file", fd.Name())
 	}
 	return st.Size(), nil
+}
+
+// maxQuoted bounds how much of a string read from a file an error quotes:
+// a corrupted length makes a key or tensor name as long as the file.
+const maxQuoted = 80
+
+// Quote quotes a string read from a file for an error message, cut to 80
+// bytes, so that errors stay one short line whatever the file holds.
+func Quote(s string) string {
+	if len(s) > maxQuoted {
+		return fmt.Sprintf("%q... (%d bytes)", s[:maxQuoted], len(s))
+	}
+	return fmt.Sprintf("%q", s)
 }

@@ -66,13 +66,27 @@ var traits = map[TensorType]typeTraits{
 	TypeQ8_K: {"Q8_K", QK_K, 4 + QK_K + QK_K/16*2},
 }
 
+// otherNames are ggml's names of the types kvgo cannot read (i-quants,
+// ternary and MXFP4 types, and the repacked layouts ggml no longer writes),
+// so that an error names the type a user can look up.
+var otherNames = map[TensorType]string{
+	4: "Q4_2", 5: "Q4_3",
+	16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS",
+	29: "IQ1_M", 31: "Q4_0_4_4", 32: "Q4_0_4_8", 33: "Q4_0_8_8", 34: "TQ1_0", 35: "TQ2_0",
+	36: "IQ4_NL_4_4", 37: "IQ4_NL_4_8", 38: "IQ4_NL_8_8", 39: "MXFP4",
+}
+
 // Known reports whether kvgo knows the block layout of t.
 func (t TensorType) Known() bool { _, ok := traits[t]; return ok }
 
-// String returns ggml's name for t, or "type(N)" for an unknown type.
+// String returns ggml's name for t, or "type(N)" for a type ggml does not
+// name either.
 func (t TensorType) String() string {
 	if tr, ok := traits[t]; ok {
 		return tr.name
+	}
+	if n, ok := otherNames[t]; ok {
+		return n
 	}
 	return fmt.Sprintf("type(%d)", uint32(t))
 }

@@ -103,11 +103,17 @@ func (v Value) Format(maxElems int) string {
 		return fmt.Sprint(v.Data)
 	}
 	n := v.Len()
-	s := fmt.Sprint(v.Data)
 	if n > maxElems {
 		return fmt.Sprintf("[%s array of %d]", v.Elem, n)
 	}
-	return s
+	if ss, ok := v.Data.([]string); ok {
+		q := make([]string, len(ss))
+		for i, s := range ss {
+			q[i] = fmt.Sprintf("%q", abbreviate(s, 200))
+		}
+		return "[" + strings.Join(q, " ") + "]"
+	}
+	return fmt.Sprint(v.Data)
 }
 
 func abbreviate(s string, n int) string {

@@ -88,7 +88,7 @@ func ReadConfig(f *gguf.File) (Config, error) {
 	}
 	tr, ok := architectures[arch]
 	if !ok {
-		return c, fmt.Errorf("model: unsupported architecture %q (supported: %s)", arch, strings.Join(SupportedArchitectures(), ", "))
+		return c, fmt.Errorf("model: unsupported architecture %s (supported: %s)", gguf.Quote(arch), strings.Join(SupportedArchitectures(), ", "))
 	}
 	c.Arch = arch
 	c.Name, _ = f.String("general.name")
@@ -164,7 +164,7 @@ func ReadConfig(f *gguf.File) (Config, error) {
 				return c, fmt.Errorf("model: linear rope scaling needs a positive rope.scaling.factor: %v", err)
 			}
 		default:
-			return c, fmt.Errorf("model: rope scaling %q is not supported (supported: none, linear, llama3 via rope_freqs)", s)
+			return c, fmt.Errorf("model: rope scaling %s is not supported (supported: none, linear, llama3 via rope_freqs)", gguf.Quote(s))
 		}
 	}
 	if emb, ok := f.Tensor("token_embd.weight"); ok && len(emb.Shape) == 2 {

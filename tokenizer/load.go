@@ -99,9 +99,9 @@ func load(md metadata) (*Tokenizer, error) {
 			t.bos = -1
 		}
 	case "bert", "t5", "rwkv", "no_vocab", "none":
-		return nil, fmt.Errorf("tokenizer: %s = %q is not supported (supported: llama, gpt2)", keyModel, model)
+		return nil, fmt.Errorf("tokenizer: %s = %s is not supported (supported: llama, gpt2)", keyModel, gguf.Quote(model))
 	default:
-		return nil, fmt.Errorf("tokenizer: unknown %s = %q (supported: llama, gpt2)", keyModel, model)
+		return nil, fmt.Errorf("tokenizer: unknown %s = %s (supported: llama, gpt2)", keyModel, gguf.Quote(model))
 	}
 	if err := optBool(md, keyAddSpacePrefix, &t.addSpacePrefix); err != nil {
 		return nil, err
@@ -195,7 +195,7 @@ func (t *Tokenizer) loadTokens(md metadata) error {
 			s = "[EMPTY_" + strconv.Itoa(i) + "]"
 		}
 		if prev, dup := t.toID[s]; dup {
-			return fmt.Errorf("tokenizer: tokens %d and %d are both %q", prev, i, s)
+			return fmt.Errorf("tokenizer: tokens %d and %d are both %s", prev, i, gguf.Quote(s))
 		}
 		t.tokens[i] = s
 		t.toID[s] = int32(i)
@@ -262,16 +262,16 @@ func (t *Tokenizer) resolveMerges(merges []string, out []mergeParts, base int) e
 			}
 		}
 		if sep < 0 {
-			return fmt.Errorf("tokenizer: merge %d (%q) is not two tokens separated by a space", rank, m)
+			return fmt.Errorf("tokenizer: merge %d (%s) is not two tokens separated by a space", rank, gguf.Quote(m))
 		}
 		left, right := m[:sep], m[sep+1:]
 		lid, ok := t.toID[left]
 		if !ok {
-			return fmt.Errorf("tokenizer: merge %d (%q) references unknown token %q", rank, m, left)
+			return fmt.Errorf("tokenizer: merge %d (%s) references unknown token %s", rank, gguf.Quote(m), gguf.Quote(left))
 		}
 		rid, ok := t.toID[right]
 		if !ok {
-			return fmt.Errorf("tokenizer: merge %d (%q) references unknown token %q", rank, m, right)
+			return fmt.Errorf("tokenizer: merge %d (%s) references unknown token %s", rank, gguf.Quote(m), gguf.Quote(right))
 		}
 		buf = append(append(buf[:0], left...), right...)
 		res, ok := t.toID[string(buf)]

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/kvgo/kvgo/gguf"
 )
 
 // Pre-tokenization splits text into words before BPE merging. llama.cpp
@@ -644,7 +646,7 @@ func lookupPreset(pre string) (bpePreset, error) {
 	}
 	p, ok := bpePresets[pre]
 	if !ok {
-		return p, fmt.Errorf("tokenizer: unsupported pre-tokenizer tokenizer.ggml.pre = %q (supported: %s)", pre, supportedPres())
+		return p, fmt.Errorf("tokenizer: unsupported pre-tokenizer tokenizer.ggml.pre = %s (supported: %s)", gguf.Quote(pre), supportedPres())
 	}
 	return p, nil
 }
