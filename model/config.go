@@ -7,6 +7,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -147,10 +148,13 @@ func ReadConfig(f *gguf.File) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("model: %w", err)
 	}
+	if !(eps >= 0 && eps < 1) { // NaN too: it made every activation NaN
+		return c, fmt.Errorf("model: attention.layer_norm_rms_epsilon %v is outside [0, 1)", eps)
+	}
 	c.RMSEps = float32(eps)
 	c.RopeBase = 10000
 	if f.Has(arch + ".rope.freq_base") {
-		if c.RopeBase, err = f.Float(arch + ".rope.freq_base"); err != nil || c.RopeBase <= 1 {
+		if c.RopeBase, err = f.Float(arch + ".rope.freq_base"); err != nil || !(c.RopeBase > 1) || math.IsInf(c.RopeBase, 0) {
 			return c, fmt.Errorf("model: rope.freq_base: %v %w", c.RopeBase, err)
 		}
 	}
