@@ -126,9 +126,10 @@ type Cache struct {
 	observe   bool    // collect the current step's attention (decode)
 	selecting bool    // the selector chooses the pages of this step
 	promptN   int
-	views     []LayerView // per layer, made on first use
-	buf       []float32   // conversion scratch of Store and the stream operations
-	peak      int64       // the most bytes seen at the end of a batch, before eviction
+	reader    PromptReader // the selector, when it reads the prompt
+	views     []LayerView  // per layer, made on first use
+	buf       []float32    // conversion scratch of Store and the stream operations
+	peak      int64        // the most bytes seen at the end of a batch, before eviction
 }
 
 // New returns an empty cache for a sequence of up to capacity positions.
@@ -148,12 +149,14 @@ func New(shape Shape, cfg Config, capacity int) (*Cache, error) {
 		c.scale = float32(1 / math.Sqrt(float64(shape.Dims(0).Key)))
 	}
 	sums := cfg.Summaries || (cfg.Selector != nil && cfg.Selector.Summaries())
+	c.reader, _ = cfg.Selector.(PromptReader)
 	c.streams = make([]*Stream, shape.Streams())
 	for i := range c.streams {
 		d := shape.Dims(i / shape.KVHeads)
 		c.streams[i] = newStream(d.Key, d.Value, cfg.K, cfg.V, shape.ValueInKey)
 		c.streams[i].track = cfg.Evictor != nil
 		c.streams[i].sums = sums
+		c.streams[i].local = c.reader != nil && c.reader.LocalWindow() > 0
 	}
 	return c, nil
 }
@@ -192,13 +195,22 @@ func (c *Cache) Tokens() int {
 // Stream returns the stream of (layer, kvHead).
 func (c *Cache) Stream(layer, kvHead int) *Stream { return c.streams[layer*c.shape.KVHeads+kvHead] }
 
-// Bytes is the memory held by the cache's keys, values and positions.
+// Bytes is the memory held by the cache's keys, values and positions, and
+// by its selector (a SizedSelector).
 func (c *Cache) Bytes() int64 {
 	var b int64
 	for _, s := range c.streams {
 		b += s.Bytes()
 	}
-	return b
+	return b + c.selectorBytes()
+}
+
+// selectorBytes is the selector's own memory.
+func (c *Cache) selectorBytes() int64 {
+	if s, ok := c.cfg.Selector.(SizedSelector); ok {
+		return s.Bytes()
+	}
+	return 0
 }
 
 // PeakBytes is the most memory the cache has held at the end of a batch,
@@ -377,16 +389,31 @@ func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []
 	var read []bool
 	if c.selecting && len(s.pages) > 0 {
 		read = sc.readMask(len(s.pages))
-		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, Stream: s, Prompt: c.promptN}
+		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, KVHeads: c.shape.KVHeads, Stream: s, Prompt: c.promptN}
 		c.cfg.Selector.Select(&sc.view, q, g, qpos, read)
 	}
-	s.attend(q, g, qpos, c.scale, out, sc, collect, read)
+	// A selector that reads the prompt sees its queries, and the local
+	// attention it asks for is summed on the way.
+	reading := c.reader != nil && !c.selecting
+	local := int32(-1)
+	if reading && s.local {
+		local = int32(c.reader.LocalWindow())
+	}
+	s.attend(q, g, qpos, c.scale, out, sc, collect, read, local)
+	if reading {
+		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, KVHeads: c.shape.KVHeads, Stream: s, Prompt: c.promptN}
+		c.reader.ReadPrompt(&sc.view, q, g, qpos)
+	}
 }
 
-// End closes a batch. When the batch completes an announced prompt, the
-// evictor chooses what to keep; after a decode step (or a batch of the
-// prompt, for a Rolling evictor) it may drop tokens.
+// End closes a batch. A selector that reads the prompt ends a prompt batch
+// first (PromptReader.EndPrompt). When the batch completes an announced
+// prompt, the evictor chooses what to keep; after a decode step (or a batch
+// of the prompt, for a Rolling evictor) it may drop tokens.
 func (c *Cache) End() {
+	if c.reader != nil && !c.selecting {
+		c.reader.EndPrompt()
+	}
 	ev := c.cfg.Evictor
 	if ev == nil {
 		return
@@ -545,6 +572,10 @@ func (c *Cache) Fork() *Cache {
 	for i, s := range c.streams {
 		f.streams[i] = s.fork()
 	}
+	if fs, ok := c.cfg.Selector.(ForkingSelector); ok {
+		f.cfg.Selector = fs.Fork()
+		f.reader, _ = f.cfg.Selector.(PromptReader)
+	}
 	return &f
 }
 
@@ -554,7 +585,7 @@ func (c *Cache) Release() {
 	for _, s := range c.streams {
 		s.release()
 		s.pages = nil
-		s.tk, s.tv, s.pos, s.obs, s.acc = nil, nil, nil, nil, nil
+		s.tk, s.tv, s.pos, s.obs, s.acc, s.loc = nil, nil, nil, nil, nil, nil
 	}
 }
 
@@ -566,5 +597,5 @@ func (c *Cache) OwnedBytes() int64 {
 	for _, s := range c.streams {
 		b += s.ownedBytes()
 	}
-	return b
+	return b + c.selectorBytes()
 }

@@ -65,11 +65,46 @@ type Selector interface {
 	Select(v *SelectView, q []float32, g int, qpos int32, read []bool)
 }
 
+// A PromptReader is a Selector that also learns from the prompt as it is
+// prefilled (ActQKV keeps running statistics of the prompt's queries and
+// represents each page by the keys that received the most local
+// attention). The prompt's attention itself stays dense.
+type PromptReader interface {
+	Selector
+	// LocalWindow is how many positions after a token the prompt's queries
+	// reach whose attention to it the cache sums, per query head of the
+	// group, into Stream.LocalAttention (0: none).
+	LocalWindow() int
+	// ReadPrompt sees each query of a batch the selector does not choose
+	// for (the prompt), after its attention. It runs inside attention, in
+	// parallel for different streams and tokens, as Select does.
+	ReadPrompt(v *SelectView, q []float32, g int, qpos int32)
+	// EndPrompt runs when such a batch ends (Cache.End), after every
+	// layer's attention: what ReadPrompt gathered may be used in order.
+	EndPrompt()
+}
+
+// A SizedSelector holds memory of its own per sequence (ActQKV's page
+// representatives), which the cache counts in Bytes and OwnedBytes.
+type SizedSelector interface {
+	Selector
+	Bytes() int64
+}
+
+// A ForkingSelector keeps state of its own sequence: Cache.Fork gives the
+// fork a copy (Fork), so that two sequences never share it.
+type ForkingSelector interface {
+	Selector
+	Fork() Selector
+}
+
 // SelectView is what a Selector sees of one stream at one decode step.
 type SelectView struct {
 	Layer, Layers int
 	KVHead        int
 	Stream        *Stream
+	// KVHeads is the number of KV heads of every layer.
+	KVHeads int
 	// Prompt is the length of the prompt announced by BeginPrefill (0 when
 	// none was), to which a selector's fractional read budget refers.
 	Prompt int

@@ -51,7 +51,14 @@ type Stream struct {
 	acc   []float32
 	track bool
 	sums  bool       // keep per-page key summaries for a selector
-	mu    sync.Mutex // guards obs while attention runs in parallel
+	mu    sync.Mutex // guards obs and loc while attention runs in parallel
+	// loc sums, per token and query head of the group (locG of them), the
+	// attention the token received from prompt queries at most a
+	// selector's LocalWindow positions after it (local), aligned with pos
+	// like obs. locG is learned from the first query that asks.
+	loc   []float32
+	locG  int
+	local bool
 }
 
 type pagePair struct {
@@ -120,6 +127,16 @@ func (s *Stream) PageSummary(i int) (lo, hi []float32) {
 	return sum[:s.dk], sum[s.dk:]
 }
 
+// LocalAttention returns, per token in stream order and per query head of
+// the group (g values a token, head j of token i at loc[i*g+j]), the
+// attention the token received from prompt queries at most the selector's
+// LocalWindow positions after it (kept only for a PromptReader that asks;
+// nil otherwise). The slice is the stream's own; do not modify it.
+func (s *Stream) LocalAttention() (loc []float32, g int) { return s.loc, s.locG }
+
+// PageKey decodes the key of token j of page i into dst (Dim values).
+func (s *Stream) PageKey(i, j int, dst []float32) { s.pages[i].k.Decode(j, dst[:s.dk]) }
+
 // Bytes is the memory of the stream's keys, values and positions: pages
 // and the tail by their allocated capacity, and per token 4 bytes of
 // position (plus 8 bytes of attention statistics when an evictor runs) and
@@ -159,6 +176,11 @@ func (s *Stream) append(k, v []float32, pos int32, seal bool, buf *[]float32) {
 	if s.track {
 		s.obs = append(s.obs, 0)
 		s.acc = append(s.acc, 0)
+	}
+	if s.local && s.locG > 0 {
+		for range s.locG {
+			s.loc = append(s.loc, 0)
+		}
 	}
 	if s.group == 0 {
 		n := len(s.pages)
@@ -361,6 +383,9 @@ func (s *Stream) Keep(keep []bool) {
 			if s.track {
 				s.obs[w], s.acc[w] = s.obs[i], s.acc[i]
 			}
+			if s.locG > 0 {
+				copy(s.loc[w*s.locG:(w+1)*s.locG], s.loc[i*s.locG:(i+1)*s.locG])
+			}
 			w++
 		}
 	}
@@ -368,10 +393,14 @@ func (s *Stream) Keep(keep []bool) {
 	if s.track {
 		s.obs, s.acc = s.obs[:w], s.acc[:w]
 	}
+	if s.locG > 0 {
+		s.loc = s.loc[:w*s.locG]
+	}
 	if cap(s.pos) > 2*len(s.pos)+64 {
 		s.pos = append([]int32(nil), s.pos...)
 		s.obs = append([]float32(nil), s.obs...)
 		s.acc = append([]float32(nil), s.acc...)
+		s.loc = append([]float32(nil), s.loc...)
 	}
 	s.compact(&buf)
 }
@@ -620,9 +649,10 @@ func (s *Stream) rotate(i0 int, delta int32, rot func(k []float32), buf *[]float
 // over the stream, with an online softmax across pages so that no page is
 // ever decoded to F32 as a whole. out receives g*dv values. When collect is
 // set, the probabilities each token received, summed over the g heads,
-// are added to s.obs. read, when not nil, says which pages to read (a
-// selector's choice); the tail is always read.
-func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, collect bool, read []bool) {
+// are added to s.obs; with local >= 0, those of the tokens at most local
+// positions before qpos are added to s.loc. read, when not nil, says which
+// pages to read (a selector's choice); the tail is always read.
+func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, collect bool, read []bool, local int32) {
 	dv := s.dv
 	final := out
 	if s.shared {
@@ -638,8 +668,18 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		l[j] = 0
 	}
 	clear(out[:g*dv])
+	// all keeps the logits of the tokens from index from on, for the
+	// statistics.
 	var all []float32
+	from, lfrom := T, T
+	if local >= 0 {
+		lfrom = sort.Search(T, func(i int) bool { return s.pos[i] >= qpos-local })
+		from = lfrom
+	}
 	if collect {
+		from = 0
+	}
+	if from < T {
 		all = sc.all(g * T)
 	}
 	base := 0
@@ -661,7 +701,7 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		if vp == nil {
 			vp = p.k
 		}
-		s.block(p.k, vp, dv, q, g, qpos, scale, out, sc, all, base)
+		s.block(p.k, vp, dv, q, g, qpos, scale, out, sc, all, from, base)
 		base += p.k.Len()
 	}
 	if s.tailLen() > 0 {
@@ -670,7 +710,7 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		if s.shared {
 			sc.tailV = sc.tailK
 		}
-		s.block(&sc.tailK, &sc.tailV, dv, q, g, qpos, scale, out, sc, all, base)
+		s.block(&sc.tailK, &sc.tailV, dv, q, g, qpos, scale, out, sc, all, from, base)
 	}
 	for j := 0; j < g; j++ {
 		if l[j] > 0 {
@@ -686,15 +726,26 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 			copy(final[j*s.dv:(j+1)*s.dv], out[j*dv:j*dv+s.dv])
 		}
 	}
-	if collect {
+	if all != nil {
 		s.mu.Lock()
+		if lfrom < T && s.locG != g {
+			// The first query that asks sets the group size.
+			s.locG = g
+			s.loc = make([]float32, T*g)
+		}
 		for j := 0; j < g; j++ {
 			if l[j] == 0 {
 				continue
 			}
 			inv := 1 / l[j]
-			for i := 0; i < T; i++ {
-				s.obs[i] += float32(math.Exp(float64(all[j*T+i]-m[j]))) * inv
+			for i := from; i < T; i++ {
+				p := float32(math.Exp(float64(all[j*T+i]-m[j]))) * inv
+				if collect {
+					s.obs[i] += p
+				}
+				if i >= lfrom {
+					s.loc[i*g+j] += p
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -704,7 +755,7 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 // block folds one page (or the tail) into the running online softmax:
 // m and l in sc hold each head's running maximum and normalizer, out the
 // unnormalized weighted sum of values.
-func (s *Stream) block(k, v attendable, dv int, q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, all []float32, base int) {
+func (s *Stream) block(k, v attendable, dv int, q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, all []float32, from, base int) {
 	T := len(s.pos)
 	n := k.Len()
 	m, l := sc.m, sc.l
@@ -738,7 +789,7 @@ func (s *Stream) block(k, v attendable, dv int, q []float32, g int, qpos int32, 
 			kernel.Scale(row, scale)
 			bm = kernel.Max(row)
 		}
-		if all != nil {
+		if all != nil && base+n > from {
 			copy(all[j*T+base:j*T+base+n], row)
 		}
 		if bm > m[j] {
@@ -913,8 +964,9 @@ func (s *Stream) release() {
 // fork returns a stream that shares s's pages (counted in ref) and copies
 // the small per-token state and the tail.
 func (s *Stream) fork() *Stream {
-	f := &Stream{dk: s.dk, dv: s.dv, kc: s.kc, vc: s.vc, shared: s.shared, residual: s.residual, group: s.group, track: s.track, sums: s.sums}
+	f := &Stream{dk: s.dk, dv: s.dv, kc: s.kc, vc: s.vc, shared: s.shared, residual: s.residual, group: s.group, track: s.track, sums: s.sums, local: s.local, locG: s.locG}
 	f.pos = append([]int32(nil), s.pos...)
+	f.loc = append([]float32(nil), s.loc...)
 	f.obs = append([]float32(nil), s.obs...)
 	f.acc = append([]float32(nil), s.acc...)
 	f.tk = append([]uint16(nil), s.tk...)
@@ -968,12 +1020,13 @@ func clonePage(p Page, c Codec, d int) Page {
 	return q
 }
 
-// tokenStateBytes is the per-token bookkeeping: positions, and the
-// evictor's statistics when tracked.
+// tokenStateBytes is the per-token bookkeeping: positions, the evictor's
+// statistics when tracked, and the local attention a selector asked for.
 func (s *Stream) tokenStateBytes() int64 {
 	b := int64(len(s.pos)) * 4
 	if s.track {
 		b += int64(len(s.pos)) * 8
 	}
+	b += int64(len(s.loc)) * 4
 	return b
 }

@@ -26,7 +26,7 @@ import (
 )
 
 // Methods are the selectors of this package as recipe entries.
-var Methods = []kv.Method{windowMethod, questMethod}
+var Methods = []kv.Method{windowMethod, questMethod, actqkvMethod}
 
 // ReadStats is what a selector's decode steps read, summed over every Select
 // call (one per stream and decode step): Calls, the tokens attention read,
