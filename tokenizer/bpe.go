@@ -130,6 +130,10 @@ type bpeScratch struct {
 // encodeBPE appends the tokens of one raw text fragment.
 func (t *Tokenizer) encodeBPE(text string, sc *bpeScratch, out []int) []int {
 	st := &sc.text
+	if cap(st.cpts) < len(text) { // at most one code point per byte
+		st.cpts = make([]rune, 0, len(text))
+		st.flags = make([]cptFlags, 0, len(text))
+	}
 	st.cpts = decodeCpts(text, st.cpts)
 	st.flags = st.flags[:0]
 	for _, r := range st.cpts {
@@ -304,4 +308,14 @@ func (p *pairTable) get(key uint64) (mergeVal, bool) {
 			return mergeVal{}, false
 		}
 	}
+}
+
+// hasNonToken reports whether some merge's result is not itself a token.
+func (p *pairTable) hasNonToken() bool {
+	for _, s := range p.slots {
+		if s.key1 != 0 && s.val.result < 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -49,12 +49,19 @@ func FuzzEncodeDecode(f *testing.F) {
 					t.Fatalf("%s: Encode(%q): id %d out of range", name, s, id)
 				}
 			}
+			if m := tok.MinTokens(s); m > len(ids) {
+				t.Fatalf("%s: MinTokens(%q) = %d, but Encode gives %d tokens", name, s, m, len(ids))
+			}
 			got := tok.Decode(ids, removeSpecial)
 			if got != want {
 				t.Fatalf("%s: Decode(Encode(%q)) = %q, want %q (ids %v)", name, s, got, want, ids)
 			}
 			if st := streamAll(t, tok, ids); st != tok.Decode(ids, false) {
 				t.Fatalf("%s: stream %q != Decode %q", name, st, tok.Decode(ids, false))
+			}
+			special := tok.Encode(s, false, true)
+			if m := tok.MinTokens(s); m > len(special) {
+				t.Fatalf("%s: MinTokens(%q) = %d, but Encode with special tokens gives %d", name, s, m, len(special))
 			}
 			for _, id := range tok.Encode(s, true, true) {
 				if id < 0 || id >= tok.VocabSize() {

@@ -127,6 +127,7 @@ func load(md metadata) (*Tokenizer, error) {
 	t.buildSpecials(md)
 	t.buildByteTables()
 	t.buildPieces()
+	t.buildCover()
 	return t, nil
 }
 

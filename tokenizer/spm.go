@@ -53,22 +53,54 @@ func (h *spmHeap) pop() spmCand {
 	last := len(s) - 1
 	s[0] = s[last]
 	s = s[:last]
-	for i := 0; ; {
+	s.down(0)
+	*h = s
+	return top
+}
+
+// stale reports whether candidate c can no longer merge: a side was
+// merged away or has grown since c was queued. Symbols only grow or
+// vanish, so a stale candidate stays stale.
+func (c *spmCand) stale(syms []spmSym) bool {
+	l, r := &syms[c.left], &syms[c.right]
+	return l.n == 0 || r.n == 0 || l.n+r.n != c.size
+}
+
+// compact drops stale candidates and restores the heap order, so that a
+// full heap makes room instead of growing: at most one candidate per
+// symbol is live, and a long text queued up to three per symbol.
+func (h *spmHeap) compact(syms []spmSym) {
+	s := (*h)[:0]
+	for _, c := range *h {
+		if !c.stale(syms) {
+			s = append(s, c)
+		}
+	}
+	if len(s) > cap(s)*3/4 {
+		// Mostly live: grow, so that compacting stays amortized O(1).
+		s = append(make(spmHeap, 0, 2*cap(s)), s...)
+	}
+	for i := len(s)/2 - 1; i >= 0; i-- {
+		s.down(i)
+	}
+	*h = s
+}
+
+func (h spmHeap) down(i int) {
+	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(s) && s.before(l, m) {
+		if l < len(h) && h.before(l, m) {
 			m = l
 		}
-		if r < len(s) && s.before(r, m) {
+		if r < len(h) && h.before(r, m) {
 			m = r
 		}
 		if m == i {
-			break
+			return
 		}
-		s[i], s[m] = s[m], s[i]
+		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	*h = s
-	return top
 }
 
 // spmScratch holds per-call buffers of the SPM encoder.
@@ -91,7 +123,16 @@ func (t *Tokenizer) encodeSPM(text string, sc *spmScratch, out []int) []int {
 	if text == "" {
 		return out
 	}
+	// One symbol per character, allocated once: appending to a 4 MB
+	// prompt's symbols copied them about 25 times over.
+	n := 0
+	for off := 0; off < len(text); n++ {
+		off += min(utf8Len(text[off]), len(text)-off)
+	}
 	syms := sc.syms[:0]
+	if cap(syms) < n {
+		syms = make([]spmSym, 0, n)
+	}
 	for off := 0; off < len(text); {
 		n := min(utf8Len(text[off]), len(text)-off)
 		i := int32(len(syms))
@@ -101,6 +142,9 @@ func (t *Tokenizer) encodeSPM(text string, sc *spmScratch, out []int) []int {
 	syms[len(syms)-1].next = -1
 
 	h := sc.heap[:0]
+	if cap(h) < len(syms) {
+		h = make(spmHeap, 0, len(syms))
+	}
 	try := func(l, r int32) {
 		if l < 0 || r < 0 {
 			return
@@ -110,6 +154,9 @@ func (t *Tokenizer) encodeSPM(text string, sc *spmScratch, out []int) []int {
 		if !ok {
 			return
 		}
+		if len(h) == cap(h) {
+			h.compact(syms)
+		}
 		h.push(spmCand{score: t.scores[id], left: l, right: r, size: end - start})
 	}
 	for i := 1; i < len(syms); i++ {
@@ -117,10 +164,10 @@ func (t *Tokenizer) encodeSPM(text string, sc *spmScratch, out []int) []int {
 	}
 	for len(h) > 0 {
 		c := h.pop()
-		l, r := &syms[c.left], &syms[c.right]
-		if l.n == 0 || r.n == 0 || l.n+r.n != c.size {
+		if c.stale(syms) {
 			continue // one side changed since the candidate was queued
 		}
+		l, r := &syms[c.left], &syms[c.right]
 		l.n += r.n
 		r.n = 0
 		l.next = r.next

@@ -111,6 +111,74 @@ type Tokenizer struct {
 
 	pieceBuf []byte
 	pieceOff []uint32
+
+	// cover is the most input bytes one token can stand for, and
+	// weight[b] what byte b counts for in MinTokens, in quarters (0 for a
+	// byte that may yield no token); see MinTokens.
+	cover  int
+	weight [256]uint8
+}
+
+// MinTokens is a lower bound of the number of tokens Encode gives for
+// text (BOS and EOS not counted), found in one pass without allocating,
+// so that a caller can refuse a text too long for its context before
+// paying for its tokenization. No token stands for more input bytes than
+// the longest token text (an SPM space is 3 bytes of text, a byte-level
+// BPE byte 1 or 2, a byte-fallback token 6). Bytes that may yield no
+// token are not counted: bytes without a byte token (llama.cpp drops
+// them), whitespace next to a special token that strips it (lstrip,
+// rstrip), and in byte-level BPE non-ASCII bytes count a quarter, as an
+// overlong UTF-8 form of up to 4 bytes is encoded as one code point.
+func (t *Tokenizer) MinTokens(text string) int {
+	if t.cover == 0 {
+		return 0
+	}
+	var q int
+	for i := 0; i < len(text); i++ {
+		q += int(t.weight[text[i]])
+	}
+	n := q / 4
+	return (n + t.cover - 1) / t.cover
+}
+
+// buildCover sets what MinTokens needs.
+func (t *Tokenizer) buildCover() {
+	strip := false
+	for id, s := range t.tokens {
+		t.cover = max(t.cover, len(s))
+		if t.attrs[id]&(attrLStrip|attrRStrip) != 0 {
+			strip = true
+		}
+	}
+	complete := true
+	for b := range 256 {
+		switch {
+		case t.kind == kindSPM && t.spmByte[b] >= 0:
+			t.weight[b] = 4
+		case t.kind == kindBPE && t.bpeByte[b] >= 0:
+			t.weight[b] = 4
+			if b >= 0x80 {
+				t.weight[b] = 1
+			}
+		default:
+			complete = false
+		}
+		if strip && isCSpace(byte(b)) {
+			t.weight[b] = 0
+		}
+	}
+	if t.kind == kindBPE && !complete {
+		// A word holding a byte without a token may drop others: count
+		// ASCII bytes only, which never share a code point with one.
+		for b := 0x80; b < 256; b++ {
+			t.weight[b] = 0
+		}
+	}
+	if t.kind == kindBPE && t.merges.hasNonToken() {
+		// A merge whose result is no token falls back to one-byte tokens
+		// that may be missing.
+		t.cover = 0
+	}
 }
 
 // Encode tokenizes text like llama_tokenize(text, addSpecial, parseSpecial).
