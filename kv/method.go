@@ -29,21 +29,28 @@ type Method struct {
 	Wrap func(a Args, inner Evictor) (Evictor, error)
 	// NewSelector builds the page selector (Kind == SelectorMethod).
 	NewSelector func(a Args) (Selector, error)
+	// NewRepair builds the chunk-repair policy (Kind == RepairMethod).
+	NewRepair func(a Args) (Repair, error)
 }
 
 // MethodKind says what a method does to the cache. The order of the kinds
 // is the order in which they act on a token, and the order of the terms of
-// a canonical recipe: the evictor decides whether a token stays, a wrapper
-// changes that decision, a selector decides whether a decode step reads the
-// page that holds it, and the codec decides how it is stored. Later kinds
-// (projections such as TransMLA, merging, chunk repair) are added here with
-// their place in that order.
+// a canonical recipe: a repair policy decides whether a prompt token's keys
+// and values are computed or taken from a chunk cache, the evictor decides
+// whether a token stays, a wrapper changes that decision, a selector decides
+// whether a decode step reads the page that holds it, and the codec decides
+// how it is stored. Later kinds (projections such as TransMLA, merging) are
+// added here with their place in that order.
 type MethodKind int
 
 // Kinds of methods.
 const (
+	// RepairMethod reuses the chunk caches of a prompt's chunks and
+	// chooses which of their tokens to compute again (Cache-Craft,
+	// CacheBlend, EPIC); the engine runs it, the cache never sees it.
+	RepairMethod MethodKind = iota
 	// EvictorMethod chooses which tokens to keep, and deletes the others.
-	EvictorMethod MethodKind = iota
+	EvictorMethod
 	// WrapperMethod modifies the recipe's evictor (it needs one).
 	WrapperMethod
 	// SelectorMethod chooses, at each decode step, the pages attention
@@ -55,6 +62,8 @@ const (
 
 func (k MethodKind) String() string {
 	switch k {
+	case RepairMethod:
+		return "repair"
 	case EvictorMethod:
 		return "evict"
 	case WrapperMethod:

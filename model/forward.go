@@ -29,6 +29,7 @@ type State struct {
 	latent    latentJob
 	lb        latentBuffers // MLA models only
 	seg       [1]segment    // ForwardEach's single segment, kept to avoid allocating
+	layers    int           // run only the first layers of each batch (ForwardLayersAt); 0: all
 
 	// Tap, when set, receives every layer's queries, keys and values of a
 	// batch before RoPE (after the biases, before QK-norm): n rows of
@@ -300,6 +301,9 @@ func (s *State) forwardBatch(segs []segment) error {
 	gate, up := s.gate[:n*c.FFN], s.up[:n*c.FFN]
 
 	for li := range m.Layers {
+		if s.layers > 0 && li >= s.layers {
+			break
+		}
 		l := &m.Layers[li]
 		for i := 0; i < n; i++ {
 			kernel.RMSNorm(xn[i*E:(i+1)*E], x[i*E:(i+1)*E], l.AttnNorm, c.RMSEps)

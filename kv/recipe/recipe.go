@@ -21,12 +21,13 @@ import (
 	"github.com/kvgo/kvgo/kv/evict"
 	kvquant "github.com/kvgo/kvgo/kv/quant"
 	"github.com/kvgo/kvgo/kv/retrieve"
+	"github.com/kvgo/kvgo/kv/reuse/repair"
 )
 
 // registry lists every method package; adding a package of methods is one
 // line here, adding a method to a package is one entry in its Methods.
 func registry() [][]kv.Method {
-	return [][]kv.Method{kvquant.Methods, evict.Methods, retrieve.Methods}
+	return [][]kv.Method{kvquant.Methods, evict.Methods, retrieve.Methods, repair.Methods}
 }
 
 // Methods returns every method a recipe may name, codecs first, then by
@@ -111,6 +112,9 @@ func Parse(s string) (*Recipe, error) {
 	if w := r.Term(kv.WrapperMethod); w != nil && r.Term(kv.EvictorMethod) == nil {
 		return nil, fmt.Errorf("recipe %s: %s modifies an evictor; add one, e.g. \"snapkv(budget=0.25)+%s\"", quoted, w.Method.Name, w.Method.Name)
 	}
+	if p := r.Term(kv.RepairMethod); p != nil && r.Evicts() {
+		return nil, fmt.Errorf("recipe %s: %s reuses whole chunks and an evictor would delete their tokens; use one or the other", quoted, p.Method.Name)
+	}
 	sort.SliceStable(r.Terms, func(i, j int) bool { return r.Terms[i].Method.Kind < r.Terms[j].Method.Kind })
 	return r, nil
 }
@@ -148,6 +152,20 @@ func (r *Recipe) Term(k kv.MethodKind) *Term {
 
 // Codec is the recipe's codec term (every recipe has one).
 func (r *Recipe) Codec() *Term { return r.Term(kv.CodecMethod) }
+
+// Repair builds the recipe's chunk-repair policy, or returns nil when the
+// recipe has none.
+func (r *Recipe) Repair() (kv.Repair, error) {
+	t := r.Term(kv.RepairMethod)
+	if t == nil {
+		return nil, nil
+	}
+	p, err := t.Method.NewRepair(t.Args)
+	if err != nil {
+		return nil, fmt.Errorf("recipe: %s: %w", t.Method.Name, err)
+	}
+	return p, nil
+}
 
 // Evicts reports whether the recipe deletes tokens.
 func (r *Recipe) Evicts() bool { return r.Term(kv.EvictorMethod) != nil }
@@ -215,6 +233,9 @@ func (r *Recipe) Config() (kv.Config, error) {
 			cfg.Evictor, err = m.Wrap(t.Args, cfg.Evictor)
 		case kv.SelectorMethod:
 			cfg.Selector, err = m.NewSelector(t.Args)
+		case kv.RepairMethod:
+			// The engine runs the repair policy (Recipe.Repair); the cache
+			// never sees it.
 		default:
 			err = fmt.Errorf("kind %s is not built by this version", m.Kind)
 		}
