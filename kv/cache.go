@@ -144,6 +144,11 @@ func New(shape Shape, cfg Config, capacity int) (*Cache, error) {
 	if cfg.K == nil || cfg.V == nil {
 		return nil, errors.New("kv: config needs a key and a value codec")
 	}
+	if cs, ok := cfg.Selector.(CheckedSelector); ok {
+		if err := cs.Check(capacity); err != nil {
+			return nil, fmt.Errorf("kv: %s: %w", cs.Name(), err)
+		}
+	}
 	c := &Cache{shape: shape, cfg: cfg, capacity: capacity, scale: shape.Scale}
 	if c.scale == 0 {
 		c.scale = float32(1 / math.Sqrt(float64(shape.Dims(0).Key)))

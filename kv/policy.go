@@ -91,6 +91,14 @@ type SizedSelector interface {
 	Bytes() int64
 }
 
+// A CheckedSelector refuses settings that cannot work in a cache of the
+// given capacity (a read budget larger than the whole context); New
+// returns its error.
+type CheckedSelector interface {
+	Selector
+	Check(capacity int) error
+}
+
 // A ForkingSelector keeps state of its own sequence: Cache.Fork gives the
 // fork a copy (Fork), so that two sequences never share it.
 type ForkingSelector interface {

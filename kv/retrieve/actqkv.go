@@ -162,6 +162,9 @@ func (a *ActQKV) LocalWindow() int { return a.Local }
 // Reads returns what the decode steps have read so far.
 func (a *ActQKV) Reads() ReadStats { return a.count.Reads() }
 
+// Check refuses a budget larger than the context.
+func (a *ActQKV) Check(capacity int) error { return checkBudget(a.Budget, capacity) }
+
 // Bytes is the memory of the page representatives (g·d float32 per page
 // and stream, plus their identities) and of the prompt rows not yet
 // weighed. It must not run while attention does.

@@ -96,6 +96,9 @@ func (*Quest) Summaries() bool { return true }
 // Reads returns what the decode steps have read so far.
 func (q *Quest) Reads() ReadStats { return q.count.Reads() }
 
+// Check refuses a budget larger than the context.
+func (q *Quest) Check(capacity int) error { return checkBudget(q.Budget, capacity) }
+
 // questScratch is one Select call's memory.
 type questScratch struct {
 	pos, neg, lo, hi []float32

@@ -2,6 +2,7 @@ package retrieve
 
 import (
 	"math"
+	"strings"
 	"sync"
 	"testing"
 
@@ -317,5 +318,27 @@ func TestTopK(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestBudgetsBeyondTheContext: a token budget larger than the cache's
+// context is refused when the cache is made, with the numbers; one that
+// fits, and any fraction, are accepted.
+func TestBudgetsBeyondTheContext(t *testing.T) {
+	shape := kv.Shape{Layers: 1, KVHeads: 1, HeadDim: 8}
+	q, _ := NewQuest(kv.Budget{Tokens: 4096}, 32, 32, 32, 2)
+	a, _ := NewActQKV(kv.Budget{Tokens: 4096}, 64, 512, 256, 4, true, 0)
+	for _, sel := range []kv.Selector{q, a} {
+		_, err := kv.New(shape, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: sel}, 2048)
+		if err == nil || !strings.Contains(err.Error(), "4096") || !strings.Contains(err.Error(), "2048") {
+			t.Fatalf("%s: budget 4096 in a context of 2048: %v", sel.Name(), err)
+		}
+		if _, err := kv.New(shape, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: sel}, 4096); err != nil {
+			t.Fatalf("%s: budget 4096 in a context of 4096: %v", sel.Name(), err)
+		}
+	}
+	f, _ := NewQuest(kv.Budget{Fraction: 1}, 32, 32, 32, 2)
+	if _, err := kv.New(shape, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: f}, 16); err != nil {
+		t.Fatalf("a fractional budget refused: %v", err)
 	}
 }

@@ -20,6 +20,7 @@
 package retrieve
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/kvgo/kvgo/kv"
@@ -60,6 +61,16 @@ func (c *readCounter) add(read, held int) {
 // Reads returns the statistics counted so far.
 func (c *readCounter) Reads() ReadStats {
 	return ReadStats{Calls: c.calls.Load(), Read: c.read.Load(), Held: c.held.Load()}
+}
+
+// checkBudget refuses a token budget larger than the context: such a
+// selector reads every token, and the recipe is the full cache spelled
+// otherwise.
+func checkBudget(b kv.Budget, capacity int) error {
+	if b.Tokens > capacity {
+		return fmt.Errorf("read budget of %d tokens exceeds the context of %d tokens; use a smaller budget or a fraction of the prompt (budget=1.0 reads everything)", b.Tokens, capacity)
+	}
+	return nil
 }
 
 // resolve is the read budget in tokens for a stream at a decode step.

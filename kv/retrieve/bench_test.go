@@ -1,0 +1,97 @@
+package retrieve
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/kvgo/kvgo/kv"
+	kvquant "github.com/kvgo/kvgo/kv/quant"
+)
+
+// BenchmarkSelect separates what a decode step of one stream costs: the
+// selector's choice alone (scoring summaries or representatives), and
+// attention with the full cache and with the selector, at qwen2.5-0.5b's
+// head shape (d 64, 7 query heads per KV head), f16 pages and a read budget
+// of 2048 tokens. The prompt is stored without attending it (the setup of
+// 32k tokens would take minutes), so ActQKV's pages have no local
+// attention and are represented by their mean keys: the scoring cost is
+// the same.
+func BenchmarkSelect(b *testing.B) {
+	const d, g = 64, 7
+	for _, T := range []int{8192, 32768} {
+		shape := kv.Shape{Layers: 4, KVHeads: 1, HeadDim: d}
+		quest, _ := NewQuest(kv.Budget{Tokens: 2048}, 32, 32, 32, 0)
+		act, _ := NewActQKV(kv.Budget{Tokens: 2048}, 64, 512, 256, 4, true, 0)
+		for _, c := range []struct {
+			name string
+			sel  kv.Selector
+		}{{"full", nil}, {"quest", quest}, {"actqkv", act}} {
+			cache, err := kv.New(shape, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: c.sel}, T+1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			randv := func(n int) []float32 {
+				x := make([]float32, n)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				return x
+			}
+			pos := make([]int32, 512)
+			for start := 0; start < T; start += 512 {
+				for i := range pos {
+					pos[i] = int32(start + i)
+				}
+				if err := cache.Begin(pos); err != nil {
+					b.Fatal(err)
+				}
+				for l := 0; l < shape.Layers; l++ {
+					cache.Store(l, randv(512*d), randv(512*d))
+				}
+				cache.End()
+			}
+			if err := cache.Begin([]int32{int32(T)}); err != nil {
+				b.Fatal(err)
+			}
+			for l := 0; l < shape.Layers; l++ {
+				cache.Store(l, randv(d), randv(d))
+			}
+			q := randv(g * d)
+			out := make([]float32, g*d)
+			sc := kv.NewScratch(g)
+			// Warm up: every layer once, so that the shared budget and
+			// the representatives are in place.
+			for l := 0; l < shape.Layers; l++ {
+				cache.Attend(l, 0, q, g, int32(T), out, sc)
+			}
+			s := cache.Stream(shape.Layers-1, 0)
+			view := &kv.SelectView{Layer: shape.Layers - 1, Layers: shape.Layers, KVHeads: 1, Stream: s}
+			read := make([]bool, s.Pages())
+			if c.sel != nil {
+				b.Run(fmt.Sprintf("ctx=%d/%s/select", T, c.name), func(b *testing.B) {
+					for b.Loop() {
+						for i := range read {
+							read[i] = true
+						}
+						// One layer after another, as decode steps do.
+						for l := 0; l < shape.Layers; l++ {
+							view.Layer = l
+							view.Stream = cache.Stream(l, 0)
+							c.sel.Select(view, q, g, int32(T), read)
+						}
+					}
+				})
+			}
+			b.Run(fmt.Sprintf("ctx=%d/%s/attend", T, c.name), func(b *testing.B) {
+				for b.Loop() {
+					for l := 0; l < shape.Layers; l++ {
+						cache.Attend(l, 0, q, g, int32(T), out, sc)
+					}
+				}
+			})
+			cache.End()
+		}
+	}
+}
