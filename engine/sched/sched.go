@@ -50,6 +50,7 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
+	kvchunk "github.com/kvgo/kvgo/kv/reuse/chunk"
 	"github.com/kvgo/kvgo/kv/reuse/prefix"
 	"github.com/kvgo/kvgo/model"
 	"github.com/kvgo/kvgo/sample"
@@ -101,6 +102,9 @@ type Config struct {
 	// New then computes the engine's Identity to key it (a pass over the
 	// weights), so that a prefix cache never mixes models.
 	Prefix PrefixCache
+	// Chunks, if set, keeps chunk caches for requests whose recipe has a
+	// repair policy that reuses them (chunks.go).
+	Chunks *kvchunk.Store
 	// Logf receives messages about recovered panics and budget
 	// violations (default: discarded).
 	Logf func(format string, args ...any)
@@ -122,6 +126,9 @@ type Request struct {
 	// prefix cache; chunk caches): requests of different tenants never
 	// share cached tokens.
 	Tenant string
+	// Chunks are the token ranges of Prompt that are reusable chunks
+	// (engine.EncodeParts), in order.
+	Chunks []engine.Span
 }
 
 // Finish says why a sequence ended.
@@ -142,10 +149,12 @@ type Event struct {
 	Done   bool
 	Finish Finish
 	Err    error
-	// On the final event: prompt tokens taken from the prefix cache, and
-	// tokens generated.
+	// On the final event: prompt tokens taken from the prefix cache,
+	// tokens generated, and the most KV bytes the sequence's cache held
+	// (kv.Cache.PeakBytes; 0 if it never started).
 	Cached    int
 	Generated int
+	KVBytes   int64
 }
 
 // Stats is a snapshot of the scheduler's state.
@@ -196,9 +205,10 @@ type Scheduler struct {
 	quit chan struct{}
 	done chan struct{}
 
-	// model is the engine's Identity when a prefix cache is set: the
-	// model half of every prefix-cache key.
+	// model is the engine's Identity when a prefix cache or a chunk
+	// store is set: the model half of every key.
 	model string
+	chunks chunkState
 
 	// Loop-owned.
 	running  []*seq
@@ -243,9 +253,10 @@ func New(e *engine.Engine, cfg Config) (*Scheduler, error) {
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
-	if cfg.Prefix != nil {
+	if cfg.Prefix != nil || cfg.Chunks != nil {
 		s.model = e.Identity()
 	}
+	s.chunks.init(e, cfg, ctx)
 	s.fwd = e.Model.NewState(e.Pool, cfg.Batch, ctx)
 	if cfg.wrapForward != nil {
 		s.fwd = cfg.wrapForward(s.fwd)
@@ -314,6 +325,7 @@ type seq struct {
 	stopReq   atomic.Bool // Handle.Stop
 	finished  atomic.Bool // the final event was sent
 	unwatch   func() bool // stops the context watch
+	first     []float32   // logits of a prompt prefilled with chunk reuse, to sample from
 	out       outbox
 }
 
@@ -536,6 +548,9 @@ func (s *Scheduler) reap() {
 // finish sends q's final event and gives back its memory: its cache goes
 // to the prefix cache when it is intact and reusable, else it is released.
 func (s *Scheduler) finish(q *seq, e Event) {
+	if q.cache != nil {
+		e.KVBytes = q.cache.PeakBytes()
+	}
 	s.send(q, e)
 	if i := slices.Index(s.running, q); i >= 0 {
 		s.running = slices.Delete(s.running, i, i+1)
@@ -578,6 +593,13 @@ func (s *Scheduler) admit() {
 			continue
 		}
 		s.running = append(s.running, q)
+		if q.first != nil {
+			first := q.first
+			q.first = nil
+			s.reserved += q.reserve
+			s.advance(q, 0, first)
+			continue
+		}
 		s.reserved += q.reserve
 	}
 }
@@ -608,7 +630,10 @@ func (s *Scheduler) start(q *seq) (err error) {
 			err = s.recovered(q, r)
 		}
 	}()
-	if p := s.cfg.Prefix; p != nil && !q.plan.evicts {
+	if s.startChunks(q) {
+		return nil
+	}
+	if p := s.cfg.Prefix; p != nil && !q.plan.evicts && reusesPrefix(q.recipe) {
 		c, n := p.Acquire(q.key, q.prompt)
 		s.mu.Lock()
 		s.stats.PrefixQueries++
