@@ -30,6 +30,10 @@ type commonRequest struct {
 	// IgnoreEOS keeps generating past end-of-generation tokens (as in
 	// vLLM and llama.cpp), so benchmarks get the lengths they ask for.
 	IgnoreEOS bool `json:"ignore_eos"`
+	// CacheSalt isolates cached tokens (as vLLM's cache_salt): requests
+	// share a prefix cache only with requests of the same salt and API
+	// key (tenantOf).
+	CacheSalt *string `json:"cache_salt"`
 }
 
 type streamOptions struct {
@@ -46,13 +50,15 @@ type completionRequest struct {
 
 type chatRequest struct {
 	commonRequest
+	chatExtras
 	Messages            []chatMessage `json:"messages"`
 	MaxCompletionTokens *int          `json:"max_completion_tokens"`
 }
 
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
+	Role      string          `json:"role"`
+	Content   json.RawMessage `json:"content"`
+	ToolCalls json.RawMessage `json:"tool_calls"`
 }
 
 // contentPart is one element of an array-valued message content.
@@ -148,7 +154,7 @@ func messageText(i int, raw json.RawMessage) (string, *apiError) {
 	var b strings.Builder
 	for j, p := range parts {
 		if p.Type != "text" || p.Text == nil {
-			return "", invalid(param, "invalid_value", "%s[%d]: only parts of type \"text\" are supported, got %q", param, j, p.Type)
+			return "", invalid(param, "unsupported", "%s[%d]: only parts of type \"text\" are supported, got %s", param, j, quote(p.Type))
 		}
 		b.WriteString(*p.Text)
 	}

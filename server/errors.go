@@ -62,6 +62,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
+	e.Message = clip(e.Message)
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
@@ -83,7 +84,7 @@ func fromSched(err error) *apiError {
 	case errors.Is(err, sched.ErrTooLarge):
 		return invalid("max_tokens", "kv_budget_exceeded", "%s", msg)
 	case errors.Is(err, sched.ErrInvalid):
-		return invalid("", "", "%s", msg)
+		return invalid("", "invalid_value", "%s", strings.TrimPrefix(msg, sched.ErrInvalid.Error()+": "))
 	}
 	return &apiError{Status: http.StatusInternalServerError, Type: typeServer, Message: msg}
 }
@@ -101,7 +102,7 @@ func decodeError(err error) *apiError {
 		return invalid("", "invalid_json", "the request body is not valid JSON: %v (at byte %d)", err, syn.Offset)
 	case errors.As(err, &typ):
 		// Fields of the embedded commonRequest come prefixed with its name.
-		field := strings.TrimPrefix(typ.Field, "commonRequest.")
+		field := strings.TrimPrefix(strings.TrimPrefix(typ.Field, "commonRequest."), "chatExtras.")
 		if field == "" {
 			return invalid("", "invalid_type", "the request body must be a JSON object, not %s", typ.Value)
 		}
@@ -114,6 +115,12 @@ func decodeError(err error) *apiError {
 
 func typeName(goType string) string {
 	switch goType {
+	case "[]server.chatMessage":
+		return "an array of messages"
+	case "server.chatMessage", "server.streamOptions", "*server.streamOptions":
+		return "an object"
+	case "[]int", "[]string", "[]json.RawMessage":
+		return "an array"
 	case "string", "*string":
 		return "a string"
 	case "int", "*int", "int64", "*int64":
@@ -123,5 +130,5 @@ func typeName(goType string) string {
 	case "bool", "*bool":
 		return "a boolean"
 	}
-	return goType
+	return "another type" // never a Go type name
 }

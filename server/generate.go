@@ -27,10 +27,11 @@ type job struct {
 	req     sched.Request
 	stops   []string
 	stream  bool
-	// trimLead drops the space a fallback-format reply starts with
-	// ("Assistant: Hello" -> "Hello").
+	// trimLead drops the whitespace a fallback-format reply starts with
+	// ("Assistant: Hello" -> "Hello", "Assistant:\nHello" -> "Hello").
 	trimLead bool
 	start    time.Time
+	salt     string // cache_salt (tenantOf)
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) *apiError {
@@ -55,15 +56,20 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) *apiError {
 		return e
 	}
 	if ids == nil {
+		if e := s.checkLength("prompt", text); e != nil {
+			return e
+		}
 		if ids, e = s.encode("prompt", text, true, false); e != nil {
 			return e
 		}
+	} else if e := s.checkTokens("prompt", ids); e != nil {
+		return e
 	}
 	j, e := s.newJob(&req.commonRequest, "prompt", req.MaxTokens, ids, nil)
 	if e != nil {
 		return e
 	}
-	j.id, j.start = newID("cmpl-"), start
+	j.id, j.start = "cmpl-"+accessOf(r).id, start
 	return s.run(w, r, j)
 }
 
@@ -76,23 +82,30 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) *apiErr
 	if e := s.checkCommon(&req.commonRequest); e != nil {
 		return e
 	}
+	if e := req.chatExtras.check(); e != nil {
+		return e
+	}
 	if len(req.Messages) == 0 {
 		return invalid("messages", "missing_field", "messages is required and must not be empty")
 	}
 	msgs := make([]chat.Message, len(req.Messages))
 	for i, m := range req.Messages {
-		if m.Role == "" {
-			return invalid(fmt.Sprintf("messages[%d].role", i), "missing_field", "messages[%d].role is required", i)
+		role, e := m.role(i)
+		if e != nil {
+			return e
 		}
 		text, e := messageText(i, m.Content)
 		if e != nil {
 			return e
 		}
-		msgs[i] = chat.Message{Role: m.Role, Content: text}
+		msgs[i] = chat.Message{Role: role, Content: text}
 	}
 	text, err := s.tmpl.Render(msgs, true)
 	if err != nil {
 		return invalid("messages", "invalid_messages", "%v", err)
+	}
+	if e := s.checkLength("messages", text); e != nil {
+		return e
 	}
 	addBOS := s.tmpl.BOS() == "" || !strings.HasPrefix(text, s.tmpl.BOS())
 	ids, e := s.encode("messages", text, addBOS, s.tmpl.ParseSpecial())
@@ -107,7 +120,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) *apiErr
 	if e != nil {
 		return e
 	}
-	j.chat, j.id, j.start = true, newID("chatcmpl-"), start
+	j.chat, j.id, j.start = true, "chatcmpl-"+accessOf(r).id, start
 	j.trimLead = s.tmpl.Name() == chat.Fallback
 	return s.run(w, r, j)
 }
@@ -150,17 +163,9 @@ func (s *Server) newJob(c *commonRequest, promptParam string, maxTokens *int, id
 		return nil, invalid(promptParam, "context_length_exceeded",
 			"this model's maximum context length is %d tokens; the prompt has %d tokens", ctx, len(ids))
 	}
-	n := min(s.cfg.DefaultMaxTokens, ctx-len(ids))
-	if maxTokens != nil {
-		n = *maxTokens
-		switch {
-		case n < 1:
-			return nil, invalid("max_tokens", "invalid_value", "max_tokens %d must be at least 1", n)
-		case len(ids)+n > ctx:
-			return nil, invalid("max_tokens", "context_length_exceeded",
-				"this model's maximum context length is %d tokens; you requested %d tokens (%d in the prompt, %d for the completion)",
-				ctx, len(ids)+n, len(ids), n)
-		}
+	n, e := s.maxTokens("max_tokens", maxTokens, len(ids))
+	if e != nil {
+		return nil, e
 	}
 	stops, e := parseStops(c.Stop)
 	if e != nil {
@@ -185,7 +190,12 @@ func (s *Server) newJob(c *commonRequest, promptParam string, maxTokens *int, id
 	if err := p.Validate(); err != nil {
 		return nil, invalid("", "invalid_value", "%v", err)
 	}
+	var salt string
+	if c.CacheSalt != nil {
+		salt = *c.CacheSalt
+	}
 	return &job{
+		salt:    salt,
 		created: time.Now().Unix(),
 		prompt:  ids,
 		req:     sched.Request{Prompt: ids, MaxTokens: n, Sampling: p, Recipe: rcp, StopAtEOG: !c.IgnoreEOS},
@@ -233,15 +243,21 @@ func (s *Server) allowedNames() []string {
 
 // run submits the job and answers, streaming or not.
 func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) *apiError {
+	a := accessOf(r)
+	j.req.Tenant = tenantOf(r, j.salt)
+	a.tenant = j.req.Tenant
+	s.generating.Add(1) // before Submit, so a drain that starts after it waits
+	defer s.generating.Add(-1)
 	h, err := s.sch.Submit(r.Context(), j.req)
 	if err != nil {
 		return fromSched(err)
 	}
 	s.m.promptTokens.Add(float64(len(j.prompt)))
+	g := newGeneration(s, j, h)
 	defer func() {
 		s.m.duration.Observe(time.Since(j.start).Seconds())
+		noteGeneration(a, g)
 	}()
-	g := newGeneration(s, j, h)
 	if !j.stream {
 		return s.respond(w, r, g)
 	}
@@ -329,7 +345,7 @@ func (g *generation) next(ctx context.Context) (text string, done bool) {
 
 func (g *generation) trim(s string) string {
 	if g.lead && s != "" {
-		s = strings.TrimLeft(s, " ")
+		s = strings.TrimLeft(s, " \t\r\n")
 		if s != "" {
 			g.lead = false
 		}

@@ -155,6 +155,7 @@ func (m *metrics) count(endpoint string, status int) {
 type tokenClock struct {
 	m     *metrics
 	start time.Time
+	first time.Time
 	last  time.Time
 	n     int
 }
@@ -162,6 +163,7 @@ type tokenClock struct {
 func (c *tokenClock) tick() {
 	now := time.Now()
 	if c.n == 0 {
+		c.first = now
 		c.m.ttft.Observe(now.Sub(c.start).Seconds())
 	} else {
 		c.m.itl.Observe(now.Sub(c.last).Seconds())

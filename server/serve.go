@@ -43,12 +43,14 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, opt ServeOptio
 	return s.Serve(ctx, ln, opt)
 }
 
-// Serve serves the API on ln until ctx ends, then drains: the listener
-// closes, /health turns 503 and new requests get 503, while requests
-// running or queued go on for up to opt.DrainTimeout. Then the scheduler
-// aborts what is left (ErrShutdown: a stream ends with an error event and
-// [DONE]) and the handlers get a moment to write that. Serve returns nil
-// after a drain, or the error that stopped serving before it.
+// Serve serves the API on ln until ctx ends, then drains: /health turns
+// 503 "draining" and new generation requests get 503, while requests
+// running or queued go on for up to opt.DrainTimeout; the listener stays
+// open meanwhile, so that health checks see the drain rather than a
+// refused connection. Then the scheduler aborts what is left
+// (ErrShutdown: a stream ends with an error event and [DONE]), the
+// handlers get a moment to write that, and the listener closes. Serve
+// returns nil after a drain, or the error that stopped serving before it.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, opt ServeOptions) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
@@ -69,20 +71,31 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, opt ServeOptions) e
 		opt.Draining(s.sch.Stats())
 	}
 	s.Drain()
-	dctx, cancel := context.WithTimeout(context.Background(), opt.DrainTimeout)
-	defer cancel()
-	if err := hs.Shutdown(dctx); err != nil {
+	if !s.waitGenerations(time.Now().Add(opt.DrainTimeout)) {
 		// Time is up: end what still runs. Streams get an error event and
 		// [DONE]; give their handlers a moment to write them.
 		s.sch.Abort(sched.ErrShutdown)
-		fctx, fcancel := context.WithTimeout(context.Background(), abortGrace)
-		defer fcancel()
-		if err := hs.Shutdown(fctx); err != nil {
-			hs.Close()
-		}
+		s.waitGenerations(time.Now().Add(abortGrace))
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), abortGrace)
+	defer fcancel()
+	if err := hs.Shutdown(fctx); err != nil {
+		hs.Close()
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// waitGenerations waits until no generation request is in flight, or
+// until the deadline; it reports whether none is.
+func (s *Server) waitGenerations(deadline time.Time) bool {
+	for s.generating.Load() > 0 {
+		if !time.Now().Before(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }

@@ -45,6 +45,10 @@ type Config struct {
 	DefaultMaxTokens int
 	// Logf logs recovered panics (default: discarded).
 	Logf func(format string, args ...any)
+	// APIKeys, if any, are the keys a request must send (auth.go).
+	APIKeys []string
+	// AccessLog receives one line per request (accesslog.go; nil: none).
+	AccessLog io.Writer
 }
 
 // Server serves the API. Create it with New; Handler is its http.Handler.
@@ -60,6 +64,11 @@ type Server struct {
 	draining atomic.Bool
 	logf     func(string, ...any)
 	mux      *http.ServeMux
+	keys     keyring
+	alog     *accessLog
+	// generating counts the generation requests in flight, which a drain
+	// waits for.
+	generating atomic.Int64
 }
 
 // New builds a server over an engine and its scheduler.
@@ -76,7 +85,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DefaultMaxTokens == 0 {
 		cfg.DefaultMaxTokens = 512
 	}
-	s := &Server{cfg: cfg, eng: cfg.Engine, sch: cfg.Sched, tmpl: cfg.Template, logf: cfg.Logf, created: time.Now().Unix()}
+	s := &Server{cfg: cfg, eng: cfg.Engine, sch: cfg.Sched, tmpl: cfg.Template, logf: cfg.Logf, created: time.Now().Unix(),
+		keys: newKeyring(cfg.APIKeys), alog: &accessLog{w: cfg.AccessLog}}
+	if len(cfg.APIKeys) > 0 && len(s.keys) == 0 {
+		return nil, errors.New("server: every API key is empty")
+	}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -128,19 +141,27 @@ func (s *Server) routes() {
 		return nil
 	}))
 	s.mux.Handle("/", s.endpoint("other", "", func(w http.ResponseWriter, r *http.Request) *apiError {
-		return &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: ptr("not_found"), Message: fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path)}
+		return &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: ptr("not_found"), Message: fmt.Sprintf("no endpoint %s %s", shown(r.Method), shown(r.URL.Path))}
 	}))
 }
 
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// endpoint wraps a handler with the method check, the requests counter
-// and panic recovery: a panic fails its own request with a 500 (or ends
-// its stream), never the server.
+// endpoint wraps a handler with the API key check, the method check, the
+// requests counter, the access log and panic recovery: a panic fails its
+// own request with a 500 (or ends its stream), never the server.
 func (s *Server) endpoint(name, method string, h func(http.ResponseWriter, *http.Request) *apiError) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		a, r := beginAccess(rec, r)
+		fail := func(e *apiError) {
+			if e.Code != nil {
+				a.code = *e.Code
+			}
+			writeError(rec, e)
+		}
+		defer func() { s.alog.write(a, r, rec.status) }()
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -148,19 +169,27 @@ func (s *Server) endpoint(name, method string, h func(http.ResponseWriter, *http
 				}
 				s.logf("server: %s %s: panic: %v\n%s", r.Method, r.URL.Path, p, debug.Stack())
 				if !rec.written {
+					a.code = "panic"
 					writeError(rec, &apiError{Status: http.StatusInternalServerError, Type: typeServer, Message: fmt.Sprintf("internal error: %v", p)})
 				}
 			}
 			s.m.count(name, rec.status)
 		}()
+		r, e := s.authenticate(r)
+		if e != nil {
+			rec.Header().Set("WWW-Authenticate", "Bearer")
+			fail(e)
+			return
+		}
+		a.tenant = tenantOf(r, "")
 		if method != "" && r.Method != method {
 			rec.Header().Set("Allow", method)
-			writeError(rec, &apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalid, Code: ptr("method_not_allowed"),
-				Message: fmt.Sprintf("%s takes %s, not %s", r.URL.Path, method, r.Method)})
+			fail(&apiError{Status: http.StatusMethodNotAllowed, Type: typeInvalid, Code: ptr("method_not_allowed"),
+				Message: fmt.Sprintf("%s takes %s, not %s", shown(r.URL.Path), method, shown(r.Method))})
 			return
 		}
 		if e := h(rec, r); e != nil {
-			writeError(rec, e)
+			fail(e)
 		}
 	})
 }
@@ -198,7 +227,7 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request) *apiError {
 
 func (s *Server) unknownModel(id string) *apiError {
 	return &apiError{Status: http.StatusNotFound, Type: typeInvalid, Param: ptr("model"), Code: ptr("model_not_found"),
-		Message: fmt.Sprintf("the model %q does not exist; this server serves %q", id, s.cfg.ModelID)}
+		Message: fmt.Sprintf("the model %s does not exist; this server serves %q", quote(id), s.cfg.ModelID)}
 }
 
 // readBody reads a request body of at most MaxBodyBytes.
