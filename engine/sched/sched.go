@@ -207,7 +207,7 @@ type Scheduler struct {
 
 	// model is the engine's Identity when a prefix cache or a chunk
 	// store is set: the model half of every key.
-	model string
+	model  string
 	chunks chunkState
 
 	// Loop-owned.
