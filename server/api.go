@@ -43,9 +43,12 @@ type streamOptions struct {
 type completionRequest struct {
 	commonRequest
 	Prompt json.RawMessage `json:"prompt"`
-	Echo   bool            `json:"echo"`
-	BestOf *int            `json:"best_of"`
-	Suffix *string         `json:"suffix"`
+	// Chunks are reusable pieces of the prompt placed before it in order
+	// (kvgo extension, chunks.go).
+	Chunks []string `json:"chunks"`
+	Echo   bool     `json:"echo"`
+	BestOf *int     `json:"best_of"`
+	Suffix *string  `json:"suffix"`
 }
 
 type chatRequest struct {

@@ -55,7 +55,13 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
-	if ids == nil {
+	cp, chunked, e := s.completionChunks(req.Chunks, text, ids)
+	if e != nil {
+		return e
+	}
+	if chunked {
+		ids = cp.Tokens
+	} else if ids == nil {
 		if e := s.checkLength("prompt", text); e != nil {
 			return e
 		}
@@ -69,6 +75,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) *apiError {
 	if e != nil {
 		return e
 	}
+	j.req.Chunks = cp.Chunks
 	j.id, j.start = "cmpl-"+accessOf(r).id, start
 	return s.run(w, r, j)
 }
@@ -112,6 +119,10 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) *apiErr
 	if e != nil {
 		return e
 	}
+	cp, chunked := s.chatChunks(req.KV, req.Messages, msgs)
+	if chunked {
+		ids = cp.Tokens
+	}
 	maxTokens := req.MaxCompletionTokens
 	if maxTokens == nil {
 		maxTokens = req.MaxTokens
@@ -120,6 +131,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) *apiErr
 	if e != nil {
 		return e
 	}
+	j.req.Chunks = cp.Chunks
 	j.chat, j.id, j.start = true, "chatcmpl-"+accessOf(r).id, start
 	j.trimLead = s.tmpl.Name() == chat.Fallback
 	return s.run(w, r, j)

@@ -54,7 +54,7 @@ func newMetrics(s *sched.Scheduler) *metrics {
 		Name: "kvgo_request_duration_seconds", Help: "Time from receiving a generation request to its last byte.",
 		Buckets: latencyBuckets,
 	})
-	m.reg.MustRegister(m.requests, m.promptTokens, m.cachedTokens, m.genTokens, m.ttft, m.itl, m.duration, schedCollector{s})
+	m.reg.MustRegister(m.requests, m.promptTokens, m.cachedTokens, m.genTokens, m.ttft, m.itl, m.duration, schedCollector{s}, chunkCollector{s})
 	return m
 }
 

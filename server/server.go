@@ -49,6 +49,8 @@ type Config struct {
 	APIKeys []string
 	// AccessLog receives one line per request (accesslog.go; nil: none).
 	AccessLog io.Writer
+	// ChunkSep, if set, marks the chunks of a plain prompt (chunks.go).
+	ChunkSep string
 }
 
 // Server serves the API. Create it with New; Handler is its http.Handler.

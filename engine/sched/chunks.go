@@ -7,6 +7,7 @@ import (
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
+	kvchunk "github.com/kvgo/kvgo/kv/reuse/chunk"
 	"github.com/kvgo/kvgo/model"
 )
 
@@ -123,3 +124,6 @@ func (s *Scheduler) startChunks(q *seq) bool {
 	}
 	return true
 }
+
+// ChunkStore is the chunk store (Config.Chunks), or nil.
+func (s *Scheduler) ChunkStore() *kvchunk.Store { return s.cfg.Chunks }
