@@ -110,6 +110,10 @@ type Request struct {
 	// OnToken receives each generated token as it is sampled; an error
 	// stops generation and is returned.
 	OnToken func(id int) error
+	// Chunks are the token ranges of Prompt that are reusable chunks, and
+	// Reuse, when set, prefills with chunk reuse (PrefillChunks).
+	Chunks []Span
+	Reuse  *ChunkOptions
 }
 
 // Stats summarizes one generation.
@@ -122,6 +126,8 @@ type Stats struct {
 	PeakKVBytes     int64 // largest seen (a staged prompt before eviction)
 	// FullKVBytes is what a full F16 cache would hold for the same tokens.
 	FullKVBytes int64
+	// Reuse is what a prefill with chunk reuse took and computed.
+	Reuse ReuseStats
 }
 
 // NewCache makes an empty cache for n positions from a recipe (nil = the
@@ -192,7 +198,12 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 		sampler.Accept(id)
 	}
 	t0 := time.Now()
-	logits, err := sess.Prefill(ctx, req.Prompt)
+	var logits []float32
+	if req.Reuse != nil {
+		logits, st.Reuse, err = e.PrefillChunks(ctx, sess, Prompt{Tokens: req.Prompt, Chunks: req.Chunks}, *req.Reuse)
+	} else {
+		logits, err = sess.Prefill(ctx, req.Prompt)
+	}
 	if err != nil {
 		return st, err
 	}
