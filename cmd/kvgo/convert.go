@@ -38,7 +38,8 @@ func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	calibTokens := fs.Int("calib-tokens", 2048, "calibration tokens")
 	typ := fs.String("type", "same", "type of the rewritten matrices: f32, f16, same (the source's)")
 	freqFold := fs.Int("freqfold", 0, "RoPE frequencies per RoRoPE fold (0: search as TransMLA does)")
-	noBKV := fs.Bool("no-bkv", false, "skip BKV, the key/value norm balancing before the joint PCA")
+	noBKV := fs.Bool("no-bkv", false, "skip BKV, the key/value norm balancing before the joint PCA (ablation)")
+	noRoRoPE := fs.Bool("no-rorope", false, "keep each frequency's highest-energy KV-head pairs rotary instead of RoRoPE's rotation (ablation; needs --freqfold 1)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -84,7 +85,7 @@ func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer os.Remove(f.Name())
 	var summary string
 	if *toMLA {
-		opt := mla.Options{Rank: *rank, RopeDims: *ropeDims, FreqFold: *freqFold, NoBKV: *noBKV,
+		opt := mla.Options{Rank: *rank, RopeDims: *ropeDims, FreqFold: *freqFold, NoBKV: *noBKV, NoRoRoPE: *noRoRoPE,
 			CalibText: text, CalibTokens: *calibTokens, Type: *typ, Log: &buf}
 		if prog != nil {
 			opt.Progress = prog
@@ -188,7 +189,9 @@ func cmdConvertCompare(ctx context.Context, args []string, stdout, stderr io.Wri
 		latent := int64(0)
 		if rk, err := e.File.Uint(mla.KeyLowRankK); err == nil {
 			rv, _ := e.File.Uint(mla.KeyLowRankV)
-			latent = int64(e.Model.Config.Layers) * int64(rk+rv) * 2
+			// A latent cache would hold the latents in f16 and, like the
+			// MLA cache, 4 bytes of position per token in one stream per layer.
+			latent = int64(e.Model.Config.Layers) * (int64(rk+rv)*2 + 4)
 		}
 		for _, r := range recipes {
 			cands = append(cands, mla.Candidate{Label: path, Engine: e, Recipe: r, LatentKV: latent})

@@ -90,6 +90,9 @@ type Options struct {
 	// skips the key/value norm balancing.
 	Balance float64
 	NoBKV   bool
+	// NoRoRoPE keeps the KV heads' own rope pairs of most energy per
+	// frequency instead of rotating them (an ablation; needs FreqFold 1).
+	NoRoRoPE bool
 	// CalibText is the calibration text ("" = the built-in prose) and
 	// CalibTokens how many of its tokens to use (0 = 2048).
 	CalibText   string
@@ -380,7 +383,7 @@ func convertLayer(s sourceLayer, g geometry, opt Options, ff, r int) (latentLaye
 			covK.SetSym(i, j, s.cov.At(i, j))
 		}
 	}
-	P, freq, err := roRoPE(covK, g, dR, ff)
+	P, freq, err := roRoPE(covK, g, dR, ff, !opt.NoRoRoPE)
 	if err != nil {
 		return latentLayer{}, nil, err
 	}

@@ -245,6 +245,7 @@ func TestSources(t *testing.T) {
 		{fastOpt(0, 32, 0), "--rank 0 is out of range"},
 		{fastOpt(32, 16, 3), "freqfold 3 does not fit"},
 		{Options{Rank: 32, RopeDims: 16, Type: "q9"}, "invalid --type"},
+		{Options{Rank: 32, RopeDims: 16, FreqFold: 2, NoRoRoPE: true, CalibTokens: 512}, "needs freqfold 1"},
 	} {
 		if _, err := Convert(src, c.opt, &sink); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.opt, err, c.want)
@@ -283,7 +284,7 @@ func TestLatentCacheTakesEveryMethod(t *testing.T) {
 	full := dst.FullCacheBytes(len(prompt) + 8)
 	for _, r := range []string{"f16", "f32", "q8", "q4", "kivi(bits=2)", "kivi(bits=4)", "snapkv(budget=0.25)+kivi(bits=4)",
 		"h2o(budget=64)", "streaming(budget=64)", "tova(budget=0.5)", "pyramidkv(budget=0.25)", "knorm(budget=0.5)",
-		"snapkv(budget=0.25)+kvcrush", "window(pages=4)", "quest", "actqkv"} {
+		"snapkv(budget=0.25)+kvcrush", "window(pages=4)", "quest(budget=256)", "actqkv(budget=256)"} {
 		rc, err := recipe.Parse(r)
 		if err != nil {
 			t.Logf("%s: %v (not in this build's registry)", r, err)

@@ -49,11 +49,18 @@ func (g geometry) group(h int) int { return h / (g.H / g.nkv) }
 // remaining components, fold by fold, real halves then imaginary ones
 // (their order does not matter: the joint PCA that follows rotates them
 // again).
-func roRoPE(cov mat.Symmetric, g geometry, dR, ff int) (P *mat.Dense, freq []int, err error) {
+//
+// With rotate false (the ablation of docs/MLA.md) the features are not
+// mixed: per frequency (ff must be 1) the kept rope pairs are the KV heads'
+// own pairs of most energy, which keep their exact frequency.
+func roRoPE(cov mat.Symmetric, g geometry, dR, ff int, rotate bool) (P *mat.Dense, freq []int, err error) {
 	half := g.d / 2
 	folds := half / ff
 	if half%ff != 0 || (dR/2)%folds != 0 {
 		return nil, nil, fmt.Errorf("freqfold %d does not fit: %d frequencies in folds of %d must split %d rope pairs evenly", ff, half, ff, dR/2)
+	}
+	if !rotate && ff != 1 {
+		return nil, nil, fmt.Errorf("keeping the heads' own rope pairs (no RoRoPE) needs freqfold 1, so every kept pair has its own frequency: --rope-dims must be a multiple of %d", 2*half)
 	}
 	kf := dR / 2 / folds
 	m := g.nkv * ff
@@ -69,9 +76,13 @@ func roRoPE(cov mat.Symmetric, g geometry, dR, ff int) (P *mat.Dense, freq []int
 				c.SetSym(u, w, cov.At(dim(u, 0), dim(w, 0))+cov.At(dim(u, 1), dim(w, 1)))
 			}
 		}
-		_, vecs, err := eigenDesc(c)
-		if err != nil {
-			return nil, nil, err
+		var vecs *mat.Dense
+		if rotate {
+			if _, vecs, err = eigenDesc(c); err != nil {
+				return nil, nil, err
+			}
+		} else {
+			vecs = byEnergy(c)
 		}
 		for j := 0; j < m; j++ {
 			var re, im int
@@ -136,4 +147,20 @@ func freqFolds(d, dR int) []int {
 		}
 	}
 	return out
+}
+
+// byEnergy is the permutation matrix whose columns are the unit vectors of
+// the features in descending order of their energy (diagonal).
+func byEnergy(c *mat.SymDense) *mat.Dense {
+	m := c.SymmetricDim()
+	idx := make([]int, m)
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return c.At(idx[a], idx[a]) > c.At(idx[b], idx[b]) })
+	p := mat.NewDense(m, m, nil)
+	for j, i := range idx {
+		p.Set(i, j, 1)
+	}
+	return p
 }
