@@ -4,8 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/kvgo/kvgo/engine"
+	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/recipe"
 	kvchunk "github.com/kvgo/kvgo/kv/reuse/chunk"
 )
 
@@ -79,3 +83,44 @@ type textList []string
 
 func (l *textList) String() string     { return fmt.Sprint(*l) }
 func (l *textList) Set(s string) error { *l = append(*l, s); return nil }
+
+// runChunks tokenizes kvgo run's prompt with its chunks (--chunk texts
+// before the prompt, or the prompt split at --chunk-sep) and, when the
+// recipe's repair policy reuses chunk caches, opens the store for it.
+// done waits for the store's writes.
+func runChunks(e *engine.Engine, r *recipe.Recipe, chunks []string, prompt string, cf *chunkFlags) (ids []int, req engine.Request, done func(), err error) {
+	done = func() {}
+	var parts []engine.Part
+	for _, c := range chunks {
+		parts = append(parts, engine.Part{Text: c, Chunk: true})
+	}
+	if len(chunks) > 0 {
+		parts = append(parts, engine.Part{Text: prompt})
+	} else {
+		parts = engine.SplitChunks(prompt, cf.sep)
+	}
+	p := e.EncodeParts(parts, true, false)
+	req.Chunks = p.Chunks
+	rep, err := r.Repair()
+	if err != nil || rep == nil || rep.Reuse() != kv.ReuseChunks || len(p.Chunks) == 0 {
+		return p.Tokens, req, done, err
+	}
+	store, done, err := cf.open()
+	if err != nil {
+		return nil, req, func() {}, err
+	}
+	req.Reuse = &engine.ChunkOptions{Store: store, Repair: rep, Recipe: r, Model: e.Identity()}
+	return p.Tokens, req, done, nil
+}
+
+// printReuse is kvgo run's line about chunk reuse.
+func printReuse(w io.Writer, st engine.ReuseStats) {
+	tiers := ""
+	for _, t := range []string{"ram", "disk", "redis"} {
+		if n := st.Tiers[t]; n > 0 {
+			tiers += fmt.Sprintf(" %s %d", t, n)
+		}
+	}
+	fmt.Fprintf(w, "chunks: %d of %d found (%s) | chunk tokens: %d reused, %d recomputed of %d | prompt tokens computed: %d\n",
+		st.Hits, st.Chunks, strings.TrimSpace(tiers+" "), st.Reused, st.Recomputed, st.ChunkTokens, st.Computed)
+}

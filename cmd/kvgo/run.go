@@ -70,6 +70,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	repN := fs.Int("repeat-last-n", d.RepeatLastN, "tokens the repetition penalty looks back at")
 	seed := fs.Uint64("seed", d.Seed, "random seed")
 	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating after an end-of-generation token")
+	var chunkTexts textList
+	fs.Var(&chunkTexts, "chunk", "a reusable chunk `text` (a RAG document) placed before the prompt; repeat for several")
+	cf := addChunkFlags(fs, "64MiB")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -112,12 +115,16 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer e.Close()
-	ids := e.Tok.Encode(*prompt, true, false)
+	ids, req, done, err := runChunks(e, rcp, chunkTexts, *prompt, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	dec := e.ContinuationDecoder(ids)
 	st, err := e.Generate(ctx, engine.Request{
-		Prompt: ids, MaxTokens: *n, Sampling: params, KV: rcp, Context: *nctx,
+		Prompt: ids, MaxTokens: *n, Sampling: params, KV: rcp, Context: *nctx, Chunks: req.Chunks, Reuse: req.Reuse,
 		StopAtEOG: !*ignoreEOS,
 		OnToken: func(id int) error {
 			out.WriteString(dec.Next(id))
@@ -135,6 +142,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		st.GeneratedTokens, rate(st.GeneratedTokens, st.GenerateTime.Seconds()),
 		units.Bytes(st.KVBytes), float64(st.KVBytes)/float64(max(st.FullKVBytes, 1)), units.Bytes(st.FullKVBytes),
 		units.Bytes(st.PeakKVBytes), rcp)
+	if req.Reuse != nil {
+		printReuse(stderr, st.Reuse)
+	}
 	return nil
 }
 

@@ -40,6 +40,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long in-flight requests may take to finish")
 	maxBody := fs.String("max-body", "4MiB", "largest request body")
 	usePrefix := fs.Bool("prefix-cache", true, "reuse the KV of earlier requests' prompts (recipes without an evictor)")
+	chunks := addChunkFlags(fs, "256MiB")
 	quiet := fs.Bool("quiet", false, "do not log each start and stop")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -91,6 +92,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *usePrefix {
 		sc.Prefix = prefix.New()
 	}
+	store, closeStore, err := chunks.open()
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	sc.Chunks = store
 	sch, err := sched.New(e, sc)
 	if err != nil {
 		return usageError{err.Error()}
@@ -98,7 +105,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer sch.Close()
 	srv, err := server.New(server.Config{
 		Engine: e, Sched: sch, ModelID: id, DefaultRecipe: *kvFlag, AllowMethods: methods,
-		MaxBodyBytes: bodyMax, DefaultMaxTokens: *maxTokens, Logf: logger.Printf,
+		MaxBodyBytes: bodyMax, DefaultMaxTokens: *maxTokens, Logf: logger.Printf, ChunkSep: chunks.sep,
 	})
 	if err != nil {
 		return usageError{err.Error()}
