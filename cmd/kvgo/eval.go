@@ -25,6 +25,8 @@ func cmdEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return cmdFidelity(ctx, args[1:], stdout, stderr)
 		case "gen":
 			return cmdEvalGen(ctx, args[1:], stdout, stderr)
+		case "rag":
+			return cmdEvalRAG(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return cmdEvalRun(ctx, args, stdout, stderr)

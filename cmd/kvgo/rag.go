@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/kvgo/kvgo/eval"
+)
+
+// cmdEvalRAG runs the RAG chunk-reuse workload ("kvgo eval rag"): every
+// repair policy answers the same questions over a Zipf-popular knowledge
+// base; accuracy, fidelity against full prefill, TTFT, recompute, hit rate
+// and store bytes per policy (eval/rag.go).
+func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval rag", "[-m FILE] [--kv \"R1;R2\"] [--questions N] [--json FILE]")
+	var mf modelFlags
+	mf.register(fs)
+	var c eval.RAGConfig
+	fs.IntVar(&c.Docs, "docs", 24, "documents in the knowledge base")
+	fs.IntVar(&c.DocTokens, "doc-tokens", 160, "tokens per document, about")
+	fs.IntVar(&c.K, "k", 4, "documents per question")
+	fs.IntVar(&c.Questions, "questions", 40, "measured questions per policy")
+	fs.IntVar(&c.Warm, "warm", 0, "warm-up questions per policy (default 2 × questions)")
+	fs.Float64Var(&c.Zipf, "zipf", 1.2, "Zipf exponent of document popularity (> 1)")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the knowledge base and the questions")
+	kvFlag := fs.String("kv", "", "policies to compare, ';'-separated recipes (default: prefix, naive, epic, cacheblend, cachecraft, cachecraft+kivi; full is always the reference)")
+	timeOnly := fs.Bool("time-only", false, "measure time only, no answers (random-weight models)")
+	jsonOut := fs.String("json", "", "write the report as JSON to `file`")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	if *kvFlag != "" {
+		for _, s := range strings.Split(*kvFlag, ";") {
+			if s = strings.TrimSpace(s); s != "" {
+				if _, err := parseRecipe(s); err != nil {
+					return err
+				}
+				c.Recipes = append(c.Recipes, s)
+			}
+		}
+	}
+	c.Quality, c.Progress = !*timeOnly, stderr
+	e, err := mf.load()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	r, err := eval.RAG(ctx, e, c)
+	if err != nil {
+		return err
+	}
+	eval.WriteRAGTable(stdout, r, c.Quality)
+	fmt.Fprintf(stderr, "rag: %.0f s\n", r.Seconds)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+package eval
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kvgo/kvgo/engine"
+)
+
+// TestRAGWorkload runs the RAG workload small: every policy answers, the
+// reference agrees with itself, naive reuses every chunk it finds and
+// recomputes none, cacheblend(ratio=1) matches full prefill's answers.
+func TestRAGWorkload(t *testing.T) {
+	e, err := engine.Load("", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	r, err := RAG(context.Background(), e, RAGConfig{Docs: 8, DocTokens: 128, Questions: 4, Warm: 8, MaxTokens: 4, Quality: true,
+		Recipes: []string{"naive", "cacheblend(ratio=1)", "cachecraft"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Rows) != 4 || r.DocTokens < 128 {
+		t.Fatalf("%+v", r)
+	}
+	full, naive, blend := r.Rows[0], r.Rows[1], r.Rows[2]
+	if full.KLD != 0 || full.Top1 != 1 {
+		t.Errorf("full against itself: %+v", full)
+	}
+	if naive.HitRate == 0 || naive.Recomputed != 0 || naive.KLD == 0 {
+		t.Errorf("naive: %+v", naive)
+	}
+	if blend.KLD > 1e-6 || blend.Correct != full.Correct || blend.Recomputed != 1 {
+		t.Errorf("cacheblend(ratio=1): %+v", blend)
+	}
+}
