@@ -343,3 +343,28 @@ func TestPlainTicks(t *testing.T) {
 		}
 	}
 }
+
+// TestRankingTiesNeighbours: a ">" is printed only between neighbours
+// whose intervals do not overlap, never between two that tie.
+func TestRankingTiesNeighbours(t *testing.T) {
+	r := New(time.Now())
+	r.Setup.Base = "a"
+	for i, acc := range []struct {
+		name string
+		k    int
+	}{{"a", 53}, {"b", 28}, {"c", 17}, {"d", 0}} {
+		r.Recipes = append(r.Recipes, Recipe{Name: acc.name, Recipe: acc.name, Method: acc.name})
+		for j := range 60 {
+			score := 0.0
+			if j < acc.k {
+				score = 1
+			}
+			r.Cases = append(r.Cases, CaseResult{Line: j + 1, Recipe: acc.name, Task: "passkey", ContextTokens: 256 << (i % 2), Score: score})
+		}
+	}
+	r.Finalize()
+	got := r.Readings()[0]
+	if !strings.Contains(got, "a 88% > b 47% ≈ c 28% > d 0%") {
+		t.Errorf("ranking %q", got)
+	}
+}

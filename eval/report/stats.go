@@ -97,7 +97,8 @@ func Interval(acc, lo, hi float64) string {
 }
 
 // Readings are the report's generated sentences: the recipes ranked by
-// accuracy with ties (overlapping 95% intervals) joined by "≈", each
+// accuracy, neighbours that tie (overlapping 95% intervals) joined by "≈",
+// each
 // recipe against the base, and how many needles sat in each evicting
 // recipe's always-kept window with its accuracy outside it.
 func (r *Report) Readings() []string {
@@ -111,24 +112,24 @@ func (r *Report) Readings() []string {
 		return nil
 	}
 	var out []string
-	// Ranking: a recipe joins the group of the best recipe above it while
-	// their intervals overlap; the next group starts with ">".
+	// Ranking: each symbol compares a recipe with the next one down,
+	// "≈" when their intervals overlap, ">" when they do not, so no ">" is
+	// printed between two recipes that tie.
 	ranked := slices.Clone(scored)
 	slices.SortStableFunc(ranked, func(a, b *Recipe) int { return cmp.Compare(b.Accuracy, a.Accuracy) })
 	var sb strings.Builder
-	lead := ranked[0]
 	for i, rc := range ranked {
 		if i > 0 {
-			if Tie(lead.AccuracyLow, lead.AccuracyHigh, rc.AccuracyLow, rc.AccuracyHigh) {
+			prev := ranked[i-1]
+			if Tie(prev.AccuracyLow, prev.AccuracyHigh, rc.AccuracyLow, rc.AccuracyHigh) {
 				sb.WriteString(" ≈ ")
 			} else {
 				sb.WriteString(" > ")
-				lead = rc
 			}
 		}
 		fmt.Fprintf(&sb, "%s %.0f%%", rc.Name, 100*rc.Accuracy)
 	}
-	out = append(out, "Ranking by accuracy, ties (overlapping 95% intervals) joined by ≈: "+sb.String()+".")
+	out = append(out, "Ranking by accuracy, each recipe against the next: ≈ a tie (their 95% intervals overlap), > a difference: "+sb.String()+".")
 	base := r.Recipe(r.Setup.Base)
 	if base == nil || base.Cases == 0 {
 		base = scored[0]
