@@ -20,7 +20,8 @@ func cmdKV(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("want the subcommand list (kvgo kv list)")
 	}
 	fmt.Fprintf(stdout, "KV recipes: name(key=value,...)+name(...), at most one method of each kind, e.g. snapkv(budget=0.25)+kivi(bits=4).\n")
-	fmt.Fprintf(stdout, "Kinds, in the order they act: evict (which tokens stay), wrap (changes the evictor's choice; needs one),\n")
+	fmt.Fprintf(stdout, "Kinds, in the order they act: repair (reuses the caches of a prompt's chunks, RAG documents, and recomputes\n")
+	fmt.Fprintf(stdout, "some of their tokens; see docs/RAG.md), evict (which tokens stay), wrap (changes the evictor's choice; needs one),\n")
 	fmt.Fprintf(stdout, "select (which pages a decode step reads; deletes nothing), codec (how tokens are stored; f16 when absent).\n")
 	fmt.Fprintf(stdout, "Budgets are tokens per (layer, KV head) (a whole number: 1, 512) or a fraction of the prompt (with a point: 0.25, 1.0).\n")
 	fmt.Fprintf(stdout, "No --kv means the full F16 cache.\n")
