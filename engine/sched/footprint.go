@@ -93,7 +93,7 @@ func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
 	if p, ok := f.codecs[key]; ok {
 		return p, nil
 	}
-	p, err := probeCodec(widest(f.shape), &recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}, min(f.ctx, probeLen))
+	p, err := probeCodec(widest(f.shape), f.shape.ValueInKey, &recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}, min(f.ctx, probeLen))
 	if err != nil {
 		return nil, err
 	}
@@ -104,12 +104,12 @@ func (f *footprint) codec(r *recipe.Recipe) (*codecProbe, error) {
 	return p, nil
 }
 
-func probeCodec(d kv.Dims, r *recipe.Recipe, n int) (*codecProbe, error) {
+func probeCodec(d kv.Dims, valueInKey bool, r *recipe.Recipe, n int) (*codecProbe, error) {
 	cfg, err := r.Config()
 	if err != nil {
 		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec(), err)
 	}
-	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d.Key, ValueDim: d.Value}, cfg, n)
+	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d.Key, ValueDim: d.Value, ValueInKey: valueInKey}, cfg, n)
 	if err != nil {
 		return nil, fmt.Errorf("sched: probing codec %s: %w", r.Codec(), err)
 	}
@@ -162,7 +162,7 @@ func (f *footprint) stagedBytes(r *recipe.Recipe, p *codecProbe, t int) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if p.staged == nil {
-		staged, err := probeStaging(widest(f.shape), r, f.ctx)
+		staged, err := probeStaging(widest(f.shape), f.shape.ValueInKey, r, f.ctx)
 		if err != nil {
 			// Cannot happen for a recipe that built a cache already; fall
 			// back to a bound: F32 keys and values, Go's append at most
@@ -177,13 +177,13 @@ func (f *footprint) stagedBytes(r *recipe.Recipe, p *codecProbe, t int) int64 {
 	return p.staged[min(max(t, 0), f.ctx)]
 }
 
-func probeStaging(d kv.Dims, r *recipe.Recipe, n int) ([]int64, error) {
+func probeStaging(d kv.Dims, valueInKey bool, r *recipe.Recipe, n int) ([]int64, error) {
 	cfg, err := (&recipe.Recipe{Terms: []*recipe.Term{r.Codec()}}).Config()
 	if err != nil {
 		return nil, err
 	}
 	cfg.Evictor = keepAll{}
-	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d.Key, ValueDim: d.Value}, cfg, n)
+	c, err := kv.New(kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d.Key, ValueDim: d.Value, ValueInKey: valueInKey}, cfg, n)
 	if err != nil {
 		return nil, err
 	}
