@@ -129,6 +129,9 @@ type Request struct {
 	// Chunks are the token ranges of Prompt that are reusable chunks
 	// (engine.EncodeParts), in order.
 	Chunks []engine.Span
+	// Inspect shows the sequence to Scheduler.Inspect (inspect.go) while it
+	// runs and keeps its final snapshot when it ends.
+	Inspect bool
 }
 
 // Finish says why a sequence ended.
@@ -209,6 +212,7 @@ type Scheduler struct {
 	// store is set: the model half of every key.
 	model  string
 	chunks chunkState
+	insp   inspector // Inspect's questions (inspect.go)
 
 	// Loop-owned.
 	running  []*seq
@@ -511,6 +515,7 @@ func (s *Scheduler) loop() {
 		s.reap()
 		s.admit()
 		s.publish()
+		s.serveInspect() // one atomic load unless someone asked
 		if len(s.running) == 0 {
 			select {
 			case <-s.wake:
@@ -558,6 +563,9 @@ func (s *Scheduler) finish(q *seq, e Event) {
 	}
 	if q.cache == nil {
 		return
+	}
+	if q.req.Inspect {
+		s.keepInspected(q)
 	}
 	c := q.cache
 	q.cache = nil
