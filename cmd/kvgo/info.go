@@ -12,14 +12,18 @@ import (
 )
 
 func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("info", "FILE")
+	fs := newFlagSet("info", "FILE | -m FILE")
 	meta := fs.Bool("meta", false, "also print every metadata key")
+	file := fs.String("m", "", "GGUF model `file` (as the other commands take it)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
 	}
+	if *file != "" {
+		pos = append(pos, *file)
+	}
 	if len(pos) != 1 {
-		return usagef("want exactly one GGUF file, got %d arguments", len(pos))
+		return usagef("want exactly one GGUF file, got %d", len(pos))
 	}
 	f, err := gguf.Open(pos[0])
 	if err != nil {

@@ -42,7 +42,7 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nRun 'kvgo <command> --help' for a command's flags.\n")
+	fmt.Fprintf(w, "\nRun 'kvgo <command> --help' for a command's flags, 'kvgo --version' for the version.\n")
 }
 
 func main() {
@@ -52,10 +52,19 @@ func main() {
 }
 
 // runMain runs the command line and returns the exit code: 0 on success,
-// 1 on any error, printed on one line (never a stack trace).
+// 1 on any error, printed on one line (never a stack trace). No command is
+// an error: the usage goes to stderr.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		usage(stderr)
+		return 1
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
 		usage(stdout)
+		return 0
+	case "--version", "-version", "version":
+		fmt.Fprintln(stdout, version())
 		return 0
 	}
 	for _, c := range commands() {
@@ -69,7 +78,7 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, flag.ErrHelp):
 			return 0
 		default:
-			fmt.Fprintf(stderr, "kvgo %s: %v\n", c.name, err)
+			fmt.Fprintf(stderr, "kvgo %s: %s\n", c.name, errLine(err))
 			return 1
 		}
 	}

@@ -25,7 +25,7 @@ func kvgo(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{nil, {"--help"}, {"help"}} {
+	for _, args := range [][]string{{"--help"}, {"help"}} {
 		code, out, _ := kvgo(t, args...)
 		if code != 0 || !strings.Contains(out, "perplexity") || !strings.Contains(out, "tokenize") {
 			t.Errorf("%v: exit %d, output %q", args, code, out)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -36,6 +37,21 @@ func (m *modelFlags) load() (*engine.Engine, error) {
 	return engine.Load(m.path, m.threads)
 }
 
+// ctxFlag registers --ctx and llama.cpp's spelling of it, -c, for one
+// value.
+func ctxFlag(fs *flag.FlagSet, def int, usage string) *int {
+	n := fs.Int("ctx", def, usage)
+	fs.IntVar(n, "c", def, "same as --ctx (llama.cpp's spelling)")
+	return n
+}
+
+// f64 widens a float32 default to the float64 a flag shows, keeping its
+// shortest decimal form (0.8, not 0.800000011920929).
+func f64(x float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	return v
+}
+
 // parseRecipe parses --kv, turning recipe errors into usage errors.
 func parseRecipe(s string) (*recipe.Recipe, error) {
 	r, err := recipe.Parse(s)
@@ -59,14 +75,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	prompt := fs.String("p", "", "prompt `text`")
 	promptFile := fs.String("f", "", "read the prompt from `file`")
 	n := fs.Int("n", 128, "tokens to generate (-1: until the context is full)")
-	nctx := fs.Int("ctx", 0, "context size in tokens (default: the model's)")
+	nctx := ctxFlag(fs, 0, "context size in tokens (default: the model's)")
 	kvFlag := fs.String("kv", recipe.Default, "KV cache `recipe`, e.g. \"snapkv(budget=0.25)+kivi(bits=4)\" (see kvgo kv list)")
 	d := sample.DefaultParams()
-	temp := fs.Float64("temp", float64(d.Temperature), "sampling temperature (0 = greedy)")
+	temp := fs.Float64("temp", f64(d.Temperature), "sampling temperature (0 = greedy)")
 	topK := fs.Int("top-k", d.TopK, "top-k sampling (0 = off)")
-	topP := fs.Float64("top-p", float64(d.TopP), "top-p (nucleus) sampling (1 = off)")
-	minP := fs.Float64("min-p", float64(d.MinP), "min-p sampling (0 = off)")
-	rep := fs.Float64("repeat-penalty", float64(d.RepeatPenalty), "repetition penalty (1 = off)")
+	topP := fs.Float64("top-p", f64(d.TopP), "top-p (nucleus) sampling (1 = off)")
+	minP := fs.Float64("min-p", f64(d.MinP), "min-p sampling (0 = off)")
+	rep := fs.Float64("repeat-penalty", f64(d.RepeatPenalty), "repetition penalty (1 = off)")
 	repN := fs.Int("repeat-last-n", d.RepeatLastN, "tokens the repetition penalty looks back at")
 	seed := fs.Uint64("seed", d.Seed, "random seed")
 	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating after an end-of-generation token")
@@ -115,6 +131,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer e.Close()
+	// Refuse what cannot fit before tokenizing it (a 16 MB file cost
+	// 1.25 GB): no token stands for more bytes than the longest.
+	if n, err := e.ContextFor(*nctx); err == nil {
+		if m := e.Tok.MinTokens(*prompt); m >= n {
+			return fmt.Errorf("%w: the prompt has at least %d tokens (%d bytes), the context holds %d", engine.ErrContext, m, len(*prompt), n)
+		}
+	}
 	ids, req, done, err := runChunks(e, rcp, chunkTexts, *prompt, cf)
 	if err != nil {
 		return err
@@ -205,7 +228,7 @@ func cmdPerplexity(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var mf modelFlags
 	mf.register(fs)
 	file := fs.String("f", "", "text `file` to score")
-	nctx := fs.Int("ctx", 512, "tokens per chunk")
+	nctx := ctxFlag(fs, 512, "tokens per chunk")
 	kvFlag := fs.String("kv", recipe.Default, "KV cache `recipe`, e.g. \"snapkv(budget=0.25)+kivi(bits=4)\" (see kvgo kv list)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"math"
 	"net"
+	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,16 +38,36 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxSeqs := fs.Int("max-seqs", 32, "sequences running at once, at most")
 	batch := fs.Int("batch", 256, "tokens per forward pass (decode tokens plus prefill chunks)")
 	chunk := fs.Int("prefill-chunk", 128, "prompt tokens fed per step, so long prompts do not stall running streams")
-	nctx := fs.Int("ctx", 0, "context size per sequence in tokens (default: the model's)")
+	nctx := ctxFlag(fs, 0, "context size per sequence in tokens (default: the model's)")
 	maxTokens := fs.Int("max-tokens", 512, "max_tokens of requests that give none")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM or Ctrl-C, how long in-flight requests may take to finish")
 	maxBody := fs.String("max-body", "4MiB", "largest request body")
 	usePrefix := fs.Bool("prefix-cache", true, "reuse the KV of earlier requests' prompts (recipes without an evictor)")
 	chunks := addChunkFlags(fs, "256MiB")
-	quiet := fs.Bool("quiet", false, "do not log each start and stop")
+	quiet := fs.Bool("quiet", false, "do not log each request (the access log on stderr), nor the drain and stop")
+	var keys apiKeys
+	fs.Var(&keys, "api-key", "API `key` clients must send (Authorization: Bearer KEY); repeat or separate with commas for several; also $KVGO_API_KEY")
+	keyFile := fs.String("api-key-file", "", "read API keys from `file`, one per line")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
+	}
+	if err := keys.load(os.Getenv("KVGO_API_KEY"), *keyFile); err != nil {
+		return err
+	}
+	switch {
+	case *maxSeqs < 1:
+		return usagef("invalid value %d for --max-seqs: must be at least 1", *maxSeqs)
+	case *batch < 2:
+		return usagef("invalid value %d for --batch: must be at least 2", *batch)
+	case *chunk < 1:
+		return usagef("invalid value %d for --prefill-chunk: must be at least 1", *chunk)
+	case *queue < 1:
+		return usagef("invalid value %d for --queue: must be at least 1", *queue)
+	case *drain < 0:
+		return usagef("invalid value %s for --drain-timeout: must not be negative", *drain)
+	case *nctx < 0:
+		return usagef("invalid value %d for --ctx: must not be negative", *nctx)
 	}
 	if len(pos) > 0 {
 		return usagef("unexpected arguments %q", pos)
@@ -103,22 +126,34 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{err.Error()}
 	}
 	defer sch.Close()
+	def, _ := recipe.Parse(*kvFlag)
+	if need, err := sch.Reservation(def, 1, 1); err == nil && need > budget {
+		return usagef("--kv-mem %s cannot hold a single 2-token sequence of recipe %s, which needs %s", *mem, def, units.Bytes(need))
+	}
+	var accessLog io.Writer
+	if !*quiet {
+		accessLog = stderr
+	}
 	srv, err := server.New(server.Config{
 		Engine: e, Sched: sch, ModelID: id, DefaultRecipe: *kvFlag, AllowMethods: methods,
 		MaxBodyBytes: bodyMax, DefaultMaxTokens: *maxTokens, Logf: logger.Printf, ChunkSep: chunks.sep,
+		APIKeys: keys, AccessLog: accessLog,
 	})
 	if err != nil {
 		return usageError{err.Error()}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
 	defer stop()
-	def, _ := recipe.Parse(*kvFlag)
 	opt := server.ServeOptions{
 		DrainTimeout: *drain,
 		ErrorLog:     logger,
 		Listening: func(addr net.Addr) {
-			fmt.Fprintf(stderr, "kvgo serve: listening on http://%s (model %q from %s, context %d, KV budget %s, default recipe %s)\n",
-				addr, id, e.Source, sch.Context(), units.Bytes(budget), def)
+			auth := ""
+			if len(keys) > 0 {
+				auth = fmt.Sprintf(", %d API keys", len(keys))
+			}
+			fmt.Fprintf(stderr, "kvgo serve: listening on http://%s (model %q from %s, context %d, KV budget %s, default recipe %s%s)\n",
+				addr, id, e.Source, sch.Context(), units.Bytes(budget), def, auth)
 		},
 	}
 	if !*quiet {
@@ -161,4 +196,45 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is out of range", s)
 	}
 	return int64(b), nil
+}
+
+// apiKeys collects --api-key values: repeated flags, comma-separated
+// lists, $KVGO_API_KEY and --api-key-file.
+type apiKeys []string
+
+func (k *apiKeys) String() string { return fmt.Sprintf("%d keys", len(*k)) }
+
+func (k *apiKeys) Set(v string) error {
+	n := len(*k)
+	k.add(v, ",")
+	if len(*k) == n {
+		return errors.New("empty API key")
+	}
+	return nil
+}
+
+func (k *apiKeys) add(list, sep string) {
+	for _, key := range strings.Split(list, sep) {
+		if key = strings.TrimSpace(key); key != "" && !slices.Contains(*k, key) {
+			*k = append(*k, key)
+		}
+	}
+}
+
+// load adds the keys of the environment and of a key file.
+func (k *apiKeys) load(env, file string) error {
+	k.add(env, ",")
+	if file == "" {
+		return nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--api-key-file: %w", err)
+	}
+	n := len(*k)
+	k.add(string(data), "\n")
+	if len(*k) == n {
+		return usagef("--api-key-file %s holds no key", file)
+	}
+	return nil
 }
