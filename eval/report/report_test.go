@@ -277,7 +277,7 @@ func TestTable(t *testing.T) {
 	sample().WriteTable(&b)
 	out := b.String()
 	for _, want := range []string{"legend: accuracy", "recipe", "snapkv(budget=0.25)", "33% [10–70]", "0.250", "bogus", "failed: unknown method",
-		"passkey@256", "100% [44–100] /3", "33% [6–79] /3", "snapkv(budget=0.25) ties f16", "window", "2/2", "±0.0100",
+		"passkey@256", "100% [44–100] /3", "33% [6–79] /3", "snapkv(budget=0.25) ties f16", "window", "2/2", "±0.01",
 		`tasks (line 7): missing "prompt"`, "stopped early"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

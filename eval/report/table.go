@@ -109,13 +109,14 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 }
 
-// pm formats x ± its standard error with the given decimals ("0.25834
-// ±0.0310"); no error when se is 0 (one chunk).
+// pm formats x with the given decimals and its standard error to two
+// significant digits ("0.25834 ±0.031"); no error when se is 0 (one
+// chunk).
 func pm(x, se float64, dec int) string {
 	if se <= 0 {
 		return fmt.Sprintf("%.*f", dec, x)
 	}
-	return fmt.Sprintf("%.*f ±%.*f", dec, x, max(dec-1, 1), se)
+	return fmt.Sprintf("%.*f ±%.2g", dec, x, se)
 }
 
 func pmSigned(x, se float64, dec int) string {
@@ -125,7 +126,7 @@ func pmSigned(x, se float64, dec int) string {
 	if se <= 0 {
 		return fmt.Sprintf("%+.*f", dec, x)
 	}
-	return fmt.Sprintf("%+.*f ±%.*f", dec, x, max(dec-1, 1), se)
+	return fmt.Sprintf("%+.*f ±%.2g", dec, x, se)
 }
 
 // strataNames lists the strata that have cases, window first, then by
