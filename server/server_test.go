@@ -621,7 +621,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestDisconnectFreesKV(t *testing.T) {
 	ts := start(t, sched.Config{}, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
-	resp := streamPost(t, ctx, ts.URL+"/v1/completions", map[string]any{"model": modelID, "prompt": "A long story begins", "max_tokens": 1500, "stream": true})
+	resp := streamPost(t, ctx, ts.URL+"/v1/completions", map[string]any{"model": modelID, "prompt": "A long story begins", "max_tokens": 1500, "stream": true, "ignore_eos": true})
 	rd := bufio.NewReader(resp.Body)
 	for range 3 { // a few chunks arrive
 		if _, err := rd.ReadString('\n'); err != nil {
@@ -654,7 +654,7 @@ func TestQueueLimit(t *testing.T) {
 	ts := start(t, sched.Config{MaxSeqs: 1, MaxQueue: 1, Batch: 8, PrefillChunk: 4}, Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := streamPost(t, ctx, ts.URL+"/v1/completions", map[string]any{"model": modelID, "prompt": "First", "max_tokens": 1500, "stream": true})
+	a := streamPost(t, ctx, ts.URL+"/v1/completions", map[string]any{"model": modelID, "prompt": "First", "max_tokens": 1500, "stream": true, "ignore_eos": true})
 	defer a.Body.Close()
 	waitUntil(t, "the first request to run", func() bool { return ts.sch.Stats().Running == 1 })
 	second := make(chan int, 1)
