@@ -257,6 +257,7 @@ func (s *Server) allowedNames() []string {
 func (s *Server) run(w http.ResponseWriter, r *http.Request, j *job) *apiError {
 	a := accessOf(r)
 	j.req.Tenant = tenantOf(r, j.salt)
+	j.req.Inspect = r.Header.Get(inspectHeader) != "" // the page's inspector (inspect.go)
 	a.tenant = j.req.Tenant
 	s.generating.Add(1) // before Submit, so a drain that starts after it waits
 	defer s.generating.Add(-1)

@@ -142,6 +142,7 @@ func (s *Server) routes() {
 		metrics.ServeHTTP(w, r)
 		return nil
 	}))
+	s.mountWeb() // the page, /v1/kv/recipes and /v1/kv/inspect (inspect.go)
 	s.mux.Handle("/", s.endpoint("other", "", func(w http.ResponseWriter, r *http.Request) *apiError {
 		return &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: ptr("not_found"), Message: fmt.Sprintf("no endpoint %s %s", shown(r.Method), shown(r.URL.Path))}
 	}))
