@@ -683,7 +683,16 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		all = sc.all(g * T)
 	}
 	base := 0
+	// Positions increase along the stream: once a page starts after the
+	// query, nothing after it is visible. A batch that recomputes tokens
+	// among held ones (chunk repair: kv.Cache.Begin's overwrites) would
+	// otherwise score and mask every later page, doubling its attention.
+	end := T
 	for i, p := range s.pages {
+		if base < T && s.pos[base] > qpos {
+			end = base
+			break
+		}
 		if read != nil && !read[i] {
 			n := p.k.Len()
 			if all != nil {
@@ -704,7 +713,15 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		s.block(p.k, vp, dv, q, g, qpos, scale, out, sc, all, from, base)
 		base += p.k.Len()
 	}
-	if s.tailLen() > 0 {
+	if end < T && all != nil {
+		for j := 0; j < g; j++ {
+			row := all[j*T+max(end, from) : j*T+T]
+			for t := range row {
+				row[t] = float32(math.Inf(-1))
+			}
+		}
+	}
+	if s.tailLen() > 0 && end == T {
 		// The views live in the worker's scratch: no allocation, no race.
 		sc.tailK, sc.tailV = f16View{s.tk, s.dk}, f16View{s.tv, dv}
 		if s.shared {

@@ -85,7 +85,8 @@ func isNull(raw json.RawMessage) bool {
 	return len(t) == 0 || string(t) == "null"
 }
 
-// stops parses "stop": absent, a string, or an array of up to 4 strings.
+// stops parses "stop": absent, a string, or an array of up to 4 strings
+// of at most maxStopBytes each.
 func parseStops(raw json.RawMessage) ([]string, *apiError) {
 	if isNull(raw) {
 		return nil, nil
@@ -95,7 +96,7 @@ func parseStops(raw json.RawMessage) ([]string, *apiError) {
 		if one == "" {
 			return nil, nil
 		}
-		return []string{one}, nil
+		return checkStops([]string{one})
 	}
 	var many []string
 	if err := json.Unmarshal(raw, &many); err != nil {
@@ -110,7 +111,7 @@ func parseStops(raw json.RawMessage) ([]string, *apiError) {
 			out = append(out, s)
 		}
 	}
-	return out, nil
+	return checkStops(out)
 }
 
 // parsePrompt reads "prompt": a string, an array of one string, or an

@@ -198,6 +198,8 @@ func TestSmallerHoles(t *testing.T) {
 		{"tools", "/v1/chat/completions", map[string]any{"model": modelID, "messages": user, "tools": []map[string]any{{"type": "function", "function": map[string]any{"name": "f"}}}}, "tools", "unsupported"},
 		{"tool_choice", "/v1/chat/completions", map[string]any{"model": modelID, "messages": user, "tool_choice": "required"}, "tool_choice", "unsupported"},
 		{"functions", "/v1/chat/completions", map[string]any{"model": modelID, "messages": user, "functions": []map[string]any{{"name": "f"}}}, "functions", "unsupported"},
+		{"a 100 KB stop string", "/v1/completions", map[string]any{"model": modelID, "prompt": "hi", "stop": strings.Repeat("s", 100_000)}, "stop", "invalid_value"},
+		{"a long stop in a list", "/v1/completions", map[string]any{"model": modelID, "prompt": "hi", "stop": []string{"ok", strings.Repeat("s", 513)}}, "stop", "invalid_value"},
 		{"response_format json", "/v1/chat/completions", map[string]any{"model": modelID, "messages": user, "response_format": map[string]any{"type": "json_object"}}, "response_format", "unsupported"},
 	} {
 		resp, out := ts.post(t, tc.path, tc.body)

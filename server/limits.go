@@ -80,3 +80,17 @@ func (s *Server) maxTokens(param string, v *int, n int) (int, *apiError) {
 		return m, nil
 	}
 }
+
+// maxStopBytes bounds a stop string: the text that could still become one
+// is held back and searched at every token, so a 100 KB stop string cost
+// quadratic time in the length of the reply.
+const maxStopBytes = 512
+
+func checkStops(stops []string) ([]string, *apiError) {
+	for i, s := range stops {
+		if len(s) > maxStopBytes {
+			return nil, invalid("stop", "invalid_value", "stop[%d]: %d bytes; a stop sequence may have at most %d", i, len(s), maxStopBytes)
+		}
+	}
+	return stops, nil
+}
