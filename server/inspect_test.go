@@ -81,4 +81,6 @@ func TestPageAndInspector(t *testing.T) {
 	}
 }
 
-func bearer2(key string) map[string]string { return map[string]string{"Authorization": "Bearer " + key} }
+func bearer2(key string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + key}
+}
