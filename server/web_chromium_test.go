@@ -131,6 +131,10 @@ func TestWebPageInChromium(t *testing.T) {
 	if tip := str("tip", chromedp.Text(chromedp.ID("tip"))); !strings.Contains(tip, "position 1 ") {
 		t.Fatalf("the focused row reads %q", tip)
 	}
+	run("end", chromedp.KeyEvent(kb.End))
+	if tip := str("tip", chromedp.Text(chromedp.ID("tip"))); !strings.Contains(tip, "(reply) · kept") {
+		t.Fatalf("the last position reads %q", tip)
+	}
 	shot("web-inspector.png", "#inspector")
 
 	// Phone width: nothing but the grid's own scroller is wider than the screen.

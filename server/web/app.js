@@ -202,24 +202,28 @@
       const cv = document.createElement("canvas");
       cv.width = n * cw; cv.height = 14; cv.style.width = n * cw + "px";
       cv.setAttribute("aria-hidden", "true");
-      const g = cv.getContext("2d");
-      const css = getComputedStyle(document.documentElement);
-      g.fillStyle = css.getPropertyValue("--evicted"); g.fillRect(0, 0, n * cw, 14);
       const tail = tailFrom(st);
-      for (const [a, b] of st.ranges) {
-        g.fillStyle = css.getPropertyValue("--kept");
-        g.fillRect(a * cw, 0, (Math.min(b, tail - 1) - a + 1) * cw, 14);
-        if (b >= tail) { g.fillStyle = css.getPropertyValue("--tail"); const s = Math.max(a, tail); g.fillRect(s * cw, 0, (b - s + 1) * cw, 14); }
-      }
-      g.fillStyle = "#0b2a55";
-      for (const pg of st.pages) g.fillRect(pg.first * cw, 0, Math.max(1, cw >> 2), 4);
+      const draw = (cur) => {
+        const g = cv.getContext("2d");
+        const css = getComputedStyle(document.documentElement);
+        g.fillStyle = css.getPropertyValue("--evicted"); g.fillRect(0, 0, n * cw, 14);
+        for (const [a, b] of st.ranges) {
+          g.fillStyle = css.getPropertyValue("--kept");
+          g.fillRect(a * cw, 0, (Math.min(b, tail - 1) - a + 1) * cw, 14);
+          if (b >= tail) { g.fillStyle = css.getPropertyValue("--tail"); const s = Math.max(a, tail); g.fillRect(s * cw, 0, (b - s + 1) * cw, 14); }
+        }
+        g.fillStyle = "#0b2a55";
+        for (const pg of st.pages) g.fillRect(pg.first * cw, 0, Math.max(1, cw >> 2), 4);
+        if (cur >= 0) { g.fillStyle = "#f0a500"; g.fillRect(cur * cw, 0, Math.max(2, cw), 14); }
+      };
+      draw(-1);
       const kept = document.createElement("span");
       kept.className = "kept"; kept.textContent = st.kept + "/" + n;
       kept.setAttribute("aria-hidden", "true");
       row.append(lbl, cv, kept);
       let cur = -1;
       const show = (p) => {
-        p = Math.max(0, Math.min(n - 1, p)); cur = p;
+        p = Math.max(0, Math.min(n - 1, p)); cur = p; draw(p);
         const pg = pageOf(st, p);
         const state = !keptAt(st, p) ? "evicted" : p >= tail ? "kept, F16 tail" :
           "kept, page " + pg.first + "–" + pg.last + " (" + pg.tokens + " tokens, " + bytes(pg.bytes) + ", " + snap.codec + ")";
@@ -227,6 +231,8 @@
           JSON.stringify(text[p] != null ? text[p] : "") + (p < snap.prompt_tokens ? " (prompt)" : " (reply)") + " · " + state;
       };
       cv.addEventListener("mousemove", (e) => show(Math.floor(e.offsetX / cw)));
+      cv.addEventListener("mouseleave", () => draw(-1));
+      row.addEventListener("blur", () => draw(-1));
       row.addEventListener("keydown", (e) => {
         const step = { ArrowRight: 1, ArrowLeft: -1, PageDown: 32, PageUp: -32 }[e.key];
         if (step) { e.preventDefault(); show(cur < 0 ? 0 : cur + step); }
