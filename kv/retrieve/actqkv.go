@@ -381,8 +381,9 @@ func (a *ActQKV) flush(li int, l *actLayer, partial bool) {
 		l.start += int32(n)
 		l.floor = l.start
 	}
-	if partial {
-		// The prompt is over: give back the rows' memory.
+	if partial || len(l.have) == 0 {
+		// Nothing waits (or the prompt is over): give back the rows'
+		// memory, about a batch of every head's queries.
 		l.rows, l.have = nil, nil
 	}
 	l.pending.Store(len(l.have) > 0)

@@ -372,3 +372,23 @@ func TestActQKVRefusesBadSettings(t *testing.T) {
 		t.Fatal("no budget accepted")
 	}
 }
+
+// TestActQKVGivesBackThePromptRows: once a prompt of whole windows is
+// weighed, the selector holds no prompt queries, only what it keeps per
+// page.
+func TestActQKVGivesBackThePromptRows(t *testing.T) {
+	const d, g = 16, 2
+	shape := kv.Shape{Layers: 2, KVHeads: 1, HeadDim: d}
+	a, _ := NewActQKV(kv.Budget{Tokens: 128}, 64, 512, 256, 4, true, 0)
+	r := newRig(t, shape, g, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: a})
+	r.prompt(512, nil, nil)
+	for _, l := range a.layers {
+		if cap(l.rows) != 0 {
+			t.Fatalf("%d floats of prompt queries held after a prompt of two whole windows", cap(l.rows))
+		}
+	}
+	r.batch([]int32{r.next}, nil, nil)
+	if b := a.Bytes(); b == 0 || b > int64(2*512/32*g*d*4+4096) {
+		t.Fatalf("the selector holds %d bytes for 2 layers of 16 pages", b)
+	}
+}
