@@ -267,6 +267,9 @@ func (p *ragPolicy) answer(ctx context.Context, pr engine.Prompt, maxTokens int,
 		}
 		f.Release()
 	}
+	// The forced steps ran on the same State: decode from the prefill's
+	// own logits, kept in steps[0].
+	logits = a.steps[0]
 	dec := e.ContinuationDecoder(pr.Tokens)
 	var b strings.Builder
 	for i := 0; i < maxTokens; i++ {
@@ -336,7 +339,10 @@ func RAG(ctx context.Context, e *engine.Engine, c RAGConfig) (*RAGReport, error)
 		}
 		refs[i] = a
 	}
-	rep.Rows = append(rep.Rows, ragRow("full", docs, qs, refs, refs, nil))
+	// Warm every policy's store, then answer each question with every
+	// policy in turn (full prefill again first): a change of machine load
+	// during the run then affects every policy alike.
+	pols := []*ragPolicy{ref}
 	for _, src := range c.Recipes {
 		r, err := recipe.Parse(src)
 		if err != nil {
@@ -348,20 +354,37 @@ func RAG(ctx context.Context, e *engine.Engine, c RAGConfig) (*RAGReport, error)
 		}
 		p := &ragPolicy{e: e, r: r, rep: rp, model: model, store: kvchunk.New(c.ChunkMem), prefix: prefix.New()}
 		if c.Progress != nil {
-			fmt.Fprintf(c.Progress, "rag: %s: %d warm-up and %d measured questions\n", r, len(warm), len(qs))
+			fmt.Fprintf(c.Progress, "rag: %s: %d warm-up questions\n", r, len(warm))
 		}
 		for _, q := range warm {
 			if _, err := p.answer(ctx, ragPrompt(e, docs, q), 0, nil); err != nil {
 				return nil, err
 			}
 		}
-		as := make([]ragAnswer, len(qs))
-		for i := range qs {
-			if as[i], err = p.answer(ctx, prompts[i], gen, refs[i].tokens); err != nil {
+		pols = append(pols, p)
+	}
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, "rag: %d measured questions, every policy on each in turn\n", len(qs))
+	}
+	ans := make([][]ragAnswer, len(pols))
+	for k := range ans {
+		ans[k] = make([]ragAnswer, len(qs))
+	}
+	for i := range qs {
+		for k, p := range pols {
+			a, err := p.answer(ctx, prompts[i], gen, refs[i].tokens)
+			if err != nil {
 				return nil, err
 			}
+			ans[k][i] = a
 		}
-		rep.Rows = append(rep.Rows, ragRow(r.String(), docs, qs, as, refs, p.store))
+	}
+	for k, p := range pols {
+		name := p.r.String()
+		if k == 0 {
+			name = "full"
+		}
+		rep.Rows = append(rep.Rows, ragRow(name, docs, qs, ans[k], ans[0], p.store))
 	}
 	rep.Seconds = time.Since(t0).Seconds()
 	return rep, nil

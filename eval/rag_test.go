@@ -31,6 +31,9 @@ func TestRAGWorkload(t *testing.T) {
 	if naive.HitRate == 0 || naive.Recomputed != 0 || naive.KLD == 0 {
 		t.Errorf("naive: %+v", naive)
 	}
+	if r.Rows[3].Correct == 0 && full.Correct > 0 && r.Rows[3].KLD < 1e-3 {
+		t.Errorf("cachecraft: %d correct with KLD %g, full %d", r.Rows[3].Correct, r.Rows[3].KLD, full.Correct)
+	}
 	if blend.KLD > 1e-6 || blend.Correct != full.Correct || blend.Recomputed != 1 {
 		t.Errorf("cacheblend(ratio=1): %+v", blend)
 	}
