@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/kvgo/kvgo/kv"
 )
 
 // Inspection: what a sequence's KV cache holds, for kvgo serve's inspector
@@ -34,10 +36,13 @@ type Snapshot struct {
 	Positions int `json:"positions"`
 	// Bytes is what the cache holds; FullF16Bytes what the full F16 cache
 	// would hold for the same positions.
-	Bytes        int64    `json:"bytes"`
-	FullF16Bytes int64    `json:"full_f16_bytes"`
-	Codec        string   `json:"codec"` // of every page (the tail is F16)
-	Streams      []Stream `json:"streams"`
+	Bytes        int64  `json:"bytes"`
+	FullF16Bytes int64  `json:"full_f16_bytes"`
+	Codec        string `json:"codec"` // of every page (the tail is F16)
+	// Selector names the recipe's selector, whose choice at the last
+	// decode step each Page.Read gives ("" without one).
+	Selector string   `json:"selector,omitempty"`
+	Streams  []Stream `json:"streams"`
 }
 
 // Stream is one (layer, KV head) of a Snapshot.
@@ -61,6 +66,9 @@ type Page struct {
 	Last   int32 `json:"last"`
 	Tokens int   `json:"tokens"`
 	Bytes  int64 `json:"bytes"`
+	// Read says whether the selector read the page at the last decode
+	// step (nil: no selector, or the page is newer than that step).
+	Read *bool `json:"read,omitempty"`
 }
 
 // inspector is the scheduler's side of Inspect.
@@ -71,6 +79,9 @@ type inspector struct {
 	// last holds, per tenant, the final snapshot of its latest sequence
 	// that asked to be inspected (loop-owned).
 	last map[string]*Snapshot
+	// reads holds the read recorders of inspected sequences' caches
+	// (inspect_reads.go; loop-owned).
+	reads map[*kv.Cache]*readRecorder
 }
 
 type inspectAsk struct {
@@ -132,6 +143,7 @@ func (s *Scheduler) keepInspected(q *seq) {
 		s.insp.last = map[string]*Snapshot{}
 	}
 	s.insp.last[q.req.Tenant] = s.snapshot(q, false)
+	delete(s.insp.reads, q.cache)
 }
 
 // snapshot walks q's cache; it runs on the loop.
@@ -148,6 +160,10 @@ func (s *Scheduler) snapshot(q *seq, live bool) *Snapshot {
 		Layers: sh.Layers, KVHeads: sh.KVHeads, Positions: c.NextPos(),
 		Bytes: c.Bytes(), FullF16Bytes: s.eng.FullCacheBytes(c.NextPos()), Codec: codec,
 		Streams: make([]Stream, 0, sh.Layers*sh.KVHeads)}
+	rec := s.insp.reads[c]
+	if rec != nil {
+		snap.Selector = rec.inner.Name()
+	}
 	for l := range sh.Layers {
 		for h := range sh.KVHeads {
 			st := c.Stream(l, h)
@@ -157,7 +173,12 @@ func (s *Scheduler) snapshot(q *seq, live bool) *Snapshot {
 			for i := range st.Pages() {
 				n := st.PageLen(i)
 				if n > 0 && at+n <= len(pos) {
-					out.Pages = append(out.Pages, Page{First: pos[at], Last: pos[at+n-1], Tokens: n, Bytes: st.PageBytes(i)})
+					p := Page{First: pos[at], Last: pos[at+n-1], Tokens: n, Bytes: st.PageBytes(i)}
+					if rec != nil && i < len(rec.reads[l*sh.KVHeads+h]) {
+						read := rec.reads[l*sh.KVHeads+h][i] // a copy: the next step overwrites the mask
+						p.Read = &read
+					}
+					out.Pages = append(out.Pages, p)
 				}
 				at += n
 			}

@@ -62,3 +62,38 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("tenant b sees %+v, %v", other, err)
 	}
 }
+
+// TestInspectSelectorReads: an inspected quest sequence reports which
+// pages the selector read at its last decode step, some but not all.
+func TestInspectSelectorReads(t *testing.T) {
+	s := newSched(t, Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := greedy(prompt(t, longText(400)), 4)
+	req.Recipe = mustRecipe(t, "quest(budget=64)")
+	req.Inspect = true
+	h, err := s.Submit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(t, h)
+	snap, err := s.Inspect(ctx, "")
+	if err != nil || snap == nil || snap.Selector == "" {
+		t.Fatalf("%+v, %v", snap, err)
+	}
+	read, skipped := 0, 0
+	for _, st := range snap.Streams {
+		for _, p := range st.Pages {
+			switch {
+			case p.Read == nil:
+			case *p.Read:
+				read++
+			default:
+				skipped++
+			}
+		}
+	}
+	if read == 0 || skipped == 0 {
+		t.Fatalf("quest read %d pages and skipped %d", read, skipped)
+	}
+}

@@ -653,7 +653,7 @@ func (s *Scheduler) start(q *seq) (err error) {
 		s.mu.Unlock()
 	}
 	if q.cache == nil {
-		if q.cache, err = s.eng.NewCache(q.recipe, s.ctx); err != nil {
+		if q.cache, err = s.newCache(q); err != nil { // inspect_reads.go
 			return fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 		if q.plan.evicts {
