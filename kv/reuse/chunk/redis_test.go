@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -51,5 +52,45 @@ func TestRedisTier(t *testing.T) {
 	}
 	if got, tier := c.Get(ctx, keyOf(e, "x"), lay); got == nil || tier != "ram" {
 		t.Error("the entry did not stay in RAM")
+	}
+}
+
+// TestSlowRedisIsAMiss: a server that accepts connections and never
+// answers costs a lookup one timeout, and the chunk is a miss.
+func TestSlowRedisIsAMiss(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	r, err := OpenRedis("redis://"+l.Addr().String()+"/0", 100*time.Millisecond, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lay := Layout{Shape: shape, Config: config(t, "f16", nil), Capacity: 4096}
+	e := entry(t, lay, 0, 40, 8)
+	s := New(1<<20, r)
+	s.Timeout = 100 * time.Millisecond
+	t0 := time.Now()
+	if got, _ := s.Get(context.Background(), keyOf(e, ""), lay); got != nil {
+		t.Fatal("a silent server served a chunk")
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("a lookup on a silent server took %v", d)
+	}
+	s.Put(keyOf(e, ""), e)
+	s.Flush()
+	if st := s.Stats()[1]; st.Errors != 2 || st.Dropped != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }
