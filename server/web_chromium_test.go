@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,6 +137,29 @@ func TestWebPageInChromium(t *testing.T) {
 		t.Fatalf("the last position reads %q", tip)
 	}
 	shot("web-inspector.png", "#inspector")
+
+	// A selector: the summary counts the pages it read at the last step as
+	// the endpoint reports them.
+	run("quest", chromedp.Click(chromedp.ID("clear")), chromedp.SendKeys(chromedp.ID("recipe-custom"), "quest(budget=64)"))
+	send(strings.Repeat("The cache keeps the keys and values of every token. ", 8) + "What does it keep?")
+	run("quest inspector", voidOf(chromedp.Poll[bool](`document.getElementById("insp-summary").textContent.startsWith("quest")`)))
+	q := inspectOf(t, ts, nil).Sequence
+	read, all := 0, 0
+	for _, st := range q.Streams {
+		for _, p := range st.Pages {
+			if p.Read != nil {
+				all++
+				if *p.Read {
+					read++
+				}
+			}
+		}
+	}
+	want := fmt.Sprintf("pages read at the last step by quest: %d of %d", read, all)
+	if sum := str("summary", chromedp.Text(chromedp.ID("insp-summary"))); !strings.Contains(sum, want) || read == 0 || read == all {
+		t.Fatalf("the summary reads %q, want %q with some pages skipped", sum, want)
+	}
+	shot("web-inspector-quest.png", "#inspector")
 
 	// Phone width: nothing but the grid's own scroller is wider than the screen.
 	run("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Sleep(300*time.Millisecond))

@@ -179,13 +179,19 @@
     return null;
   }
 
+  function readCount() {
+    let r = 0, all = 0;
+    for (const st of snap.streams) for (const pg of st.pages) if (pg.read != null) { all++; if (pg.read) r++; }
+    return r + " of " + all;
+  }
   function render() {
     grid.innerHTML = "";
+    tip.textContent = "";
     if (!snap) { $("insp-summary").textContent = "No inspected sequence yet: send a message."; return; }
     const n = snap.positions;
     $("insp-summary").textContent = (snap.live ? "live · " : "") + snap.recipe + " · " + n + " positions · " +
       bytes(snap.bytes) + " of " + bytes(snap.full_f16_bytes) + " f16 · pages in " + snap.codec +
-      " · pages read per step: not reported";
+      (snap.selector ? " · pages read at the last step by " + snap.selector + ": " + readCount() : " · no selector: every page is read");
     const avail = Math.max(200, grid.clientWidth - 140);
     const cw = Math.max(1, Math.min(8, Math.floor(avail / Math.max(1, n))));
     for (const st of snap.streams) {
@@ -214,6 +220,13 @@
         }
         g.fillStyle = "#0b2a55";
         for (const pg of st.pages) g.fillRect(pg.first * cw, 0, Math.max(1, cw >> 2), 4);
+        g.fillStyle = "#d9480f";
+        for (const pg of st.pages) if (pg.read) {
+          for (const [a, b] of st.ranges) {
+            const x0 = Math.max(a, pg.first), x1 = Math.min(b, pg.last);
+            if (x0 <= x1) g.fillRect(x0 * cw, 10, (x1 - x0 + 1) * cw, 4);
+          }
+        }
         if (cur >= 0) { g.fillStyle = "#f0a500"; g.fillRect(cur * cw, 0, Math.max(2, cw), 14); }
       };
       draw(-1);
@@ -226,7 +239,8 @@
         p = Math.max(0, Math.min(n - 1, p)); cur = p; draw(p);
         const pg = pageOf(st, p);
         const state = !keptAt(st, p) ? "evicted" : p >= tail ? "kept, F16 tail" :
-          "kept, page " + pg.first + "–" + pg.last + " (" + pg.tokens + " tokens, " + bytes(pg.bytes) + ", " + snap.codec + ")";
+          "kept, page " + pg.first + "–" + pg.last + " (" + pg.tokens + " tokens, " + bytes(pg.bytes) + ", " + snap.codec + ")" +
+          (pg.read == null ? "" : pg.read ? ", read at the last step" : ", not read at the last step");
         tip.textContent = "layer " + st.layer + " head " + st.kv_head + " · position " + p + " " +
           JSON.stringify(text[p] != null ? text[p] : "") + (p < snap.prompt_tokens ? " (prompt)" : " (reply)") + " · " + state;
       };
