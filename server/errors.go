@@ -104,9 +104,12 @@ func decodeError(err error) *apiError {
 		// Fields of the embedded commonRequest come prefixed with its name.
 		field := strings.TrimPrefix(strings.TrimPrefix(typ.Field, "commonRequest."), "chatExtras.")
 		if field == "" {
-			return invalid("", "invalid_type", "the request body must be a JSON object, not %s", typ.Value)
+			got, _, _ := strings.Cut(typ.Value, " ")
+			return invalid("", "invalid_type", "the request body must be a JSON object, not %s", got)
 		}
-		return invalid(field, "invalid_type", "%s: expected %s, got %s", field, typeName(typ.Type.String()), typ.Value)
+		// Value is a kind ("string"), or "number" and the literal: cut it.
+		got, _, _ := strings.Cut(typ.Value, " ")
+		return invalid(field, "invalid_type", "%s: expected %s, got %s", field, typeName(typ.Type.String()), got)
 	case errors.Is(err, errEmptyBody):
 		return invalid("", "invalid_json", "the request body is empty; send a JSON object")
 	}

@@ -110,6 +110,8 @@ func TestErrorsQuoteLittle(t *testing.T) {
 		{"recipe parameter", "/v1/completions", map[string]any{"model": modelID, "prompt": "hi", "kv": "snapkv(budget=" + long + ")"}, 400},
 		{"recipe tail", "/v1/completions", map[string]any{"model": modelID, "prompt": "hi", "kv": "q8)" + long}, 400},
 		{"model", "/v1/completions", map[string]any{"model": long, "prompt": "hi"}, 404},
+		{"number literal", "/v1/completions", `{"model":"kvgo-tiny","prompt":"hi","max_tokens":` + strings.Repeat("9", 10<<10) + `}`, 400},
+		{"fraction literal", "/v1/completions", `{"model":"kvgo-tiny","prompt":"hi","max_tokens":1.` + strings.Repeat("5", 10<<10) + `}`, 400},
 		{"role", "/v1/chat/completions", chat(map[string]any{"role": long, "content": "hi"}), 400},
 		{"content part type", "/v1/chat/completions", chat(map[string]any{"role": "user", "content": []map[string]string{{"type": long}}}), 400},
 	} {
@@ -119,7 +121,7 @@ func TestErrorsQuoteLittle(t *testing.T) {
 		}
 		if tc.status != 200 {
 			errorBody(t, out)
-			if len(out) > 1500 {
+			if len(out) > 1500 || longestRun(out) > maxQuoted {
 				t.Errorf("%s: a %d-byte error body: %.300s...", tc.name, len(out), out)
 			}
 		}
@@ -128,6 +130,21 @@ func TestErrorsQuoteLittle(t *testing.T) {
 	if resp.StatusCode != 404 || len(out) > 1500 {
 		t.Errorf("a 10 KB path: %d, %d-byte body", resp.StatusCode, len(out))
 	}
+}
+
+// longestRun is the length of the longest run of one byte in b: how much
+// of a filler an error echoed.
+func longestRun(b []byte) int {
+	best, n := 0, 0
+	for i := range b {
+		if i > 0 && b[i] == b[i-1] {
+			n++
+		} else {
+			n = 1
+		}
+		best = max(best, n)
+	}
+	return best
 }
 
 // Hole 4: after the context ends (SIGTERM), /health answers 503 draining
