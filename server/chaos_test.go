@@ -368,7 +368,7 @@ func chaosMalformed(client *http.Client, url string, rng *rand.Rand, st *chaosSt
 // chaosExtreme sends requests at and past the limits: sizes, counts and
 // values a hostile client picks.
 func chaosExtreme(client *http.Client, url string, rng *rand.Rand, st *chaosStats, ctxLen int) {
-	long := strings.Repeat("word ", 200_000) // 1 MB: over --max-body
+	long := strings.Repeat("word ", 220_000) // 1.1 MB: over --max-body
 	ids := make([]int, ctxLen-8)
 	for i := range ids {
 		ids[i] = 5
