@@ -388,7 +388,7 @@ func TestActQKVGivesBackThePromptRows(t *testing.T) {
 		}
 	}
 	r.batch([]int32{r.next}, nil, nil)
-	if b := a.Bytes(); b == 0 || b > int64(2*512/32*g*d*4+4096) {
+	if b := a.Bytes(); b == 0 || b > int64(2*512/32*g*d*2+4096) {
 		t.Fatalf("the selector holds %d bytes for 2 layers of 16 pages", b)
 	}
 }
