@@ -25,26 +25,8 @@ import (
 // keyboard, and that a phone-width layout does not overflow. With
 // KVGO_WEB_SHOTS=DIR it writes the screenshots of docs/ there.
 func TestWebPageInChromium(t *testing.T) {
-	exe := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			exe = p
-			break
-		}
-	}
-	if exe == "" {
-		t.Skip("no Chromium on this machine (Debian: apt-get install -y chromium; .ci/run installs it): the page's browser test is skipped")
-	}
+	ctx := browser(t)
 	ts := start(t, sched.Config{}, Config{})
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 1100), chromedp.Flag("disable-background-networking", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
 	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {
@@ -175,5 +157,54 @@ func voidOf[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := a(ctx, t)
 		return chromedp.Void{}, err
+	}
+}
+
+// browser starts a headless Chromium for the test, or skips.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	exe := ""
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			exe = p
+			break
+		}
+	}
+	if exe == "" {
+		t.Skip("no Chromium on this machine (Debian: apt-get install -y chromium; .ci/run installs it): the page's browser test is skipped")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.WindowSize(1280, 1100), chromedp.Flag("disable-background-networking", true))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestWebPageWithAPIKey: on a server with keys the page loads, says a key
+// is needed, and works once the user types one.
+func TestWebPageWithAPIKey(t *testing.T) {
+	ctx := browser(t)
+	ts := start(t, sched.Config{}, Config{APIKeys: []string{"secret"}})
+	err := chromedp.Do(ctx, chromedp.Navigate(ts.URL+"/"),
+		voidOf(chromedp.Poll[bool](`document.getElementById("methods").textContent.includes("API key")`)),
+		chromedp.SendKeys(chromedp.ID("api-key"), "secret"+kb.Tab),
+		voidOf(chromedp.Poll[bool](`document.querySelectorAll("#recipe option").length > 0`)),
+		chromedp.SetValue(chromedp.ID("max-tokens"), "4"),
+		chromedp.SendKeys(chromedp.ID("prompt"), "Hello"+kb.Enter),
+		voidOf(chromedp.Poll[bool](`(()=>{const m=document.querySelectorAll(".msg.assistant");return m.length>0&&!!m[m.length-1].dataset.done})()`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll(".msg.error").length`))
+	if err != nil || errs != 0 {
+		t.Fatalf("%d errors in the chat (%v)", errs, err)
+	}
+	if r := inspectOf(t, ts, map[string]string{"Authorization": "Bearer secret"}); r.Sequence == nil {
+		t.Fatal("the page's chat left nothing to inspect for its key")
 	}
 }

@@ -7,7 +7,11 @@
   let messages = [], controller = null, modelID = "", last = null;
 
   $("api-key").value = sessionStorage.getItem("kvgo-key") || "";
-  $("api-key").addEventListener("change", () => sessionStorage.setItem("kvgo-key", $("api-key").value));
+  // A new key reloads what the previous one could not read.
+  $("api-key").addEventListener("change", () => {
+    sessionStorage.setItem("kvgo-key", $("api-key").value);
+    init().then(refresh);
+  });
 
   function headers(extra) {
     const h = Object.assign({ "Content-Type": "application/json" }, extra || {});
