@@ -114,6 +114,9 @@ func TestWebPageInChromium(t *testing.T) {
 	if tip := str("tip", chromedp.Text(chromedp.ID("tip"))); !strings.Contains(tip, "position 1 ") {
 		t.Fatalf("the focused row reads %q", tip)
 	}
+	if v := str("slider", chromedp.Evaluate[string](`document.querySelector("#grid .srow").getAttribute("aria-valuetext")`)); !strings.Contains(v, "position 1 ") {
+		t.Fatalf("a screen reader hears %q", v)
+	}
 	run("end", chromedp.KeyEvent(kb.End))
 	if tip := str("tip", chromedp.Text(chromedp.ID("tip"))); !strings.Contains(tip, "(reply) · kept") {
 		t.Fatalf("the last position reads %q", tip)

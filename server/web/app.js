@@ -204,6 +204,11 @@
       row.tabIndex = 0;
       row.dataset.layer = st.layer; row.dataset.head = st.kv_head;
       row.dataset.kept = st.kept; row.dataset.ranges = JSON.stringify(st.ranges);
+      // A row is a slider over positions: screen readers announce the
+      // position's description as its value.
+      row.setAttribute("role", "slider");
+      row.setAttribute("aria-valuemin", "0");
+      row.setAttribute("aria-valuemax", String(n - 1));
       row.setAttribute("aria-label", "layer " + st.layer + ", KV head " + st.kv_head + ": " + st.kept + " of " + n +
         " positions kept, " + bytes(st.bytes) + ". Arrow keys read positions.");
       const lbl = document.createElement("span");
@@ -242,11 +247,13 @@
       const show = (p) => {
         p = Math.max(0, Math.min(n - 1, p)); cur = p; draw(p);
         const pg = pageOf(st, p);
-        const state = !keptAt(st, p) ? "evicted" : p >= tail ? "kept, F16 tail" :
+        const state = !keptAt(st, p) ? "evicted" : p >= tail ? "kept, F16 tail" : !pg ? "kept" :
           "kept, page " + pg.first + "–" + pg.last + " (" + pg.tokens + " tokens, " + bytes(pg.bytes) + ", " + snap.codec + ")" +
           (pg.read == null ? "" : pg.read ? ", read at the last step" : ", not read at the last step");
         tip.textContent = "layer " + st.layer + " head " + st.kv_head + " · position " + p + " " +
           JSON.stringify(text[p] != null ? text[p] : "") + (p < snap.prompt_tokens ? " (prompt)" : " (reply)") + " · " + state;
+        row.setAttribute("aria-valuenow", String(p));
+        row.setAttribute("aria-valuetext", tip.textContent);
       };
       cv.addEventListener("mousemove", (e) => show(Math.floor(e.offsetX / cw)));
       cv.addEventListener("mouseleave", () => draw(-1));
