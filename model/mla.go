@@ -264,6 +264,14 @@ func (s *State) latentAttention(li int, segs []segment, n int) {
 	// among the workers (each reads the latent pages once for its heads),
 	// a prompt gives every worker whole rows.
 	split := min(H, max(1, (s.pool.Threads()+n-1)/n))
+	for _, sg := range segs {
+		// A selector chooses a stream's pages once per step from all the
+		// query heads that read it (kv.Selector); splitting the heads
+		// would run it on parts of the group, concurrently.
+		if sg.cache.Config().Selector != nil {
+			split = 1
+		}
+	}
 	s.latent = latentJob{s: s, segs: segs, layer: li, split: split}
 	s.pool.Run(n*split, 1, &s.latent)
 }
