@@ -387,7 +387,9 @@ func (c *Cache) Store(layer int, k, v []float32) {
 // tokens of (layer, kvHead) whose position is <= qpos. out receives
 // g*value width values. Calls for different (layer, kvHead, token) may run
 // in parallel, each with its own Scratch. At a decode step with a selector,
-// only the pages it chooses are read.
+// only the pages it chooses are read, and the call must carry every query
+// head that reads the stream: the selector chooses from all of them, once
+// (a model may not split one token's heads of a stream across calls then).
 func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []float32, sc *Scratch) {
 	collect := c.observe || (c.prefill && qpos >= c.obsFrom)
 	s := c.Stream(layer, kvHead)
