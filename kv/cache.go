@@ -396,7 +396,7 @@ func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []
 	var read []bool
 	if c.selecting && len(s.pages) > 0 {
 		read = sc.readMask(len(s.pages))
-		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, KVHeads: c.shape.KVHeads, Stream: s, Prompt: c.promptN}
+		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, KVHeads: c.shape.KVHeads, RoPE: c.cfg.RoPE, Stream: s, Prompt: c.promptN}
 		c.cfg.Selector.Select(&sc.view, q, g, qpos, read)
 	}
 	// A selector that reads the prompt sees its queries, and the local
@@ -408,7 +408,7 @@ func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []
 	}
 	s.attend(q, g, qpos, c.scale, out, sc, collect, read, local)
 	if reading {
-		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, KVHeads: c.shape.KVHeads, Stream: s, Prompt: c.promptN}
+		sc.view = SelectView{Layer: layer, Layers: c.shape.Layers, KVHead: kvHead, KVHeads: c.shape.KVHeads, RoPE: c.cfg.RoPE, Stream: s, Prompt: c.promptN}
 		c.reader.ReadPrompt(&sc.view, q, g, qpos)
 	}
 }

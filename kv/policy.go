@@ -113,6 +113,9 @@ type SelectView struct {
 	Stream        *Stream
 	// KVHeads is the number of KV heads of every layer.
 	KVHeads int
+	// RoPE is the model's rotary encoding (Config.RoPE; nil when none was
+	// handed over), to compare keys of different positions in one frame.
+	RoPE Rotary
 	// Prompt is the length of the prompt announced by BeginPrefill (0 when
 	// none was), to which a selector's fractional read budget refers.
 	Prompt int

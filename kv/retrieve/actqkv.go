@@ -71,8 +71,14 @@ import (
 //     f16 page of qwen2.5-0.5b, g = 7, d = 64): summing the
 //     group's local attention first found the pass key in 5 of 15 cases at
 //     1024 tokens and a 25% budget where per-head found it in 8 (kvgo-tiny
-//     run 3). Cosines use the post-RoPE keys and queries the cache holds
-//     (InfLLM gives retrieved blocks one shared position instead).
+//     run 3). Cosines are taken in InfLLM's frame: the cache holds keys
+//     after RoPE, so a representative's keys are turned back to position 0
+//     and every query (decode steps and the prompt's window rows) to
+//     position Local, with the model's RoPE (kv.SelectView.RoPE), as
+//     InfLLM places every retrieved block Local positions before the
+//     query; post-RoPE cosines would favour pages by their distance
+//     (passkey at a 25% budget, kvgo-tiny run 4: 8/15 → 10/15 at 1024
+//     tokens, 3/15 → 5/15 at 2048). Without a RoPE, post-RoPE vectors.
 //   - Running statistics: an exact merge of each window's mean and
 //     (population) variance into the running ones, by token counts
 //     capped at 1000 windows; the code divides the first variance by n−1
@@ -197,7 +203,7 @@ func (a *ActQKV) Fork() kv.Selector {
 		c.pending.Store(l.pending.Load())
 		c.streams = make([]actStream, len(l.streams))
 		for h, s := range l.streams {
-			c.streams[h] = actStream{ent: s.ent, entN: s.entN, entAt: s.entAt, entSum: s.entSum, gd: s.gd, d: s.d, prompt: s.prompt}
+			c.streams[h] = actStream{ent: s.ent, entN: s.entN, entAt: s.entAt, entSum: s.entSum, gd: s.gd, d: s.d, prompt: s.prompt, rope: s.rope}
 		}
 		f.layers[i] = c
 	}
@@ -236,6 +242,7 @@ type actStream struct {
 	entSum      float64
 	gd, d       int // the group's query width and the key width
 	prompt      int // the announced prompt, for a fractional budget
+	rope        kv.Rotary
 }
 
 // pageKey identifies a page's content for its cached representative.
@@ -324,7 +331,7 @@ func (a *ActQKV) ReadPrompt(v *kv.SelectView, q []float32, g int, qpos int32) {
 	W := int32(a.Window)
 	l.mu.Lock()
 	st := &l.streams[v.KVHead]
-	st.stream, st.gd, st.d, st.prompt = v.Stream, gd, v.Stream.Dim(), v.Prompt
+	st.stream, st.gd, st.d, st.prompt, st.rope = v.Stream, gd, v.Stream.Dim(), v.Prompt, v.RoPE
 	if l.dim == 0 {
 		l.dim = v.KVHeads * gd
 		l.mean, l.vari = make([]float64, l.dim), make([]float64, l.dim)
@@ -352,7 +359,9 @@ func (a *ActQKV) ReadPrompt(v *kv.SelectView, q []float32, g int, qpos int32) {
 		l.have = append(l.have, make([]bool, n-len(l.have))...)
 		l.rows = append(l.rows, make([]float32, n*l.dim-len(l.rows))...)
 	}
-	copy(l.rows[i*l.dim+v.KVHead*gd:], q[:gd])
+	row := l.rows[i*l.dim+v.KVHead*gd : i*l.dim+(v.KVHead+1)*gd]
+	copy(row, q[:gd])
+	a.frame(v, row, g, int32(a.Local)-qpos)
 	l.have[i] = true
 	l.pending.Store(true)
 	l.mu.Unlock()
@@ -462,7 +471,7 @@ func (a *ActQKV) window(li int, l *actLayer, n int) {
 			if p >= head && pos[idx+n-1] < first-int32(local) {
 				// Not kept: later prompt queries still add local
 				// attention to the page.
-				represent(s, p, idx, g, a.Repr, rep, nil)
+				represent(&kv.SelectView{Layer: li, Stream: s, RoPE: st.rope}, p, idx, g, a.Repr, rep, nil)
 				scores = append(scores, kernel.Dot(unit, rep))
 			}
 			idx += n
@@ -543,7 +552,8 @@ func activationWeights(w []float64, rows []float32, tokens []int, D int, mean, v
 // representative returns the unit representative keys of page p, one per
 // query head of the group (g·d values, F16), whose first token is the
 // stream's token idx, computing them when the page is new or has changed.
-func (st *actStream) representative(s *kv.Stream, p, idx, g, repr int, sc *actScratch) []uint16 {
+func (st *actStream) representative(v *kv.SelectView, p, idx, g, repr int, sc *actScratch) []uint16 {
+	s := v.Stream
 	d := s.Dim()
 	w := g * d
 	pos := s.Positions()
@@ -559,7 +569,7 @@ func (st *actStream) representative(s *kv.Stream, p, idx, g, repr int, sc *actSc
 	}
 	st.repKey[p] = key
 	rep := st.rep[p*w : (p+1)*w]
-	represent(s, p, idx, g, repr, sc.rep[:w], sc)
+	represent(v, p, idx, g, repr, sc.rep[:w], sc)
 	kernel.ToF16(rep, sc.rep[:w])
 	return rep
 }
@@ -568,8 +578,10 @@ func (st *actStream) representative(s *kv.Stream, p, idx, g, repr int, sc *actSc
 // each query head of the group for page p, whose first token is the
 // stream's token idx: the mean of the keys of its repr tokens of most local
 // attention from that head.
-func represent(s *kv.Stream, p, idx, g, repr int, rep []float32, sc *actScratch) {
+func represent(v *kv.SelectView, p, idx, g, repr int, rep []float32, sc *actScratch) {
+	s := v.Stream
 	d := s.Dim()
+	pos := s.Positions()
 	n := s.PageLen(p)
 	clear(rep)
 	var x, score []float32
@@ -602,8 +614,12 @@ func represent(s *kv.Stream, p, idx, g, repr int, rep []float32, sc *actScratch)
 		rj := rep[j*d : (j+1)*d]
 		for _, t := range top {
 			s.PageKey(p, int(t), x)
-			for c, v := range x[:d] {
-				rj[c] += v
+			if v.RoPE != nil {
+				// Every key at position 0 (InfLLM's global blocks).
+				v.RoPE.Rotate(v.Layer, x[:d], -pos[idx+int(t)])
+			}
+			for c, y := range x[:d] {
+				rj[c] += y
 			}
 		}
 		var norm float64
@@ -619,6 +635,20 @@ func represent(s *kv.Stream, p, idx, g, repr int, rep []float32, sc *actScratch)
 	}
 	if sc != nil {
 		sc.top = top[:0]
+	}
+}
+
+// frame turns the g query heads x (after RoPE at their position) by delta
+// positions, into the frame where every page's representative sits at
+// position 0 and the query Local positions after it (InfLLM gives
+// retrieved blocks one shared position this way); nothing without RoPE.
+func (a *ActQKV) frame(v *kv.SelectView, x []float32, g int, delta int32) {
+	if v.RoPE == nil {
+		return
+	}
+	d := len(x) / g
+	for j := 0; j < g; j++ {
+		v.RoPE.Rotate(v.Layer, x[j*d:(j+1)*d], delta)
 	}
 }
 
@@ -687,7 +717,7 @@ func entropy(scores []float32) float32 {
 
 // Select reads the sinks, the local window and the pages of the best
 // representatives, as many as this layer's share of the step's budget.
-func (a *ActQKV) Select(v *kv.SelectView, q []float32, g int, _ int32, read []bool) {
+func (a *ActQKV) Select(v *kv.SelectView, q []float32, g int, qpos int32, read []bool) {
 	a.init(v)
 	s := v.Stream
 	l := a.layers[v.Layer]
@@ -736,24 +766,22 @@ func (a *ActQKV) Select(v *kv.SelectView, q []float32, g int, _ int32, read []bo
 	sc := a.scratch(g*d, d, cands)
 	// The group's unit queries, so that a dot product with the unit
 	// representatives is Σ_h cos(q_h, K̄_h).
+	copy(sc.probe, q[:g*d])
+	a.frame(v, sc.probe, g, int32(a.Local)-qpos)
 	for j := 0; j < g; j++ {
-		qj, pj := q[j*d:(j+1)*d], sc.probe[j*d:(j+1)*d]
-		nq := kernel.Dot(qj, qj)
+		pj := sc.probe[j*d : (j+1)*d]
+		nq := kernel.Dot(pj, pj)
 		if nq == 0 {
-			clear(pj)
 			continue
 		}
-		inv := float32(1 / math.Sqrt(float64(nq)))
-		for c, x := range qj {
-			pj[c] = x * inv
-		}
+		kernel.Scale(pj, float32(1/math.Sqrt(float64(nq))))
 	}
 	idx := 0
 	for p := 0; p < head; p++ {
 		idx += s.PageLen(p)
 	}
 	for p := head; p < tail; p++ {
-		rep := st.representative(s, p, idx, g, a.Repr, sc)
+		rep := st.representative(v, p, idx, g, a.Repr, sc)
 		sc.score[p-head] = kernel.DotF16(sc.probe, rep)
 		sc.idx = append(sc.idx, int32(p-head))
 		idx += s.PageLen(p)

@@ -392,3 +392,54 @@ func TestActQKVGivesBackThePromptRows(t *testing.T) {
 		t.Fatalf("the selector holds %d bytes for 2 layers of 16 pages", b)
 	}
 }
+
+// pairRoPE is a rotary encoding for tests: value pair (2i, 2i+1) turns by
+// delta·θ_i, θ_i = 0.7^i.
+type pairRoPE struct{}
+
+func (pairRoPE) Rotate(_ int, x []float32, delta int32) {
+	th := 1.0
+	for i := 0; i+1 < len(x); i += 2 {
+		s, c := math.Sincos(float64(delta) * th)
+		a, b := float64(x[i]), float64(x[i+1])
+		x[i], x[i+1] = float32(a*c-b*s), float32(a*s+b*c)
+		th *= 0.7
+	}
+}
+
+// TestActQKVScoresInOneFrame: with the model's RoPE, the page whose keys
+// the decode query would attend most from Local positions away is read
+// however far back it sits: representatives are compared at position 0
+// and the query Local positions after them, as InfLLM places retrieved
+// blocks (post-RoPE cosines would depend on how far back the page is).
+func TestActQKVScoresInOneFrame(t *testing.T) {
+	const d, g, T = 16, 1, 900
+	dir := make([]float32, d)
+	for c := range dir {
+		dir[c] = float32(math.Cos(float64(c) * 1.3))
+	}
+	for _, needle := range []int32{100, 300, 600} {
+		shape := kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}
+		a, _ := NewActQKV(kv.Budget{Tokens: 160}, 32, 64, 256, 4, true, 0)
+		rec := &recorder{Selector: a, last: map[[2]int][]bool{}}
+		r := newRig(t, shape, g, kv.Config{K: kvquant.F32{}, V: kvquant.F32{}, Selector: &promptRecorder{rec, a}, RoPE: pairRoPE{}})
+		at := func(x []float32, p int32) []float32 {
+			y := append([]float32(nil), x...)
+			pairRoPE{}.Rotate(0, y, p)
+			return y
+		}
+		r.prompt(T, func(_, _ int, p int32) []float32 {
+			if p/32 == needle/32 {
+				return at(dir, p) // the whole page points along dir
+			}
+			return r.randv(d, 1)
+		}, nil)
+		// The query that a key along dir answers best from Local (64)
+		// positions away, at position T.
+		r.batch([]int32{T}, nil, func(_, _ int, p int32) []float32 { return at(dir, p-64) })
+		read := rec.last[[2]int{0, 0}]
+		if !read[needle/32] {
+			t.Fatalf("needle at %d: its page is not read (%v)", needle, read)
+		}
+	}
+}
