@@ -20,11 +20,15 @@ import (
 
 const convertSynopsis = `--mla -m IN -o OUT --rank R --rope-dims D [--calib FILE] [--calib-tokens N] [--type f32|f16|same] [--freqfold F]
        kvgo convert --lowrank -m IN -o OUT --rank R [--calib FILE] [--calib-tokens N] [--type f32|f16|same]
-       kvgo convert compare -m SOURCE --with "FILE1;FILE2" [--kv "R1;R2"] -f TEXT [--ctx N] [--chunks K]`
+       kvgo convert compare -m SOURCE --with "FILE1;FILE2" [--kv "R1;R2"] -f TEXT [--ctx N] [--chunks K]
+       kvgo convert speed -m SOURCE --with "FILE1;FILE2" [-d 0,2048,8192] [-n 32] [-r 5]`
 
 func cmdConvert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "compare" {
 		return cmdConvertCompare(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "speed" {
+		return cmdConvertSpeed(ctx, args[1:], stdout, stderr)
 	}
 	fs := newFlagSet("convert", convertSynopsis)
 	toMLA := fs.Bool("mla", false, "convert GQA attention to Multi-head Latent Attention (TransMLA), written in llama.cpp's deepseek2 layout")
@@ -263,4 +267,67 @@ func convertedRows(w *tabWriter, f *gguf.File, d model.Description) {
 	if c.IsMLA() && srcKV > 0 {
 		w.row("kv before/after", fmt.Sprintf("%s per token before, %s after (%.3fx)", units.Bytes(srcKV), units.Bytes(d.KVBytesPerToken), float64(d.KVBytesPerToken)/float64(srcKV)))
 	}
+}
+
+func cmdConvertSpeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("convert speed", `-m SOURCE --with "FILE1;FILE2" [-d 0,2048,8192] [-n 32] [-r 5]`)
+	var mf modelFlags
+	mf.register(fs)
+	with := fs.String("with", "", "converted model `files`, separated by ;")
+	depthFlag := fs.String("d", "0,2048,8192", "comma-separated context `depths`")
+	n := fs.Int("n", 32, "decoded tokens per model and repetition")
+	reps := fs.Int("r", 5, "repetitions (after one untimed)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	pos, err := parseFlags(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("unexpected arguments %q", pos)
+	}
+	if *with == "" || *n < 1 || *reps < 1 {
+		return usagef("--with FILES is required; -n and -r must be positive")
+	}
+	var depths []int
+	for _, f := range strings.Split(*depthFlag, ",") {
+		var d int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &d); err != nil || d < 0 {
+			return usagef("-d: %q is not a depth", f)
+		}
+		depths = append(depths, d)
+	}
+	src, err := mf.load()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	engines, labels := []*engine.Engine{src}, []string{src.Source}
+	for _, path := range strings.Split(*with, ";") {
+		e, err := engine.Load(strings.TrimSpace(path), mf.threads)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		engines, labels = append(engines, e), append(labels, strings.TrimSpace(path))
+	}
+	var prog *report.Progress
+	var p mla.Progress
+	if !*quiet {
+		prog = report.NewProgress(stderr, 0, isTerminal(stderr))
+		p = prog
+	}
+	rows, err := mla.Speed(ctx, engines, labels, depths, *n, *reps, p)
+	if prog != nil {
+		prog.Done("measured", err == nil)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "| model | depth | tok/s | vs source | weights read/token | KV read/token | attention MAC/token |")
+	fmt.Fprintln(stdout, "|---|--:|--:|--:|--:|--:|--:|")
+	for _, r := range rows {
+		fmt.Fprintf(stdout, "| %s | %d | %.2f | %.3f | %s | %s | %.1fM |\n", r.Label, r.Depth, r.TokPerSec, r.VsFirst,
+			units.Bytes(r.WeightBytes), units.Bytes(r.KVBytes), float64(r.AttnMACs)/1e6)
+	}
+	return nil
 }

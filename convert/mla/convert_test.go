@@ -325,3 +325,27 @@ func TestLatentCacheTakesEveryMethod(t *testing.T) {
 		}
 	}
 }
+
+// TestSpeedPairsModels: Speed fills every cache to each depth, decodes,
+// rolls back, and reports per model and depth; the first model is its own
+// reference.
+func TestSpeedPairsModels(t *testing.T) {
+	src := load(t, "")
+	dst, _ := convert(t, src, fastOpt(48, 16, 2))
+	rows, err := Speed(context.Background(), []*engine.Engine{src, dst}, []string{"src", "mla"}, []int{0, 64}, 4, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || rows[0].VsFirst != 1 || rows[2].VsFirst != 1 {
+		t.Fatalf("rows %+v", rows)
+	}
+	for _, r := range rows {
+		if r.TokPerSec <= 0 || (r.Depth == 64) != (r.KVBytes > 0) {
+			t.Errorf("%+v", r)
+		}
+	}
+	// 4 layers, 4 heads, 64 tokens: 2·32 per head for the source, 48+16+48 for the latent.
+	if rows[2].AttnMACs != 4*4*64*64 || rows[3].AttnMACs != 4*4*64*112 {
+		t.Errorf("attention MACs %d and %d", rows[2].AttnMACs, rows[3].AttnMACs)
+	}
+}
