@@ -419,7 +419,7 @@ func (c *Cache) Attend(layer, kvHead int, q []float32, g int, qpos int32, out []
 // of the prompt, for a Rolling evictor) it may drop tokens.
 func (c *Cache) End() {
 	if c.reader != nil && !c.selecting {
-		c.reader.EndPrompt()
+		c.reader.EndPrompt(c.promptN > 0 && c.next >= c.promptEnd)
 	}
 	ev := c.cfg.Evictor
 	if ev == nil {

@@ -81,7 +81,9 @@ type PromptReader interface {
 	ReadPrompt(v *SelectView, q []float32, g int, qpos int32)
 	// EndPrompt runs when such a batch ends (Cache.End), after every
 	// layer's attention: what ReadPrompt gathered may be used in order.
-	EndPrompt()
+	// last is set when the batch ended the prompt announced by
+	// BeginPrefill.
+	EndPrompt(last bool)
 }
 
 // A SizedSelector holds memory of its own per sequence (ActQKV's page

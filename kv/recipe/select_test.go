@@ -31,7 +31,7 @@ func (r readerMasks) LocalWindow() int { return r.Selector.(kv.PromptReader).Loc
 func (r readerMasks) ReadPrompt(v *kv.SelectView, q []float32, g int, qpos int32) {
 	r.Selector.(kv.PromptReader).ReadPrompt(v, q, g, qpos)
 }
-func (r readerMasks) EndPrompt() { r.Selector.(kv.PromptReader).EndPrompt() }
+func (r readerMasks) EndPrompt(last bool) { r.Selector.(kv.PromptReader).EndPrompt(last) }
 
 // TestSelectorsStack: a selector stacks with a codec (its pages stay
 // compressed and it reads at most its budget, the codec's unsealed tail

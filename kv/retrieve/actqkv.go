@@ -368,14 +368,15 @@ func (a *ActQKV) ReadPrompt(v *kv.SelectView, q []float32, g int, qpos int32) {
 }
 
 // EndPrompt weighs every whole window of prompt queries gathered so far, in
-// order.
-func (a *ActQKV) EndPrompt() {
+// order, and the last partial one when the prompt is over (otherwise the
+// first decode step does).
+func (a *ActQKV) EndPrompt(last bool) {
 	if !a.ready.Load() {
 		return
 	}
 	for li, l := range a.layers {
 		l.mu.Lock()
-		a.flush(li, l, false)
+		a.flush(li, l, last)
 		l.mu.Unlock()
 	}
 }

@@ -255,8 +255,8 @@ func (p *promptRecorder) LocalWindow() int { return p.a.LocalWindow() }
 func (p *promptRecorder) ReadPrompt(v *kv.SelectView, q []float32, g int, qpos int32) {
 	p.a.ReadPrompt(v, q, g, qpos)
 }
-func (p *promptRecorder) EndPrompt()   { p.a.EndPrompt() }
-func (p *promptRecorder) Bytes() int64 { return p.a.Bytes() }
+func (p *promptRecorder) EndPrompt(last bool) { p.a.EndPrompt(last) }
+func (p *promptRecorder) Bytes() int64        { return p.a.Bytes() }
 
 // TestActQKVActivationChangesOnlyTheCutoff: with the activation on and off
 // (the mean query of InfLLM) the prompt's windows give different
@@ -385,6 +385,16 @@ func TestActQKVGivesBackThePromptRows(t *testing.T) {
 	for _, l := range a.layers {
 		if cap(l.rows) != 0 {
 			t.Fatalf("%d floats of prompt queries held after a prompt of two whole windows", cap(l.rows))
+		}
+	}
+	// A prompt that ends within a window: its rows go when it ends, not
+	// at the first decode step (a reply of one token has none).
+	a2, _ := NewActQKV(kv.Budget{Tokens: 128}, 64, 512, 256, 4, true, 0)
+	r2 := newRig(t, shape, g, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: a2})
+	r2.prompt(300, nil, nil)
+	for _, l := range a2.layers {
+		if cap(l.rows) != 0 || l.pending.Load() {
+			t.Fatalf("%d floats of prompt queries held after the prompt ended mid-window", cap(l.rows))
 		}
 	}
 	r.batch([]int32{r.next}, nil, nil)
