@@ -62,7 +62,7 @@ func (p promptRecorder) LocalWindow() int { return p.pr.LocalWindow() }
 func (p promptRecorder) ReadPrompt(v *kv.SelectView, q []float32, g int, qpos int32) {
 	p.pr.ReadPrompt(v, q, g, qpos)
 }
-func (p promptRecorder) EndPrompt() { p.pr.EndPrompt() }
+func (p promptRecorder) EndPrompt(last bool) { p.pr.EndPrompt(last) }
 
 // newCache makes q's cache from its recipe as engine.NewCache does, with
 // the selector of an inspected sequence wrapped in a readRecorder.
