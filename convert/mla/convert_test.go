@@ -258,14 +258,15 @@ func TestSources(t *testing.T) {
 }
 
 // TestFreqFoldSearch: the search measures folds from the smallest while the
-// full-rank perplexity improves, and at the source's size picks 1 (exact).
+// KL divergence from the source falls, and at the source's size picks 1
+// (exact: 0 up to rounding).
 func TestFreqFoldSearch(t *testing.T) {
 	src := load(t, "models/stories260K.gguf")
 	var log strings.Builder
 	_, res := convert(t, src, Options{Rank: 32, RopeDims: 32, CalibTokens: 512, Log: &log})
 	t.Log(log.String())
-	if res.FreqFold != 1 || len(res.FoldPPL) < 2 || res.FoldPPL[1] >= res.FoldPPL[2] {
-		t.Errorf("freqfold %d from %v", res.FreqFold, res.FoldPPL)
+	if res.FreqFold != 1 || len(res.FoldKLD) < 2 || res.FoldKLD[1] >= res.FoldKLD[2] {
+		t.Errorf("freqfold %d from %v", res.FreqFold, res.FoldKLD)
 	}
 }
 
