@@ -85,11 +85,15 @@ import (
 //     and caps at 1000 updates. They are updated by prompt windows only:
 //     at decode they are never read (P = q), so updating them there, as
 //     the code does, would change nothing.
-//   - Local attention is summed while the prompt is prefilled; a page
-//     sealed later (generated tokens) has none and is represented by the
-//     mean of all its keys. Representatives are computed once per page,
-//     when it is first scored, and again when the page changes (its first
-//     or last position or its length), e.g. after eviction.
+//   - Local attention is summed while the prompt is prefilled, over the
+//     unscaled Local (the ranking of a page's tokens only needs their near
+//     queries, and the cache sums it before a fractional budget can be
+//     resolved); a page sealed later (generated tokens) has none and is
+//     represented by the mean of all its keys. Representatives are
+//     computed once per page, when it is first scored, and again when the
+//     page changes (its first or last position or its length), e.g. after
+//     eviction; a page whose keys are overwritten in place (a chunk
+//     repaired at the same positions) keeps its old representative.
 //   - The cut-off's history: the code waits until every layer has 100
 //     entropies, and its statistics are module globals that persist across
 //     requests; a kvgo selector lives for one sequence, so E is the mean of
