@@ -49,6 +49,10 @@ done
 "$K" eval gen -o "$OUT/gen-suite.jsonl" > /dev/null 2>&1
 "$K" convert --mla -o "$OUT/tiny-mla-32-32-gencalib.gguf" --rank 32 --rope-dims 32 --calib "$OUT/gen-suite.jsonl" --quiet > "$OUT/tiny-mla-32-32-gencalib.log" 2>&1
 with="$with;$OUT/tiny-mla-32-32-gencalib.gguf"
+# And with the fold TransMLA's perplexity criterion picks (freqfold 2; kvgo's
+# KL-divergence search picks 1 here).
+"$K" convert --mla -o "$OUT/tiny-mla-32-32-ff2.gguf" --rank 32 --rope-dims 32 --freqfold 2 --quiet > "$OUT/tiny-mla-32-32-ff2.log" 2>&1
+with="$with;$OUT/tiny-mla-32-32-ff2.gguf"
 for r in $tinyLR; do
   "$K" convert --lowrank -o "$OUT/tiny-lr-$r.gguf" --rank "$r" --quiet > "$OUT/tiny-lr-$r.log" 2>&1
   with="$with;$OUT/tiny-lr-$r.gguf"
@@ -99,7 +103,7 @@ out=docs/MLA.md
   echo
   echo "\`kvgo convert --mla --rank r --rope-dims d_R\` with the built-in calibration prose (2048 tokens); \`tiny-mla-D-R\`"
   echo "is d_R = D, r = R; \`tiny-lr-N\` is the low-rank baseline holding N values per token and layer (N/2 of keys,"
-  echo "N/2 of values); \`-gencalib\` is calibrated on \`kvgo eval gen\` prompts instead. Measured with \`kvgo convert compare\` on the prompts of \`eval/retrieval-dev.jsonl\` (prose"
+  echo "N/2 of values); \`-gencalib\` is calibrated on \`kvgo eval gen\` prompts instead, \`-ff2\` uses freqfold 2. Measured with \`kvgo convert compare\` on the prompts of \`eval/retrieval-dev.jsonl\` (prose"
   echo "haystacks the calibration never saw), 4 chunks of 2048 tokens: the first 1025 tokens of a chunk are prefilled,"
   echo "the other 1023 decoded one at a time, and each decoded position's next-token distribution is compared with"
   echo "the source's (full f16 cache on both sides). KLD = KL(source ‖ converted), nats. KV B/token is the converted"
@@ -147,6 +151,7 @@ out=docs/MLA.md
     passkey "$OUT/tiny-mla-$dr-$r.gguf" f16 "tiny-mla-$dr-$r"
   done
   passkey "$OUT/tiny-mla-32-32-gencalib.gguf" f16 "tiny-mla-32-32-gencalib"
+  passkey "$OUT/tiny-mla-32-32-ff2.gguf" f16 "tiny-mla-32-32-ff2"
   passkey "$OUT/tiny-mla-64-64.gguf" q8 "tiny-mla-64-64"
   passkey "$OUT/tiny-mla-32-64.gguf" q8 "tiny-mla-32-64"
   passkey "$OUT/tiny-mla-64-64.gguf" "kivi(bits=4)" "tiny-mla-64-64"
