@@ -7,12 +7,14 @@ import (
 	"github.com/kvgo/kvgo/quant"
 )
 
-// The activation conversions below produce exactly the bytes of package
-// quant's reference encoders (which follow ggml's quantize_row_*_ref), on
-// both paths. ggml's own AVX2 quantize_row_q8_0 rounds half to even and
-// computes 1/d as 127/max, so it can differ from its reference in the last
-// bit of a quant; kvgo keeps the reference's rounding so that the fast and
-// generic paths agree exactly.
+// The activation conversions below produce exactly the bytes of
+// quant.QuantizeActivation on both paths: for Q8_0 what ggml's AVX2
+// quantize_row_q8_0 computes (multiplier 127/max, rounding half to even),
+// which can differ from the reference quantize_row_q8_0_ref in the last
+// bit of a quant, and for Q8_K the reference, which ggml runs on x86 too.
+// Following the x86 build rather than the reference is what brought the
+// perplexity of the quantized stories260K files to llama.cpp's to four
+// decimals (Q8_0 4.1835 -> 4.1865, docs/QUALITY.md).
 
 // roundF16 stores x rounded to half precision (and widened back) in dst:
 // the values ggml's F16 dot product sees after converting the activation
@@ -39,8 +41,8 @@ func roundBF16(dst, x []float32) {
 	}
 }
 
-// quantizeQ8_0 encodes x as Q8_0 blocks in dst (quantize_row_q8_0_ref,
-// byte for byte) and stores each block's scale, as rounded to F16, in
+// quantizeQ8_0 encodes x as Q8_0 blocks in dst (ggml's AVX2
+// quantize_row_q8_0, byte for byte) and stores each block's scale, as rounded to F16, in
 // scales.
 func quantizeQ8_0(dst []byte, scales []float32, x []float32) {
 	nb := len(x) / 32
@@ -57,9 +59,9 @@ func quantizeQ8_0(dst []byte, scales []float32, x []float32) {
 	quantizeQ8_0Go(dst, scales, x)
 }
 
-// quantizeQ8_0Go is quantizeQ8_0 through the reference encoder.
+// quantizeQ8_0Go is quantizeQ8_0 through package quant.
 func quantizeQ8_0Go(dst []byte, scales []float32, x []float32) {
-	if err := quant.Quantize(gguf.TypeQ8_0, x, dst); err != nil {
+	if err := quant.QuantizeActivation(gguf.TypeQ8_0, x, dst); err != nil {
 		panic(err)
 	}
 	for i := range scales {

@@ -4,27 +4,13 @@
 #include "asm_amd64.h"
 
 // Activation conversions (AVX2, F16C). Each produces exactly the bytes of
-// the reference in package quant; see convert.go.
-
-// RHAZ rounds the float32 lanes of v half away from zero (C's roundf, Go's
-// math.Round) in place, exactly: trunc(v) plus ±1 when the dropped
-// fraction, which v - trunc(v) gives without rounding, is at least one
-// half. (Adding 0.5 and truncating would round 0.49999997 up.)
-#define RHAZ(v, t, f, s) \
-	VROUNDPS $3, v, t; \
-	VSUBPS   t, v, f; \
-	VANDPS   Y15, f, f; \
-	VCMPPS   $0x1d, half<>(SB), f, f; \
-	VANDPS   signmask<>(SB), v, s; \
-	VORPS    onef<>(SB), s, s; \
-	VANDPS   s, f, f; \
-	VADDPS   f, t, v
+// its twin in package quant; see convert.go.
 
 // func quantizeQ8_0AVX2(x *float32, nb int, dst *byte, scales *float32)
 //
-// quantize_row_q8_0_ref: d = max|x|/127, q = round(x * (1/d)) half away
-// from zero, d stored as F16. The F16 scale is also stored widened in
-// scales.
+// ggml's AVX2 quantize_row_q8_0: d = max|x|/127 stored as F16, q =
+// round(x * (127/max|x|)) half to even. The F16 scale is also stored
+// widened in scales.
 TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-32
 	MOVQ    x+0(FP), SI
 	MOVQ    nb+8(FP), CX
@@ -53,30 +39,27 @@ blk:
 	VMAXPS       X5, X4, X4
 	VMOVSHDUP    X4, X5
 	VMAXSS       X5, X4, X4
+	VMOVAPS      X4, X8
 	VDIVSS       f127<>(SB), X4, X4
 	VCVTPS2PH    $0, X4, X5
 	VMOVD        X5, AX
 	MOVW         AX, (DI)
 	VCVTPH2PS    X5, X5
 	VMOVSS       X5, (DX)
-	VMOVSS       onef<>(SB), X6
-	VDIVSS       X4, X6, X6
+	VMOVSS       f127<>(SB), X6
+	VDIVSS       X8, X6, X6
 	VXORPS       X7, X7, X7
-	VCMPSS       $4, X7, X4, X7
+	VCMPSS       $4, X7, X8, X7
 	VANDPS       X7, X6, X6
 	VBROADCASTSS X6, Y6
 	VMULPS       Y6, Y0, Y0
 	VMULPS       Y6, Y1, Y1
 	VMULPS       Y6, Y2, Y2
 	VMULPS       Y6, Y3, Y3
-	RHAZ(Y0, Y7, Y8, Y9)
-	RHAZ(Y1, Y7, Y8, Y9)
-	RHAZ(Y2, Y7, Y8, Y9)
-	RHAZ(Y3, Y7, Y8, Y9)
-	VCVTTPS2DQ   Y0, Y0
-	VCVTTPS2DQ   Y1, Y1
-	VCVTTPS2DQ   Y2, Y2
-	VCVTTPS2DQ   Y3, Y3
+	VCVTPS2DQ    Y0, Y0
+	VCVTPS2DQ    Y1, Y1
+	VCVTPS2DQ    Y2, Y2
+	VCVTPS2DQ    Y3, Y3
 	PACK8(Y0, Y1, Y2, Y3)
 	VMOVDQU      Y0, 2(DI)
 	ADDQ         $128, SI

@@ -53,7 +53,7 @@ func TestQuantizeQ8_0(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			nb := len(x) / 32
 			want := make([]byte, 34*nb)
-			if err := quant.Quantize(gguf.TypeQ8_0, x, want); err != nil {
+			if err := quant.QuantizeActivation(gguf.TypeQ8_0, x, want); err != nil {
 				t.Fatal(err)
 			}
 			check := func(path string, q func(dst []byte, s []float32, x []float32)) {
@@ -61,7 +61,7 @@ func TestQuantizeQ8_0(t *testing.T) {
 				s := make([]float32, nb)
 				q(got, s, x)
 				if !bytes.Equal(got, want) {
-					t.Errorf("%s: bytes differ from quant.Quantize:\n got %v\nwant %v", path, got, want)
+					t.Errorf("%s: bytes differ from quant.QuantizeActivation:\n got %v\nwant %v", path, got, want)
 				}
 				for i := range s {
 					if w := quant.F16ToF32(uint16(want[34*i]) | uint16(want[34*i+1])<<8); math.Float32bits(s[i]) != math.Float32bits(w) {

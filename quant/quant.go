@@ -214,15 +214,32 @@ func VecDotType(t gguf.TensorType) gguf.TensorType {
 
 // QuantizeActivation encodes the activation vector x as VecDotType(t) into
 // dst (exactly RowBytes(VecDotType(t), len(x)) bytes), ready for Dot with a
-// row of type t. The quantized activation types use ggml's reference
-// quantizers: quantize_row_q8_0_ref, quantize_row_q8_1_ref (which also stores
-// s = d*sum(q) per block) and quantize_row_q8_K_ref (float32 d, int8 quants
-// and int16 sums of each 16 quants).
+// row of type t, as ggml's CPU backend converts activations on x86 with
+// AVX2 (see activation.go): Q8_0 and Q8_1 (which also stores s = d*sum(q)
+// per block) with the multiplier 127/max|x| and rounding half to even, Q8_K
+// with quantize_row_q8_K_ref (float32 d, int8 quants and int16 sums of each
+// 16 quants). Quantize, which writes files, keeps the reference quantizers.
 func QuantizeActivation(t gguf.TensorType, x []float32, dst []byte) error {
 	if !hasDot(t) {
 		return fmt.Errorf("quant: %s: no dot product kernel for this type", t)
 	}
-	return Quantize(VecDotType(t), x, dst)
+	vt := VecDotType(t)
+	var enc func(x []float32, b []byte)
+	switch vt {
+	case gguf.TypeQ8_0:
+		enc = encodeQ8_0Act
+	case gguf.TypeQ8_1:
+		enc = encodeQ8_1Act
+	default:
+		return Quantize(vt, x, dst)
+	}
+	if err := checkSizes(vt, len(x), len(dst)); err != nil {
+		return err
+	}
+	for i := 0; i < len(x)/qk; i++ {
+		enc(x[i*qk:(i+1)*qk], dst[i*vt.BlockBytes():(i+1)*vt.BlockBytes()])
+	}
+	return nil
 }
 
 // f16at reads the little-endian half stored at b[0:2] as float32.
