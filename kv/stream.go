@@ -865,6 +865,7 @@ type Scratch struct {
 	page         PageScratch
 	read         []bool
 	view         SelectView
+	blk          blockScratch // AttendBlock's query block
 }
 
 // NewScratch returns scratch for up to maxHeads query heads per KV head.

@@ -236,17 +236,49 @@ type attnJob struct {
 	segs   []segment
 	layer  int
 	q, att []float32
+	blocks []attnBlock // the batch's query blocks; a task is (block, KV head)
 }
+
+// attnBlock is a run of consecutive batch rows of one segment that attend
+// together (kv.Cache.AttendBlock).
+type attnBlock struct{ row, n int }
+
+// attnBlockTokens is how many tokens of a prompt batch attend as one block:
+// each cached page is read once per block rather than once per token, and
+// a block's rows (7 query heads × 16 tokens at qwen2.5's shape) keep the
+// packed queries, outputs and one page's scores within the L2 cache.
+// BenchmarkAttendBlock (kv/quant) chose the size.
+const attnBlockTokens = 16
 
 func (j *attnJob) Run(w, lo, hi int) {
 	c := j.s.m.Config
 	D, group := c.HeadDim, c.Heads/c.KVHeads
 	qDim := c.Heads * D
 	for x := lo; x < hi; x++ {
-		i, h := x/c.KVHeads, x%c.KVHeads
-		off := i*qDim + h*group*D
-		j.segs[j.s.owner[i]].cache.Attend(j.layer, h, j.q[off:off+group*D], group, j.s.pos[i], j.att[off:off+group*D], j.s.scratch[w])
+		b, h := j.blocks[x/c.KVHeads], x%c.KVHeads
+		off := b.row*qDim + h*group*D
+		cache := j.segs[j.s.owner[b.row]].cache
+		if b.n == 1 {
+			cache.Attend(j.layer, h, j.q[off:off+group*D], group, j.s.pos[b.row], j.att[off:off+group*D], j.s.scratch[w])
+			continue
+		}
+		end := off + (b.n-1)*qDim + group*D
+		cache.AttendBlock(j.layer, h, j.q[off:end], qDim, group, j.s.pos[b.row:b.row+b.n], j.att[off:end], qDim, j.s.scratch[w])
 	}
+}
+
+// queryBlocks cuts the batch's rows into blocks of up to attnBlockTokens
+// consecutive rows of one segment.
+func queryBlocks(dst []attnBlock, segs []segment) []attnBlock {
+	dst = dst[:0]
+	row := 0
+	for _, sg := range segs {
+		for i := 0; i < len(sg.tokens); i += attnBlockTokens {
+			dst = append(dst, attnBlock{row: row + i, n: min(attnBlockTokens, len(sg.tokens)-i)})
+		}
+		row += len(sg.tokens)
+	}
+	return dst
 }
 
 // segment is the part of a batch that belongs to one sequence; logits are
@@ -386,8 +418,10 @@ func (s *State) groupedAttention(li int, segs []segment, n int) {
 		sg.cache.Store(li, k[off*kvDim:(off+nt)*kvDim], v[off*kvDim:(off+nt)*kvDim])
 		off += nt
 	}
-	// One task per (token, KV head): the group of query heads that share
-	// a KV head reads each cached page once.
-	s.attn = attnJob{s: s, segs: segs, layer: li, q: q, att: att}
-	s.pool.Run(n*c.KVHeads, 1, &s.attn)
+	// One task per (query block, KV head): the query heads that share a
+	// KV head, over a block of a segment's tokens, read each cached page
+	// once (a decode step's block is its one token).
+	blocks := queryBlocks(s.attn.blocks, segs)
+	s.attn = attnJob{s: s, segs: segs, layer: li, q: q, att: att, blocks: blocks}
+	s.pool.Run(len(blocks)*c.KVHeads, 1, &s.attn)
 }
