@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"errors"
+	"github.com/kvgo/kvgo/internal/dist"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,7 @@ func TestEvalLogitsAreGenerates(t *testing.T) {
 		lp := make([]float64, e.Model.Vocab)
 		for i, id := range want {
 			logSoftmax(logits, lp)
-			if got := argmax64(lp); got != id {
+			if got := dist.Argmax(lp); got != id {
 				t.Fatalf("%s: token %d: eval's logits pick %d, Generate picked %d", rs, i, got, id)
 			}
 			if logits, err = s.Step(id, len(prompt)+i); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvgo/kvgo/internal/dist"
 	"math"
 	"sort"
 
@@ -139,7 +140,7 @@ chunkLoop:
 				progress(1)
 			}
 			logSoftmax(lb, lpBase)
-			top := argmax64(lpBase)
+			top := dist.Argmax(lpBase)
 			for _, l := range lanes {
 				if l.err != nil {
 					continue
@@ -210,7 +211,7 @@ func (l *lane) score(lpBase []float64, top, next int) {
 	l.pendingKLD = append(l.pendingKLD, kld(lpBase, l.lp))
 	l.pendBase -= lpBase[next]
 	l.pendRec -= l.lp[next]
-	if argmax64(l.lp) == top {
+	if dist.Argmax(l.lp) == top {
 		l.pendAgree++
 	}
 }
@@ -277,39 +278,6 @@ func stdErr(xs []float64) float64 {
 	return math.Sqrt(ss/(n-1)) / math.Sqrt(n)
 }
 
-// logSoftmax writes log(softmax(x)) into out, in float64.
-func logSoftmax(x []float32, out []float64) {
-	m := math.Inf(-1)
-	for _, v := range x {
-		m = max(m, float64(v))
-	}
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - m)
-	}
-	ls := m + math.Log(s)
-	for i, v := range x {
-		out[i] = float64(v) - ls
-	}
-}
-
-// kld is KL(p || q) for log-probabilities lp and lq.
-func kld(lp, lq []float64) float64 {
-	var s float64
-	for i, a := range lp {
-		if p := math.Exp(a); p > 0 {
-			s += p * (a - lq[i])
-		}
-	}
-	return max(s, 0)
-}
-
-func argmax64(x []float64) int {
-	b := 0
-	for i, v := range x {
-		if v > x[b] {
-			b = i
-		}
-	}
-	return b
-}
+// logSoftmax, kld: eval/rag.go calls them by these names.
+func logSoftmax(x []float32, out []float64) { dist.LogSoftmax(x, out) }
+func kld(lp, lq []float64) float64          { return dist.KLD(lp, lq) }

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"github.com/kvgo/kvgo/internal/dist"
 	"math"
 	"os"
 	"strings"
@@ -91,7 +92,7 @@ func greedy(e *engine.Engine, r *recipe.Recipe, ids []int, maxTok int, streamed 
 	}
 	var out strings.Builder
 	for i, pos := 0, len(ids); i < maxTok && pos < n-1; i, pos = i+1, pos+1 {
-		id := argmax32(logits)
+		id := dist.Argmax(logits)
 		if e.Tok.IsEOG(id) {
 			break
 		}

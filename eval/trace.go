@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"github.com/kvgo/kvgo/internal/dist"
 	"slices"
 	"strings"
 
@@ -49,7 +50,7 @@ func traceNeedle(ctx context.Context, e *engine.Engine, r *recipe.Recipe, ids []
 	tr := &report.NeedleTrace{Positions: pos, AfterPrompt: kept(s.Cache, pos)}
 	next := len(ids)
 	for i := 0; i < maxTok && next < n-1; i++ {
-		id := argmax32(logits)
+		id := dist.Argmax(logits)
 		if e.Tok.IsEOG(id) {
 			break
 		}
@@ -86,14 +87,4 @@ func kept(c *kv.Cache, pos []int32) [][]string {
 		}
 	}
 	return out
-}
-
-func argmax32(x []float32) int {
-	b := 0
-	for i, v := range x {
-		if v > x[b] {
-			b = i
-		}
-	}
-	return b
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kvgo/kvgo/internal/dist"
 	"math"
 	"sort"
 
@@ -116,8 +117,8 @@ func Compare(ctx context.Context, src *engine.Engine, cands []Candidate, tokens 
 					return nil, err
 				}
 			}
-			logSoftmax(ls, lpSrc)
-			top := argmax(lpSrc)
+			dist.LogSoftmax(ls, lpSrc)
+			top := dist.Argmax(lpSrc)
 			nllSrc -= lpSrc[chunk[j+1]]
 			for _, l := range lanes {
 				if j >= h {
@@ -125,10 +126,10 @@ func Compare(ctx context.Context, src *engine.Engine, cands []Candidate, tokens 
 						return nil, fmt.Errorf("%s: %w", l.c.Label, err)
 					}
 				}
-				logSoftmax(l.logits, l.lp)
-				l.klds = append(l.klds, kld(lpSrc, l.lp))
+				dist.LogSoftmax(l.logits, l.lp)
+				l.klds = append(l.klds, dist.KLD(lpSrc, l.lp))
 				l.nll -= l.lp[chunk[j+1]]
-				if argmax(l.lp) == top {
+				if dist.Argmax(l.lp) == top {
 					l.agree++
 				}
 			}
@@ -165,41 +166,4 @@ func Compare(ctx context.Context, src *engine.Engine, cands []Candidate, tokens 
 		rows = append(rows, r)
 	}
 	return rows, nil
-}
-
-// logSoftmax writes log(softmax(x)) into out, in float64.
-func logSoftmax(x []float32, out []float64) {
-	m := math.Inf(-1)
-	for _, v := range x {
-		m = max(m, float64(v))
-	}
-	var s float64
-	for _, v := range x {
-		s += math.Exp(float64(v) - m)
-	}
-	ls := m + math.Log(s)
-	for i, v := range x {
-		out[i] = float64(v) - ls
-	}
-}
-
-// kld is KL(p ‖ q) for log-probabilities lp and lq.
-func kld(lp, lq []float64) float64 {
-	var s float64
-	for i, a := range lp {
-		if p := math.Exp(a); p > 0 {
-			s += p * (a - lq[i])
-		}
-	}
-	return max(s, 0)
-}
-
-func argmax(x []float64) int {
-	b := 0
-	for i, v := range x {
-		if v > x[b] {
-			b = i
-		}
-	}
-	return b
 }

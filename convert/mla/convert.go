@@ -61,6 +61,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"github.com/kvgo/kvgo/internal/dist"
 	"io"
 	"math"
 	"strings"
@@ -574,14 +575,14 @@ func kldFrom(ref, m *model.Model, pool *kernel.Pool, seq []int) (float64, error)
 	for at := 0; at < n; at += batch {
 		part := seq[at:min(n, at+batch)]
 		if err := rs.ForwardEach(rc, part, at, 0, func(i int, l []float32) error {
-			logSoftmax(l, lpRef[i*V:(i+1)*V])
+			dist.LogSoftmax(l, lpRef[i*V:(i+1)*V])
 			return nil
 		}); err != nil {
 			return 0, err
 		}
 		if err := ms.ForwardEach(mc, part, at, 0, func(i int, l []float32) error {
-			logSoftmax(l, lp)
-			sum += kld(lpRef[i*V:(i+1)*V], lp)
+			dist.LogSoftmax(l, lp)
+			sum += dist.KLD(lpRef[i*V:(i+1)*V], lp)
 			return nil
 		}); err != nil {
 			return 0, err

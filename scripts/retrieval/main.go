@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/kvgo/kvgo/internal/dist"
 	"os"
 	"strconv"
 	"strings"
@@ -81,7 +82,7 @@ func run(model, file, lengthList, only, recipeList string, steps int) error {
 					return err
 				}
 				for i := 0; i < steps; i++ {
-					if logits, err = sess.Step(argmax(logits), len(ids)+i); err != nil {
+					if logits, err = sess.Step(dist.Argmax(logits), len(ids)+i); err != nil {
 						return err
 					}
 				}
@@ -102,14 +103,4 @@ func run(model, file, lengthList, only, recipeList string, steps int) error {
 		}
 	}
 	return nil
-}
-
-func argmax(x []float32) int {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return best
 }
