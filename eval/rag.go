@@ -11,21 +11,19 @@ import (
 	"time"
 
 	"github.com/kvgo/kvgo/engine"
+	"github.com/kvgo/kvgo/eval/ragkb"
 	"github.com/kvgo/kvgo/eval/report"
-	"github.com/kvgo/kvgo/eval/tasks"
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/recipe"
 	kvchunk "github.com/kvgo/kvgo/kv/reuse/chunk"
 	"github.com/kvgo/kvgo/kv/reuse/prefix"
 )
 
-// The RAG workload (issue 12): a knowledge base of documents, each a
-// paragraph of prose holding one fact the model can retrieve ("The special
-// magic number for harbor is: 482913.", the multi-key format kvgo-tiny was
-// trained on), and questions that each retrieve K documents, drawn from a
-// Zipf popularity, in random order, so that documents recur at new
-// positions after new neighbours. Each question asks for the number of
-// one of its documents.
+// The RAG workload (issue 12), its knowledge base and questions drawn by
+// package ragkb (which `kvgo loadtest --rag` shares): documents holding
+// one fact each, questions retrieving K of them by Zipf popularity in
+// random order, so that documents recur at new positions after new
+// neighbours.
 //
 // Every policy answers the same questions with a store of its own, warmed
 // by a separate stream of Warm questions from the same distribution (so the
@@ -96,14 +94,8 @@ type RAGReport struct {
 	ThreadNote string   `json:"threads"`
 }
 
-type ragDoc struct {
-	key, value string
-	text       string
-}
-
-type ragQuestion struct {
-	docs   []int
-	target int
+func ragShape(c RAGConfig) ragkb.Config {
+	return ragkb.Config{Docs: c.Docs, DocTokens: c.DocTokens, K: c.K, Zipf: c.Zipf}
 }
 
 func (c *RAGConfig) defaults() {
@@ -112,78 +104,28 @@ func (c *RAGConfig) defaults() {
 			*v = d
 		}
 	}
-	def(&c.Docs, 24)
-	def(&c.DocTokens, 160)
-	def(&c.K, 4)
+	sh := ragShape(*c)
+	sh.Defaults()
+	c.Docs, c.DocTokens, c.K, c.Zipf = sh.Docs, sh.DocTokens, sh.K, sh.Zipf
 	def(&c.Questions, 40)
 	def(&c.Warm, 2*c.Questions)
 	def(&c.MaxTokens, 10)
-	if c.Zipf <= 1 {
-		c.Zipf = 1.2
-	}
 	if c.ChunkMem <= 0 {
 		c.ChunkMem = 64 << 20
 	}
 	if len(c.Recipes) == 0 {
 		c.Recipes = []string{"prefix", "naive", "epic(k=16)", "cacheblend(ratio=0.15)", "cachecraft", "cachecraft+kivi(bits=4)"}
 	}
-	c.K = min(c.K, c.Docs)
 }
 
-// ragKB writes the knowledge base: each document a fact placed at a
-// random sentence boundary in prose of about n tokens.
-func ragKB(e *engine.Engine, c RAGConfig, rng *rand.Rand) []ragDoc {
-	prose, words := tasks.Prose(), tasks.Words()
-	used := map[string]bool{}
-	docs := make([]ragDoc, c.Docs)
-	for i := range docs {
-		w := words[rng.IntN(len(words))]
-		for used[w] {
-			w = words[rng.IntN(len(words))]
-		}
-		used[w] = true
-		v := fmt.Sprint(100000 + rng.IntN(900000))
-		fact := fmt.Sprintf("The special magic number for %s is: %s. Remember it. %s is the special magic number for %s.", w, v, v, w)
-		var sents []string
-		n := len(e.Tok.Encode(fact, false, false))
-		for n < c.DocTokens {
-			s := prose[rng.IntN(len(prose))]
-			sents = append(sents, s)
-			n += len(e.Tok.Encode(" "+s, false, false))
-		}
-		at := rng.IntN(len(sents) + 1)
-		sents = slices.Insert(sents, at, fact)
-		docs[i] = ragDoc{key: w, value: v, text: strings.Join(sents, " ")}
+// ragPrompt is q's prompt (ragkb's instruction, documents and question),
+// each part tokenized alone (engine.EncodeParts), the documents chunks.
+func ragPrompt(e *engine.Engine, docs []ragkb.Doc, q ragkb.Question) engine.Prompt {
+	parts := []engine.Part{{Text: ragkb.Instruction}}
+	for _, t := range q.Chunks(docs) {
+		parts = append(parts, engine.Part{Text: t, Chunk: true})
 	}
-	return docs
-}
-
-// ragQuestions draws n questions: K distinct documents by Zipf popularity
-// (document 0 the most popular), in random order, one of them the target.
-func ragQuestions(c RAGConfig, rng *rand.Rand, n int) []ragQuestion {
-	z := rand.NewZipf(rng, c.Zipf, 1, uint64(c.Docs-1))
-	qs := make([]ragQuestion, n)
-	for i := range qs {
-		var d []int
-		for len(d) < c.K {
-			x := int(z.Uint64())
-			if !slices.Contains(d, x) {
-				d = append(d, x)
-			}
-		}
-		rng.Shuffle(len(d), func(a, b int) { d[a], d[b] = d[b], d[a] })
-		qs[i] = ragQuestion{docs: d, target: d[rng.IntN(len(d))]}
-	}
-	return qs
-}
-
-func ragPrompt(e *engine.Engine, docs []ragDoc, q ragQuestion) engine.Prompt {
-	parts := []engine.Part{{Text: "Some special magic numbers are hidden within the following text. Make sure to memorize them. I will quiz you about the numbers afterwards.\n"}}
-	for _, d := range q.docs {
-		parts = append(parts, engine.Part{Text: docs[d].text + "\n", Chunk: true})
-	}
-	k := docs[q.target].key
-	parts = append(parts, engine.Part{Text: "What is the special magic number for " + k + " mentioned in the provided text?\nAnswer: The special magic number for " + k + " is:"})
+	parts = append(parts, engine.Part{Text: q.Ask(docs)})
 	return e.EncodeParts(parts, true, false)
 }
 
@@ -309,14 +251,18 @@ func RAG(ctx context.Context, e *engine.Engine, c RAGConfig) (*RAGReport, error)
 	c.defaults()
 	t0 := time.Now()
 	rng := rand.New(rand.NewPCG(c.Seed, 0x7261672d6b62))
-	docs := ragKB(e, c, rng)
-	warm := ragQuestions(c, rng, c.Warm)
-	qs := ragQuestions(c, rng, c.Questions)
+	count := func(s string) int { return len(e.Tok.Encode(s, false, false)) }
+	docs, err := ragkb.KB(ragShape(c), rng, count)
+	if err != nil {
+		return nil, err
+	}
+	warm := ragkb.Questions(ragShape(c), rng, c.Warm)
+	qs := ragkb.Questions(ragShape(c), rng, c.Questions)
 	model := e.Identity()
 	rep := &RAGReport{Model: e.Source, Docs: c.Docs, K: c.K, Questions: len(qs), Warm: len(warm), Zipf: c.Zipf}
 	var dt float64
 	for _, d := range docs {
-		dt += float64(len(e.Tok.Encode(d.text+"\n", false, false)))
+		dt += float64(count(d.Text + "\n"))
 	}
 	rep.DocTokens = dt / float64(len(docs))
 	prompts := make([]engine.Prompt, len(qs))
@@ -390,13 +336,13 @@ func RAG(ctx context.Context, e *engine.Engine, c RAGConfig) (*RAGReport, error)
 	return rep, nil
 }
 
-func ragRow(name string, docs []ragDoc, qs []ragQuestion, as, refs []ragAnswer, store *kvchunk.Store) RAGRow {
+func ragRow(name string, docs []ragkb.Doc, qs []ragkb.Question, as, refs []ragAnswer, store *kvchunk.Store) RAGRow {
 	row := RAGRow{Recipe: name, Cases: len(qs)}
 	var kls []float64
 	var ttft, ref float64
 	var hitTok, recomp, hits, chunks, layers, full int
 	for i, a := range as {
-		if strings.Contains(a.text, docs[qs[i].target].value) {
+		if qs[i].Correct(docs, a.text) {
 			row.Correct++
 		}
 		// Mean over the answer's positions of KL(full ‖ policy), and the

@@ -66,6 +66,9 @@ type Config struct {
 	// HTTPClient sends the requests; nil makes one with enough idle
 	// connections for Clients.
 	HTTPClient *http.Client
+	// RAG, if set, sends the RAG workload (rag.go) instead of filler
+	// prompts; PromptTokens is then unused.
+	RAG *RAG
 }
 
 // Validate checks the bounds of c.
@@ -77,7 +80,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("loadtest: %d requests: want at least 1", c.Requests)
 	case c.Duration <= 0 || c.Duration > MaxDuration:
 		return fmt.Errorf("loadtest: duration %s: want one in (0, %s]", c.Duration, MaxDuration)
-	case c.PromptTokens < 1 || c.MaxTokens < 1:
+	case (c.PromptTokens < 1 && c.RAG == nil) || c.MaxTokens < 1:
 		return fmt.Errorf("loadtest: %d prompt tokens, %d max tokens: want at least 1 each", c.PromptTokens, c.MaxTokens)
 	case c.Timeout <= 0:
 		return fmt.Errorf("loadtest: timeout %s: want a positive one", c.Timeout)
@@ -101,10 +104,17 @@ type Report struct {
 	GenTokens    int     `json:"generated_tokens"`
 	TokPerSec    float64 `json:"generated_tokens_per_second"`
 	ReqPerSec    float64 `json:"requests_per_second"`
-	TTFTp50      float64 `json:"ttft_p50_ms"`
-	TTFTp99      float64 `json:"ttft_p99_ms"`
-	ITLp50       float64 `json:"itl_p50_ms"`
-	ITLp99       float64 `json:"itl_p99_ms"`
+	// PromptTokPerSec counts prompt tokens of finished requests, cached
+	// ones included; CachedTokens is the sum of their
+	// usage.prompt_tokens_details.cached_tokens.
+	PromptTokPerSec float64 `json:"prompt_tokens_per_second"`
+	CachedTokens    int     `json:"cached_tokens"`
+	TTFTMean        float64 `json:"ttft_mean_ms"`
+	TTFTp50         float64 `json:"ttft_p50_ms"`
+	TTFTp90         float64 `json:"ttft_p90_ms"`
+	TTFTp99         float64 `json:"ttft_p99_ms"`
+	ITLp50          float64 `json:"itl_p50_ms"`
+	ITLp99          float64 `json:"itl_p99_ms"`
 	// From the server's /metrics, sampled during the run.
 	MaxRunning  float64 `json:"max_running_sequences"`
 	MeanRunning float64 `json:"mean_running_sequences"`
@@ -113,6 +123,8 @@ type Report struct {
 	PeakKV      float64 `json:"server_peak_kv_bytes"`
 	KVBudget    float64 `json:"kv_budget_bytes"`
 	Compression float64 `json:"mean_compression_ratio"`
+	// RAG is the RAG workload's shape and answers (Config.RAG).
+	RAG *RAGStats `json:"rag,omitempty"`
 	// Errors are the first few failures (429s are only counted).
 	Errors []string `json:"errors,omitempty"`
 }
@@ -164,19 +176,37 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	lt := &loadTest{client: client, base: u, model: model, kv: cfg.KV, chat: cfg.Chat, temp: cfg.Temperature,
 		maxTokens: cfg.MaxTokens, promptTokens: cfg.PromptTokens, timeout: cfg.Timeout}
+	var rag *ragRun
+	if cfg.RAG != nil {
+		var err error
+		if rag, err = newRAGRun(*cfg.RAG, cfg.KV); err != nil {
+			return nil, err
+		}
+		lt.rag = rag
+		rep.RAG = rag.stats()
+		// The warm-up: its own questions, through the same clients, not
+		// timed or counted (its failures are).
+		for _, r := range lt.drive(ctx, cfg.Clients, rag.warm, cfg.Timeout*time.Duration(max(1, rag.warm)), func() (*ragItem, bool) { return rag.nextWarm() }) {
+			if r.err != nil {
+				rep.RAG.WarmFailed++
+				if len(rep.Errors) < maxErrors {
+					rep.Errors = append(rep.Errors, "warm-up: "+r.err.Error())
+				}
+			}
+		}
+	}
 
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Timeout)
 	defer cancel()
 	deadline := time.Now().Add(cfg.Duration)
-	var issued, mu = 0, sync.Mutex{}
-	take := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if issued >= cfg.Requests || time.Now().After(deadline) || runCtx.Err() != nil {
-			return false
+	next := func() (*ragItem, bool) {
+		if time.Now().After(deadline) {
+			return nil, false
 		}
-		issued++
-		return true
+		if rag != nil {
+			return rag.next(), true
+		}
+		return nil, true
 	}
 	// Sample the server's gauges while the clients run.
 	sampled := make(chan struct{})
@@ -186,49 +216,90 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		lt.sample(runCtx, rep, stopSampling)
 	}()
 	t0 := time.Now()
-	var wg sync.WaitGroup
-	results := make([][]reqResult, cfg.Clients)
-	for c := range cfg.Clients {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(c), 0x6b76676f))
-			for take() {
-				results[c] = append(results[c], lt.one(runCtx, rng))
-			}
-		})
-	}
-	wg.Wait()
+	results := lt.drive(runCtx, cfg.Clients, cfg.Requests, 0, next)
 	rep.Seconds = time.Since(t0).Seconds()
 	close(stopSampling)
 	<-sampled
 
 	var ttft, itl []float64
-	for _, rs := range results {
-		for _, r := range rs {
-			switch {
-			case r.status == http.StatusTooManyRequests:
-				rep.Rejected++
-				rep.Failed++
-			case r.err != nil:
-				rep.Failed++
-				if len(rep.Errors) < maxErrors {
-					rep.Errors = append(rep.Errors, r.err.Error())
-				}
-			default:
-				rep.OK++
-				rep.PromptTokens += r.prompt
-				rep.GenTokens += r.gen
-				if r.ttft > 0 {
-					ttft = append(ttft, r.ttft.Seconds()*1000)
-				}
-				itl = append(itl, r.itl...)
+	for _, r := range results {
+		switch {
+		case r.status == http.StatusTooManyRequests:
+			rep.Rejected++
+			rep.Failed++
+		case r.err != nil:
+			rep.Failed++
+			if len(rep.Errors) < maxErrors {
+				rep.Errors = append(rep.Errors, r.err.Error())
+			}
+		default:
+			rep.OK++
+			rep.PromptTokens += r.prompt
+			rep.CachedTokens += r.cached
+			rep.GenTokens += r.gen
+			if r.ttft > 0 {
+				ttft = append(ttft, r.ttft.Seconds()*1000)
+			}
+			itl = append(itl, r.itl...)
+			if r.rag != nil {
+				rep.RAG.count(r.rag, r.text)
 			}
 		}
 	}
 	rep.TokPerSec = float64(rep.GenTokens) / rep.Seconds
+	rep.PromptTokPerSec = float64(rep.PromptTokens) / rep.Seconds
 	rep.ReqPerSec = float64(rep.OK) / rep.Seconds
-	rep.TTFTp50, rep.TTFTp99 = percentile(ttft, 50), percentile(ttft, 99)
+	rep.TTFTMean = mean(ttft)
+	rep.TTFTp50, rep.TTFTp90, rep.TTFTp99 = percentile(ttft, 50), percentile(ttft, 90), percentile(ttft, 99)
 	rep.ITLp50, rep.ITLp99 = percentile(itl, 50), percentile(itl, 99)
+	if rep.RAG != nil {
+		rep.RAG.finish(rep)
+	}
 	return rep, nil
+}
+
+// drive runs clients until n requests have started or next says stop;
+// timeout > 0 bounds the whole drive. Each client sends its next request
+// when its last one ends.
+func (lt *loadTest) drive(ctx context.Context, clients, n int, timeout time.Duration, next func() (*ragItem, bool)) []reqResult {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var issued, mu = 0, sync.Mutex{}
+	take := func() (*ragItem, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if issued >= n || ctx.Err() != nil {
+			return nil, false
+		}
+		item, ok := next()
+		if ok {
+			issued++
+		}
+		return item, ok
+	}
+	var wg sync.WaitGroup
+	results := make([][]reqResult, clients)
+	for c := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 0x6b76676f))
+			for {
+				item, ok := take()
+				if !ok {
+					return
+				}
+				results[c] = append(results[c], lt.one(ctx, rng, item))
+			}
+		})
+	}
+	wg.Wait()
+	var all []reqResult
+	for _, rs := range results {
+		all = append(all, rs...)
+	}
+	return all
 }
 
 func firstModel(ctx context.Context, client *http.Client, u *url.URL) (string, error) {
@@ -261,6 +332,7 @@ type loadTest struct {
 	maxTokens    int
 	promptTokens int
 	timeout      time.Duration
+	rag          *ragRun
 }
 
 type reqResult struct {
@@ -269,6 +341,9 @@ type reqResult struct {
 	ttft        time.Duration
 	itl         []float64 // ms
 	prompt, gen int
+	cached      int
+	text        string   // the generated text (RAG answers)
+	rag         *ragItem // the question asked, in RAG mode
 }
 
 // loadWords make prompts: plain English words are about one to two tokens
@@ -288,16 +363,22 @@ func (lt *loadTest) prompt(rng *rand.Rand) string {
 }
 
 // one runs one streaming request and times its chunks.
-func (lt *loadTest) one(ctx context.Context, rng *rand.Rand) (r reqResult) {
+func (lt *loadTest) one(ctx context.Context, rng *rand.Rand, item *ragItem) (r reqResult) {
 	ctx, cancel := context.WithTimeout(ctx, lt.timeout)
 	defer cancel()
 	body := map[string]any{"model": lt.model, "max_tokens": lt.maxTokens, "temperature": lt.temp, "stream": true,
 		"ignore_eos": true, "seed": rng.Int64()}
 	path := "/v1/completions"
-	if lt.chat {
+	var text strings.Builder
+	defer func() { r.text = text.String() }()
+	switch {
+	case item != nil:
+		r.rag = item
+		lt.rag.body(body, item)
+	case lt.chat:
 		path = "/v1/chat/completions"
 		body["messages"] = []map[string]string{{"role": "user", "content": lt.prompt(rng)}}
-	} else {
+	default:
 		body["prompt"] = lt.prompt(rng)
 	}
 	if lt.kv != "" {
@@ -344,8 +425,11 @@ func (lt *loadTest) one(ctx context.Context, rng *rand.Rand) (r reqResult) {
 				} `json:"delta"`
 			} `json:"choices"`
 			Usage *struct {
-				PromptTokens     int `json:"prompt_tokens"`
-				CompletionTokens int `json:"completion_tokens"`
+				PromptTokens        int `json:"prompt_tokens"`
+				CompletionTokens    int `json:"completion_tokens"`
+				PromptTokensDetails *struct {
+					CachedTokens int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
 			} `json:"usage"`
 			Error *struct {
 				Message string `json:"message"`
@@ -361,8 +445,12 @@ func (lt *loadTest) one(ctx context.Context, rng *rand.Rand) (r reqResult) {
 		}
 		if chunk.Usage != nil {
 			r.prompt, r.gen = chunk.Usage.PromptTokens, chunk.Usage.CompletionTokens
+			if d := chunk.Usage.PromptTokensDetails; d != nil {
+				r.cached = d.CachedTokens
+			}
 		}
 		if len(chunk.Choices) > 0 && chunk.Choices[0].Text+chunk.Choices[0].Delta.Content != "" {
+			text.WriteString(chunk.Choices[0].Text + chunk.Choices[0].Delta.Content)
 			now := time.Now()
 			if last.IsZero() {
 				r.ttft = now.Sub(start)
@@ -372,7 +460,7 @@ func (lt *loadTest) one(ctx context.Context, rng *rand.Rand) (r reqResult) {
 			last = now
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); err != nil && r.err == nil {
 		r.err = err
 	} else if !done {
 		r.err = errors.New("the stream ended without [DONE]")
@@ -442,6 +530,18 @@ func (lt *loadTest) scrape(ctx context.Context) map[string]float64 {
 	return out
 }
 
+// mean is the mean of xs (0 when empty).
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
+
 // percentile is the nearest-rank percentile of xs (0 when empty).
 func percentile(xs []float64, p float64) float64 {
 	if len(xs) == 0 {
@@ -460,12 +560,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "requests:    %d ok, %d failed (%d rejected with 429)\n", r.OK, r.Failed, r.Rejected)
 	fmt.Fprintf(&b, "tokens:      %d prompt, %d generated\n", r.PromptTokens, r.GenTokens)
 	fmt.Fprintf(&b, "throughput:  %.1f generated tok/s, %.2f req/s\n", r.TokPerSec, r.ReqPerSec)
-	fmt.Fprintf(&b, "TTFT:        p50 %.1f ms, p99 %.1f ms\n", r.TTFTp50, r.TTFTp99)
+	fmt.Fprintf(&b, "TTFT:        p50 %.1f ms, p90 %.1f ms, p99 %.1f ms (mean %.1f)\n", r.TTFTp50, r.TTFTp90, r.TTFTp99, r.TTFTMean)
 	fmt.Fprintf(&b, "inter-token: p50 %.2f ms, p99 %.2f ms\n", r.ITLp50, r.ITLp99)
 	fmt.Fprintf(&b, "server:      running sequences max %.0f (mean %.1f), queue max %.0f, compression %.2fx\n",
 		r.MaxRunning, r.MeanRunning, r.MaxQueue, r.Compression)
 	fmt.Fprintf(&b, "KV memory:   sampled max %s, server peak %s, budget %s\n",
 		units.Bytes(int64(r.MaxKVBytes)), units.Bytes(int64(r.PeakKV)), units.Bytes(int64(r.KVBudget)))
+	if r.RAG != nil {
+		r.RAG.writeText(&b, r)
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "error:       %s\n", e)
 	}

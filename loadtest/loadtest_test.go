@@ -287,7 +287,7 @@ func TestPercentile(t *testing.T) {
 func TestWriteText(t *testing.T) {
 	r := &Report{Format: Format, URL: "http://127.0.0.1:8080", Model: "m", Recipe: "(server default)", Clients: 4, Seconds: 15.04,
 		OK: 90, Failed: 12, Rejected: 10, PromptTokens: 9000, GenTokens: 9000, TokPerSec: 598.4, ReqPerSec: 5.984,
-		TTFTp50: 12.34, TTFTp99: 80.06, ITLp50: 3.456, ITLp99: 9.001, MaxRunning: 8, MeanRunning: 6.25, MaxQueue: 3,
+		TTFTp50: 12.34, TTFTp90: 40.01, TTFTp99: 80.06, TTFTMean: 20.55, ITLp50: 3.456, ITLp99: 9.001, MaxRunning: 8, MeanRunning: 6.25, MaxQueue: 3,
 		MaxKVBytes: 3 << 20, PeakKV: 3.5 * (1 << 20), KVBudget: 4 << 20, Compression: 2.5, Errors: []string{"status 500: boom"}}
 	var b bytes.Buffer
 	if err := r.WriteText(&b); err != nil {
@@ -297,7 +297,7 @@ func TestWriteText(t *testing.T) {
 requests:    90 ok, 12 failed (10 rejected with 429)
 tokens:      9000 prompt, 9000 generated
 throughput:  598.4 generated tok/s, 5.98 req/s
-TTFT:        p50 12.3 ms, p99 80.1 ms
+TTFT:        p50 12.3 ms, p90 40.0 ms, p99 80.1 ms (mean 20.6)
 inter-token: p50 3.46 ms, p99 9.00 ms
 server:      running sequences max 8 (mean 6.2), queue max 3, compression 2.50x
 KV memory:   sampled max 3.00 MiB, server peak 3.50 MiB, budget 4.00 MiB
