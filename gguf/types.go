@@ -26,12 +26,16 @@ const (
 	TypeQ5_K TensorType = 13
 	TypeQ6_K TensorType = 14
 	TypeQ8_K TensorType = 15
-	TypeI8   TensorType = 24
-	TypeI16  TensorType = 25
-	TypeI32  TensorType = 26
-	TypeI64  TensorType = 27
-	TypeF64  TensorType = 28
-	TypeBF16 TensorType = 30
+	// TypeIQ4_NL and TypeIQ4_XS are ggml's non-linear 4-bit types: 32- and
+	// 256-element blocks of indices into a fixed 16-entry table.
+	TypeIQ4_NL TensorType = 20
+	TypeIQ4_XS TensorType = 23
+	TypeI8     TensorType = 24
+	TypeI16    TensorType = 25
+	TypeI32    TensorType = 26
+	TypeI64    TensorType = 27
+	TypeF64    TensorType = 28
+	TypeBF16   TensorType = 30
 )
 
 // QK_K is the number of elements in a K-quant super-block.
@@ -64,6 +68,10 @@ var traits = map[TensorType]typeTraits{
 	TypeQ5_K: {"Q5_K", QK_K, 2 + 2 + 12 + QK_K/8 + QK_K/2},
 	TypeQ6_K: {"Q6_K", QK_K, QK_K/2 + QK_K/4 + QK_K/16 + 2},
 	TypeQ8_K: {"Q8_K", QK_K, 4 + QK_K + QK_K/16*2},
+	// IQ4_NL: d f16, 16 bytes of nibbles. IQ4_XS: d f16, scales_h u16,
+	// scales_l[4], 128 bytes of nibbles.
+	TypeIQ4_NL: {"IQ4_NL", 32, 2 + 16},
+	TypeIQ4_XS: {"IQ4_XS", QK_K, 2 + 2 + QK_K/64 + QK_K/2},
 }
 
 // otherNames are ggml's names of the types kvgo cannot read (i-quants,
@@ -71,7 +79,7 @@ var traits = map[TensorType]typeTraits{
 // so that an error names the type a user can look up.
 var otherNames = map[TensorType]string{
 	4: "Q4_2", 5: "Q4_3",
-	16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS",
+	16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 21: "IQ3_S", 22: "IQ2_S",
 	29: "IQ1_M", 31: "Q4_0_4_4", 32: "Q4_0_4_8", 33: "Q4_0_8_8", 34: "TQ1_0", 35: "TQ2_0",
 	36: "IQ4_NL_4_4", 37: "IQ4_NL_4_8", 38: "IQ4_NL_8_8", 39: "MXFP4",
 }

@@ -13,7 +13,8 @@ func hasDot(t gguf.TensorType) bool {
 	switch t {
 	case gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16,
 		gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0, gguf.TypeQ5_1, gguf.TypeQ8_0,
-		gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K:
+		gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K,
+		gguf.TypeIQ4_NL, gguf.TypeIQ4_XS:
 		return true
 	}
 	return false
@@ -91,6 +92,10 @@ func Dot(t gguf.TensorType, w []byte, x []byte, n int) float32 {
 		return dotQ5_K(w, x, n)
 	case gguf.TypeQ6_K:
 		return dotQ6_K(w, x, n)
+	case gguf.TypeIQ4_NL:
+		return dotIQ4_NL(w, x, n)
+	case gguf.TypeIQ4_XS:
+		return dotIQ4_XS(w, x, n)
 	}
 	panic("unreachable")
 }

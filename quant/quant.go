@@ -1,6 +1,7 @@
 // Package quant implements ggml's tensor element formats: the plain F32, F16
 // and BF16 types, the legacy 32-element block quants (Q4_0, Q4_1, Q5_0, Q5_1,
-// Q8_0, Q8_1) and the 256-element K-quants (Q2_K ... Q6_K, Q8_K), as defined
+// Q8_0, Q8_1), the 256-element K-quants (Q2_K ... Q6_K, Q8_K) and the
+// non-linear IQ4_NL and IQ4_XS (read only, see iq4.go), as defined
 // by llama.cpp (ggml-common.h, ggml-quants.c, ggml-cpu-quants.c at commit
 // c392e509, the one that made the test goldens).
 //
@@ -71,14 +72,14 @@ func supported(t gguf.TensorType) bool {
 		gguf.TypeQ4_0, gguf.TypeQ4_1, gguf.TypeQ5_0, gguf.TypeQ5_1,
 		gguf.TypeQ8_0, gguf.TypeQ8_1,
 		gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K,
-		gguf.TypeQ6_K, gguf.TypeQ8_K:
+		gguf.TypeQ6_K, gguf.TypeQ8_K, gguf.TypeIQ4_NL, gguf.TypeIQ4_XS:
 		return true
 	}
 	return false
 }
 
-// Supported reports whether t is one of the types this package can quantize
-// and dequantize.
+// Supported reports whether t is one of the types this package can
+// dequantize; all of them but IQ4_NL and IQ4_XS can also be quantized.
 func Supported(t gguf.TensorType) bool { return supported(t) }
 
 // checkSizes validates that t is supported, that n elements form whole
@@ -153,6 +154,9 @@ func Quantize(t gguf.TensorType, src []float32, dst []byte) error {
 		}
 	default:
 		enc := blockEncoders[t]
+		if enc == nil {
+			return fmt.Errorf("quant: quantizing to %s is not supported (kvgo reads %s files made by llama-quantize)", t, t)
+		}
 		be, bb := t.BlockElems(), t.BlockBytes()
 		for i := 0; i < len(src)/be; i++ {
 			enc(src[i*be:(i+1)*be], dst[i*bb:(i+1)*bb])
@@ -164,18 +168,20 @@ func Quantize(t gguf.TensorType, src []float32, dst []byte) error {
 // blockDecoders and blockEncoders map each block type to the function that
 // handles one block. They are read-only after package initialisation.
 var blockDecoders = map[gguf.TensorType]func(b []byte, y []float32){
-	gguf.TypeQ4_0: decodeQ4_0,
-	gguf.TypeQ4_1: decodeQ4_1,
-	gguf.TypeQ5_0: decodeQ5_0,
-	gguf.TypeQ5_1: decodeQ5_1,
-	gguf.TypeQ8_0: decodeQ8_0,
-	gguf.TypeQ8_1: decodeQ8_1,
-	gguf.TypeQ2_K: decodeQ2_K,
-	gguf.TypeQ3_K: decodeQ3_K,
-	gguf.TypeQ4_K: decodeQ4_K,
-	gguf.TypeQ5_K: decodeQ5_K,
-	gguf.TypeQ6_K: decodeQ6_K,
-	gguf.TypeQ8_K: decodeQ8_K,
+	gguf.TypeQ4_0:   decodeQ4_0,
+	gguf.TypeQ4_1:   decodeQ4_1,
+	gguf.TypeQ5_0:   decodeQ5_0,
+	gguf.TypeQ5_1:   decodeQ5_1,
+	gguf.TypeQ8_0:   decodeQ8_0,
+	gguf.TypeQ8_1:   decodeQ8_1,
+	gguf.TypeQ2_K:   decodeQ2_K,
+	gguf.TypeQ3_K:   decodeQ3_K,
+	gguf.TypeQ4_K:   decodeQ4_K,
+	gguf.TypeQ5_K:   decodeQ5_K,
+	gguf.TypeQ6_K:   decodeQ6_K,
+	gguf.TypeQ8_K:   decodeQ8_K,
+	gguf.TypeIQ4_NL: decodeIQ4_NL,
+	gguf.TypeIQ4_XS: decodeIQ4_XS,
 }
 
 var blockEncoders = map[gguf.TensorType]func(x []float32, b []byte){
@@ -195,18 +201,19 @@ var blockEncoders = map[gguf.TensorType]func(x []float32, b []byte){
 
 // VecDotType returns the type ggml converts the activation vector to before
 // taking its dot product with a row of type t (the vec_dot_type of ggml-cpu's
-// type_traits_cpu): F32, F16 and BF16 pair with themselves, Q4_0, Q5_0 and
-// Q8_0 with Q8_0, Q4_1 and Q5_1 with Q8_1, and the K-quants with Q8_K.
+// type_traits_cpu): F32, F16 and BF16 pair with themselves, Q4_0, Q5_0,
+// Q8_0 and IQ4_NL with Q8_0, Q4_1 and Q5_1 with Q8_1, and the K-quants and
+// IQ4_XS with Q8_K.
 //
 // Types without a dot product kernel (Q8_1, Q8_K, unknown types) are
 // returned unchanged; Dot rejects them.
 func VecDotType(t gguf.TensorType) gguf.TensorType {
 	switch t {
-	case gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ8_0:
+	case gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ8_0, gguf.TypeIQ4_NL:
 		return gguf.TypeQ8_0
 	case gguf.TypeQ4_1, gguf.TypeQ5_1:
 		return gguf.TypeQ8_1
-	case gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K:
+	case gguf.TypeQ2_K, gguf.TypeQ3_K, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K, gguf.TypeIQ4_XS:
 		return gguf.TypeQ8_K
 	}
 	return t
