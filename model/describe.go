@@ -23,18 +23,22 @@ type Description struct {
 	RopeFreqFactors bool
 	// KVBytesPerToken is the F16 keys and values of one token over every
 	// layer and KV head of the cache shape (Config.CacheShape), counted as
-	// kv.FullF16Bytes counts them; the full F16 cache also holds 4 bytes
-	// of position per token and stream and rounds up to whole pages. 0
-	// when ConfigErr is set.
+	// kv.FullF16Bytes counts them. 0 when ConfigErr is set.
 	KVBytesPerToken int64
-	Params          uint64      // ParamCount
-	Tensors         int         // number of tensors
-	TensorTypes     []TypeCount // tensors per weight type, by type name
-	FileSize        int64
-	Tokenizer       string // tokenizer.ggml.model
-	PreTokenizer    string // tokenizer.ggml.pre ("" when absent)
-	Tokens          int    // vocabulary of the tokenizer
-	ChatTemplate    bool   // tokenizer.chat_template is present
+	// PositionBytesPerToken is what the cache holds per token besides
+	// keys and values: a 4-byte position in every stream (layer × KV
+	// head). With it, the figure matches a filled cache's Bytes up to
+	// the rounding to whole pages (kvgo-tiny: 1024 + 32 bytes against
+	// 1057 measured in docs/MLA.md).
+	PositionBytesPerToken int64
+	Params                uint64      // ParamCount
+	Tensors               int         // number of tensors
+	TensorTypes           []TypeCount // tensors per weight type, by type name
+	FileSize              int64
+	Tokenizer             string // tokenizer.ggml.model
+	PreTokenizer          string // tokenizer.ggml.pre ("" when absent)
+	Tokens                int    // vocabulary of the tokenizer
+	ChatTemplate          bool   // tokenizer.chat_template is present
 }
 
 // TypeCount is how many tensors have one weight type.
@@ -52,7 +56,9 @@ func Describe(f *gguf.File) Description {
 	}
 	d.Config, d.ConfigErr = ReadConfig(f)
 	if d.ConfigErr == nil {
-		d.KVBytesPerToken = kvBytesPerToken(d.Config.CacheShape())
+		shape := d.Config.CacheShape()
+		d.KVBytesPerToken = kvBytesPerToken(shape)
+		d.PositionBytesPerToken = 4 * int64(shape.Streams())
 	}
 	_, d.RopeFreqFactors = f.Tensor("rope_freqs.weight")
 	types := map[string]int{}

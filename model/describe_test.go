@@ -79,5 +79,8 @@ func TestKVBytesPerTokenIsFullF16(t *testing.T) {
 		if got, want := kvBytesPerToken(s)*n, kv.FullF16Bytes(s, n)-positions; got != want {
 			t.Errorf("%+v: %d bytes per token, x%d = %d, FullF16Bytes without positions %d", s, kvBytesPerToken(s), n, got, want)
 		}
+		if got, want := (kvBytesPerToken(s)+4*int64(s.Streams()))*n, kv.FullF16Bytes(s, n); got != want {
+			t.Errorf("%+v: with positions %d bytes for %d tokens, FullF16Bytes %d", s, got, n, want)
+		}
 	}
 }

@@ -53,7 +53,9 @@ func cmdInfo(_ context.Context, args []string, stdout, stderr io.Writer) error {
 			rope += fmt.Sprintf(", linear scaling x%g", cfg.RopeFactor)
 		}
 		w.row("rope", rope)
-		w.row("kv cache (f16)", fmt.Sprintf("%s per token, %s at full context", units.Bytes(d.KVBytesPerToken), units.Bytes(d.KVBytesPerToken*int64(cfg.ContextLen))))
+		perTok := d.KVBytesPerToken + d.PositionBytesPerToken
+		w.row("kv cache (f16)", fmt.Sprintf("%s per token (%s of keys and values, %s of positions), %s at full context",
+			units.Bytes(perTok), units.Bytes(d.KVBytesPerToken), units.Bytes(d.PositionBytesPerToken), units.Bytes(perTok*int64(cfg.ContextLen))))
 		convertedRows(w, f, d)
 	} else {
 		w.row("model", "cannot run: "+d.ConfigErr.Error())
