@@ -17,6 +17,7 @@ func cmdGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	typName := fs.String("type", "f16", "weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k")
 	out := fs.String("o", "", "output `file`")
 	seed := fs.Uint64("seed", 1, "random seed")
+	nctx := fs.Int("context", 0, "context length written to the model (0: the shape's own); random weights have no trained length, so a longer context lets a small shape stand for long-context runs (the cold tier's RSS test uses smollm2-135m at 32768)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -30,6 +31,12 @@ func cmdGen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	s, err := synth.Lookup(*shape)
 	if err != nil {
 		return usageError{err.Error()}
+	}
+	if *nctx < 0 {
+		return usagef("invalid value %d for --context (want 0 or more)", *nctx)
+	}
+	if *nctx > 0 {
+		s.Context = *nctx
 	}
 	typ, err := gguf.ParseTensorType(*typName)
 	supported := false
