@@ -1,0 +1,93 @@
+//go:build !kvgo_generic
+
+package kernel
+
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
+
+// haveVNNI reports whether the CPU (and OS) support the AVX-512 kernels of
+// vnni_amd64.s: VPDPBUSD (AVX512_VNNI) on 256-bit registers (AVX512VL).
+// x/sys/cpu reports the AVX-512 features only when the OS saves the
+// AVX-512 register state.
+var haveVNNI = haveAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL &&
+	cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+
+// useVNNI selects the VNNI kernels over their AVX2 twins. It is decided
+// once, at package initialization: the CPU must have VNNI and the
+// environment variable KVGO_NO_AVX512 must not be set to anything but "" or
+// "0". The two compute the same results bit for bit (TestVNNIMatchesAVX2),
+// so the switch only exists to measure one against the other end to end.
+var useVNNI = haveVNNI && !envNoAVX512()
+
+func envNoAVX512() bool {
+	v := os.Getenv("KVGO_NO_AVX512")
+	return v != "" && v != "0"
+}
+
+// legacyX1 and legacyX4 are the kernels' signatures (see qdot_amd64.go).
+type (
+	legacyX1 = func(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
+	legacyX4 = func(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+)
+
+func pickX1(vnni, avx2 legacyX1) legacyX1 {
+	if useVNNI {
+		return vnni
+	}
+	return avx2
+}
+
+func pickX4(vnni, avx2 legacyX4) legacyX4 {
+	if useVNNI {
+		return vnni
+	}
+	return avx2
+}
+
+// The legacy-block kernels the dispatch in matmul_amd64.go calls: the VNNI
+// ones where useVNNI holds, the AVX2 ones otherwise. Set once, never
+// changed.
+var (
+	dotQ8_0x1 = pickX1(dotQ8_0x1VNNI, dotQ8_0x1AVX2)
+	dotQ4_0x1 = pickX1(dotQ4_0x1VNNI, dotQ4_0x1AVX2)
+	dotQ5_0x1 = pickX1(dotQ5_0x1VNNI, dotQ5_0x1AVX2)
+	dotQ8_0x4 = pickX4(dotQ8_0x4VNNI, dotQ8_0x4AVX2)
+	dotQ4_0x4 = pickX4(dotQ4_0x4VNNI, dotQ4_0x4AVX2)
+	dotQ5_0x4 = pickX4(dotQ5_0x4VNNI, dotQ5_0x4AVX2)
+	dotQ8_0x8 = pickX4(dotQ8_0x8VNNI, dotQ8_0x8AVX2)
+	dotQ4_0x8 = pickX4(dotQ4_0x8VNNI, dotQ4_0x8AVX2)
+	dotQ5_0x8 = pickX4(dotQ5_0x8VNNI, dotQ5_0x8AVX2)
+)
+
+// Assembly kernels of vnni_amd64.s, each computing what the AVX2 kernel of
+// the same name computes. Only called when haveVNNI holds.
+
+//go:noescape
+func dotQ8_0x1VNNI(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x1VNNI(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ5_0x1VNNI(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ8_0x4VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x4VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ5_0x4VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ8_0x8VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x8VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ5_0x8VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
