@@ -24,19 +24,22 @@ const (
 	kQ4_K
 	kQ5_K
 	kQ6_K
+	kIQ4NL
+	kIQ4XS
 )
 
 var kinds = map[gguf.TensorType]wkind{
 	gguf.TypeF32: kF32, gguf.TypeF16: kF16, gguf.TypeBF16: kBF16,
 	gguf.TypeQ8_0: kQ8_0, gguf.TypeQ4_0: kQ4_0, gguf.TypeQ5_0: kQ5_0,
 	gguf.TypeQ4_K: kQ4_K, gguf.TypeQ5_K: kQ5_K, gguf.TypeQ6_K: kQ6_K,
+	gguf.TypeIQ4_NL: kIQ4NL, gguf.TypeIQ4_XS: kIQ4XS,
 }
 
 // legacy reports whether k multiplies against Q8_0 activations.
-func (k wkind) legacy() bool { return k == kQ8_0 || k == kQ4_0 || k == kQ5_0 }
+func (k wkind) legacy() bool { return k == kQ8_0 || k == kQ4_0 || k == kQ5_0 || k == kIQ4NL }
 
 // kquant reports whether k multiplies against Q8_K activations.
-func (k wkind) kquant() bool { return k == kQ4_K || k == kQ5_K || k == kQ6_K }
+func (k wkind) kquant() bool { return k == kQ4_K || k == kQ5_K || k == kQ6_K || k == kIQ4XS }
 
 // float reports whether k multiplies against float32 activations (for
 // F16 and BF16 rounded to the weight type first, as ggml does).
@@ -71,6 +74,7 @@ var weightTypes = map[gguf.TensorType]bool{
 	gguf.TypeF32: true, gguf.TypeF16: true, gguf.TypeBF16: true,
 	gguf.TypeQ4_0: true, gguf.TypeQ4_1: true, gguf.TypeQ5_0: true, gguf.TypeQ5_1: true, gguf.TypeQ8_0: true,
 	gguf.TypeQ2_K: true, gguf.TypeQ3_K: true, gguf.TypeQ4_K: true, gguf.TypeQ5_K: true, gguf.TypeQ6_K: true,
+	gguf.TypeIQ4_NL: true, gguf.TypeIQ4_XS: true,
 }
 
 // NewMatrix wraps data as a Rows×Cols matrix of type t.
@@ -339,6 +343,10 @@ func (m *Matrix) dotGo(r int, a *acts, t int) float32 {
 		return dotK45Go(w, x, m.nb, 176, true)
 	case kQ6_K:
 		return dotQ6_KGo(w, x, m.nb)
+	case kIQ4NL:
+		return dotIQ4NLGo(w, x, m.nb)
+	case kIQ4XS:
+		return dotIQ4XSGo(w, x, m.nb)
 	}
 	return quant.Dot(m.Type, w, x, m.Cols)
 }

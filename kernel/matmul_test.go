@@ -15,6 +15,7 @@ var allWeightTypes = []gguf.TensorType{
 	gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16,
 	gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_1, gguf.TypeQ5_1,
 	gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K, gguf.TypeQ2_K, gguf.TypeQ3_K,
+	gguf.TypeIQ4_NL, gguf.TypeIQ4_XS,
 }
 
 // randomFloats returns n normal values with a few outliers, as activations
@@ -38,7 +39,9 @@ func randomMatrix(tb testing.TB, rng *rand.Rand, t gguf.TensorType, rows, cols i
 		tb.Fatal(err)
 	}
 	data := make([]byte, rows*rb)
-	if err := quant.Quantize(t, randomFloats(rng, rows*cols), data); err != nil {
+	if t == gguf.TypeIQ4_NL || t == gguf.TypeIQ4_XS {
+		randomIQ4Blocks(rng, t, data)
+	} else if err := quant.Quantize(t, randomFloats(rng, rows*cols), data); err != nil {
 		tb.Fatal(err)
 	}
 	m, err := NewMatrix(t, rows, cols, data)
@@ -66,7 +69,7 @@ func refMatMul(tb testing.TB, m *Matrix, x []float32, n int) (out, mag []float32
 	mag = make([]float32, n*m.Rows)
 	for t := range n {
 		xt := x[t*m.Cols : (t+1)*m.Cols]
-		if err := quant.Quantize(vt, xt, act); err != nil {
+		if err := quant.QuantizeActivation(m.Type, xt, act); err != nil {
 			tb.Fatal(err)
 		}
 		if err := quant.Dequantize(vt, act, xd); err != nil {
