@@ -11,7 +11,7 @@
 #   5. decode speed on the random qwen2.5-0.5b shape, Q8_0, interleaved
 #      (kvgo bench --interleave) at DEPTHS (default 2048,8192; add 32768
 #      with DEPTHS=2048,8192,32768, which takes about an hour on 2 cores).
-# Needs ../shared and python3. Set BENCH=0 to skip step 5, or BENCH_JSON to a
+# Needs ../shared. Set BENCH=0 to skip step 5, or BENCH_JSON to a
 # file of `kvgo bench --json` results of the same command to render it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +46,7 @@ out=docs/RETRIEVAL.md
   echo
   "$bin" eval --tasks "$shared/eval/retrieval-dev.jsonl" --suite all --lengths 1024,2048 --cases 0 \
     --fidelity-chunks 0 --quiet --format none -o "$work/acc" --kv "$recipes" >/dev/null
-  python3 scripts/retrieval-report.py accuracy "$work/acc/report.json"
+  go run ./scripts/retrieval-report accuracy "$work/acc/report.json"
   echo
   echo "## Tokens read per decode step"
   echo
@@ -95,12 +95,12 @@ out=docs/RETRIEVAL.md
       echo "Results of an earlier run of the same command (\`BENCH_JSON\`; its commit is in the notes)."
       echo
       # shellcheck disable=SC2086
-      python3 scripts/retrieval-report.py bench $BENCH_JSON
+      go run ./scripts/retrieval-report bench $BENCH_JSON
     else
       "$bin" gen --shape qwen2.5-0.5b --type q8_0 -o "$work/qwen.gguf" >/dev/null
       "$bin" bench -m "$work/qwen.gguf" -p 0 -n 16 -r 12 -d "$depths" --interleave --json \
         --kv "f16;quest(budget=2048);actqkv(budget=2048)" > "$work/bench.json"
-      python3 scripts/retrieval-report.py bench "$work/bench.json"
+      go run ./scripts/retrieval-report bench "$work/bench.json"
     fi
     echo
     echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
