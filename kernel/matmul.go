@@ -35,6 +35,12 @@ var kinds = map[gguf.TensorType]wkind{
 	gguf.TypeIQ4_NL: kIQ4NL, gguf.TypeIQ4_XS: kIQ4XS,
 }
 
+// gemm reports whether batches of m go through the tile GEMM
+// (gemm_amd64.s).
+func (m *Matrix) gemm() bool {
+	return useGEMM && (m.kind == kQ8_0 || m.kind == kQ4_0 || m.kind == kQ5_0)
+}
+
 // legacy reports whether k multiplies against Q8_0 activations.
 func (k wkind) legacy() bool { return k == kQ8_0 || k == kQ4_0 || k == kQ5_0 || k == kIQ4NL }
 
@@ -101,6 +107,10 @@ func NewMatrix(t gguf.TensorType, rows, cols int, data []byte) (*Matrix, error) 
 		m.actRow, _ = quant.VecDotType(t).RowBytes(cols)
 	}
 	m.tile = max(1, min(tileRows, tileBytes/max(rb, 1)))
+	if m.gemm() {
+		// The tile GEMM repacks 16 rows at a time.
+		m.tile = max(gemmRows, m.tile/gemmRows*gemmRows)
+	}
 	return m, nil
 }
 
@@ -137,6 +147,9 @@ func (m *Matrix) ActivationBytes(n int) int {
 		// kernels need not convert them once per weight row: once by
 		// token (s) and once by group of four tokens (s4).
 		b += 8*n*m.nb + 4
+		if m.gemm() {
+			b += 4 * n * m.nb // acts.c4
+		}
 	}
 	return b
 }
@@ -150,6 +163,9 @@ type acts struct {
 	// by block (s4[g*4*nb + 4*b + i] = s[(4g+i)*nb + b]), for the kernels
 	// that multiply a weight block with four tokens at once.
 	s4 []float32
+	// c4 holds, for the tile GEMM, each block's starting integer sum
+	// -offset·Σx, interleaved like s4 (see fillOffsets).
+	c4 []int32
 	f  []float32 // float types: n rows of Cols
 }
 
@@ -166,8 +182,16 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 	default:
 		a.b, a.stride = scratch[:n*m.actRow], m.actRow
 		if m.kind.legacy() {
-			f := alignedFloats(scratch[n*m.actRow:], 2*n*m.nb)
-			a.s, a.s4 = f[:n*m.nb], f[n*m.nb:]
+			nf := 2 * n * m.nb
+			if m.gemm() {
+				nf += n * m.nb
+			}
+			f := alignedFloats(scratch[n*m.actRow:], nf)
+			a.s, a.s4 = f[:n*m.nb], f[n*m.nb:2*n*m.nb]
+			if m.gemm() && n >= gemmMinTokens {
+				c := f[2*n*m.nb:]
+				a.c4 = unsafe.Slice((*int32)(unsafe.Pointer(&c[0])), len(c))
+			}
 		}
 	}
 	j := &p.qa
@@ -178,6 +202,9 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 		p.Run(n, 1, j)
 	}
 	*j = quantJob{}
+	if a.c4 != nil {
+		fillOffsets(a.c4, a.b, a.stride, n, m.nb, codeOffset(m.kind))
+	}
 	if a.s4 != nil {
 		for g := 0; g+4 <= n; g += 4 {
 			for b := range m.nb {
@@ -249,9 +276,13 @@ func (m *Matrix) MatMul(p *Pool, out, x []float32, n int, scratch []byte) {
 	}
 	a := m.convert(p, x, n, scratch)
 	j := &p.mm
-	*j = matJob{m: m, out: out, n: n, a: a, tmp: p.tmp}
+	pack := j.pack
+	if m.gemm() && n >= gemmMinTokens && len(pack) < p.n {
+		pack = make([][]byte, p.n) // once per pool
+	}
+	*j = matJob{m: m, out: out, n: n, a: a, tmp: p.tmp, pack: pack}
 	p.Run(m.Rows, m.tile, j)
-	*j = matJob{}
+	*j = matJob{pack: pack}
 }
 
 // matJob multiplies weight rows [lo, hi) with every activation row.
@@ -261,11 +292,18 @@ type matJob struct {
 	n   int
 	a   acts
 	tmp [][tileRows * 8]float32
+	// pack is each worker's repacked weight tile for the tile GEMM, kept
+	// from call to call (it grows to the longest row once).
+	pack [][]byte
 }
 
 func (j *matJob) Run(w, lo, hi int) {
 	m, n := j.m, j.n
 	tmp := &j.tmp[w]
+	if n >= gemmMinTokens && m.gemm() {
+		j.pack[w] = m.gemmRun(j.pack[w], tmp, j.out, lo, hi, &j.a, n)
+		return
+	}
 	for r0 := lo; r0 < hi; r0 += m.tile {
 		rr := min(m.tile, hi-r0)
 		t := 0

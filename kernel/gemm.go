@@ -1,0 +1,62 @@
+package kernel
+
+import "encoding/binary"
+
+// The tile GEMM of the legacy weight types (gemm_amd64.s) multiplies
+// unsigned weight codes (the weight plus an offset: 128 for Q8_0, 8 for
+// Q4_0, 16 for Q5_0) with the signed activation quants, and starts each
+// block's integer sum at -offset·Σx so that the offset cancels exactly.
+// The tables below hold those starting values, four tokens interleaved
+// block by block, as acts.s4 holds their scales.
+
+// gemmMinTokens is the smallest batch the tile GEMM takes: it works on
+// groups of four tokens, and repacks each tile of 16 weight rows once per
+// call, which four tokens already repay (a weight block costs about a
+// third of the x4 kernel's instructions per token, repacking included).
+const gemmMinTokens = 4
+
+// gemmBlockBytes is the size of one repacked block of 16 rows: 8 groups of
+// 4 bytes × 16 rows of codes, then 16 float32 scales.
+const gemmBlockBytes = 8*64 + 64
+
+// gemmRows is the number of weight rows of a repacked tile.
+const gemmRows = 16
+
+// codeOffset is what the tile GEMM's codes add to a weight of kind k.
+func codeOffset(k wkind) int32 {
+	switch k {
+	case kQ8_0:
+		return 128
+	case kQ4_0:
+		return 8
+	}
+	return 16 // kQ5_0
+}
+
+// fillOffsets sets, for each whole group of four tokens among the n rows of
+// Q8_0 activations in x (stride bytes apart, nb blocks each), c4[g*4*nb +
+// 4b + i] = -off·Σ_k x[4g+i][b][k].
+func fillOffsets(c4 []int32, x []byte, stride, n, nb int, off int32) {
+	for t := range n / 4 * 4 {
+		g, i := t/4, t%4
+		row := x[t*stride : t*stride+34*nb]
+		for b := range nb {
+			c4[g*4*nb+4*b+i] = -off * sumQ8(row[34*b+2:34*b+34])
+		}
+	}
+}
+
+// sumQ8 is the sum of 32 signed bytes, eight at a time: each byte's sign
+// bit flipped makes it unsigned (x+128), pairs of bytes are added in 16-bit
+// lanes, which cannot overflow for 32 bytes, and the lanes are folded by a
+// multiplication.
+func sumQ8(q []byte) int32 {
+	const flip, lo = 0x8080808080808080, 0x00ff00ff00ff00ff
+	var s uint64
+	for j := 0; j < 32; j += 8 {
+		v := binary.LittleEndian.Uint64(q[j:]) ^ flip
+		s += v&lo + v>>8&lo
+	}
+	u := int32(s * 0x0001000100010001 >> 48)
+	return u - 32*128
+}

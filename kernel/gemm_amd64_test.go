@@ -1,0 +1,105 @@
+//go:build !kvgo_generic
+
+package kernel
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"github.com/kvgo/kvgo/gguf"
+)
+
+// withGEMM runs f with the tile GEMM switched on or off.
+func withGEMM(on bool, f func()) {
+	old := useGEMM
+	useGEMM = on && haveVNNI
+	defer func() { useGEMM = old }()
+	f()
+}
+
+// TestGEMMMatchesRowKernels compares the tile GEMM with the one-token row
+// kernels on batches of every remainder modulo 4, row counts on and off the
+// 16-row tile, and 512 tokens.
+func TestGEMMMatchesRowKernels(t *testing.T) {
+	if !haveVNNI {
+		t.Skip("no AVX512-VNNI on this CPU")
+	}
+	p := NewPool(2)
+	defer p.Close()
+	rng := rand.New(rand.NewPCG(3, 5))
+	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0} {
+		for _, s := range []shape{{16, 32}, {33, 64}, {70, 896}, {128, 4864}} {
+			m := randomMatrix(t, rng, typ, s.rows, s.cols)
+			for _, n := range []int{4, 5, 6, 7, 16, 512} {
+				if n == 512 && s.cols > 1000 {
+					continue
+				}
+				x := randomFloats(rng, n*s.cols)
+				got := make([]float32, n*s.rows)
+				withGEMM(true, func() { m.MatMul(p, got, x, n, make([]byte, m.ActivationBytes(n))) })
+				// One token at a time takes the row kernels.
+				want := make([]float32, n*s.rows)
+				for i := range n {
+					m.MatMul(p, want[i*s.rows:(i+1)*s.rows], x[i*s.cols:(i+1)*s.cols], 1, make([]byte, m.ActivationBytes(1)))
+				}
+				for i := range want {
+					// Integer sums are exact; only the order of the
+					// per-block float additions differs.
+					if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*math.Abs(float64(want[i]))+1e-3 {
+						t.Fatalf("%s %dx%d n=%d: out[%d] = %g, want %g", typ, s.rows, s.cols, n, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkGEMM compares the tile GEMM with the AVX2 multi-token kernels
+// on qwen2.5-0.5b's matrix shapes, at batch-decode and prefill sizes, on
+// one thread (locked, so the thread's CPU time is reported beside the
+// wall clock: on a shared machine it leaves out the time spent waiting for
+// a core); run with -count to alternate the two.
+func BenchmarkGEMM(b *testing.B) {
+	if !haveVNNI {
+		b.Skip("no AVX512-VNNI on this CPU")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p := NewPool(1)
+	defer p.Close()
+	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0} {
+		for _, s := range benchShapes(typ) {
+			m := benchMatrix(b, typ, s.rows, s.cols)
+			for _, n := range []int{4, 8, 16, 512} {
+				x := make([]float32, n*s.cols)
+				rng := rand.New(rand.NewPCG(2, 3))
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				out := make([]float32, n*s.rows)
+				scratch := make([]byte, m.ActivationBytes(n))
+				for _, on := range []bool{false, true} {
+					name := map[bool]string{false: "avx2", true: "gemm"}[on]
+					b.Run(fmt.Sprintf("%s/%dx%d/n=%d/%s", typ, s.rows, s.cols, n, name), func(b *testing.B) {
+						var cpu float64
+						withGEMM(on, func() {
+							cpu0 := threadCPU()
+							for b.Loop() {
+								m.MatMul(p, out, x, n, scratch)
+							}
+							cpu = (threadCPU() - cpu0).Seconds() / float64(b.N)
+						})
+						sec := b.Elapsed().Seconds() / float64(b.N)
+						b.ReportMetric(float64(n*s.rows*s.cols)/sec/1e9, "GMAC/s")
+						if cpu > 0 {
+							b.ReportMetric(float64(n*s.rows*s.cols)/cpu/1e9, "GMAC/cpu-s")
+						}
+					})
+				}
+			}
+		}
+	}
+}
