@@ -12,8 +12,8 @@ import (
 type wkind uint8
 
 const (
-	// kRef types (Q4_1, Q5_1, Q2_K, Q3_K) have no fast kernel: each row
-	// goes through quant.Dot.
+	// kRef types have no kernel of their own: each row goes through
+	// quant.Dot.
 	kRef wkind = iota
 	kF32
 	kF16
@@ -26,6 +26,10 @@ const (
 	kQ6_K
 	kIQ4NL
 	kIQ4XS
+	kQ4_1
+	kQ5_1
+	kQ2_K
+	kQ3_K
 )
 
 var kinds = map[gguf.TensorType]wkind{
@@ -33,6 +37,7 @@ var kinds = map[gguf.TensorType]wkind{
 	gguf.TypeQ8_0: kQ8_0, gguf.TypeQ4_0: kQ4_0, gguf.TypeQ5_0: kQ5_0,
 	gguf.TypeQ4_K: kQ4_K, gguf.TypeQ5_K: kQ5_K, gguf.TypeQ6_K: kQ6_K,
 	gguf.TypeIQ4_NL: kIQ4NL, gguf.TypeIQ4_XS: kIQ4XS,
+	gguf.TypeQ4_1: kQ4_1, gguf.TypeQ5_1: kQ5_1, gguf.TypeQ2_K: kQ2_K, gguf.TypeQ3_K: kQ3_K,
 }
 
 // gemm reports whether batches of m go through the tile GEMM
@@ -45,7 +50,9 @@ func (m *Matrix) gemm() bool {
 func (k wkind) legacy() bool { return k == kQ8_0 || k == kQ4_0 || k == kQ5_0 || k == kIQ4NL }
 
 // kquant reports whether k multiplies against Q8_K activations.
-func (k wkind) kquant() bool { return k == kQ4_K || k == kQ5_K || k == kQ6_K || k == kIQ4XS }
+func (k wkind) kquant() bool {
+	return k == kQ4_K || k == kQ5_K || k == kQ6_K || k == kIQ4XS || k == kQ2_K || k == kQ3_K
+}
 
 // float reports whether k multiplies against float32 activations (for
 // F16 and BF16 rounded to the weight type first, as ggml does).
@@ -385,6 +392,14 @@ func (m *Matrix) dotGo(r int, a *acts, t int) float32 {
 		return dotIQ4NLGo(w, x, m.nb)
 	case kIQ4XS:
 		return dotIQ4XSGo(w, x, m.nb)
+	case kQ4_1:
+		return dotQ4_1Go(w, x, m.nb)
+	case kQ5_1:
+		return dotQ5_1Go(w, x, m.nb)
+	case kQ2_K:
+		return dotQ2_KGo(w, x, m.nb)
+	case kQ3_K:
+		return dotQ3_KGo(w, x, m.nb)
 	}
 	return quant.Dot(m.Type, w, x, m.Cols)
 }

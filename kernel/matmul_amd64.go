@@ -46,6 +46,13 @@ func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
 			fn = dotIQ4_XSx1AVX2
 		}
 		fn(&w[0], rr, &x[0], m.nb, &out[0])
+	case kQ4_1, kQ5_1:
+		x := a.b[t*a.stride : (t+1)*a.stride]
+		fn := dotQ4_1x1AVX2
+		if m.kind == kQ5_1 {
+			fn = dotQ5_1x1AVX2
+		}
+		fn(&w[0], rr, &x[0], m.nb, &out[0])
 	default:
 		for r := range rr {
 			out[r] = m.dotGo(r0+r, a, t)
@@ -101,6 +108,13 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 			fn = dotQ6_Kx4AVX2
 		} else if m.kind == kIQ4XS {
 			fn = dotIQ4_XSx4AVX2
+		}
+		fn(&w[0], rr, &x[0], a.stride, m.nb, &out[0])
+	case kQ4_1, kQ5_1:
+		x := a.b[t*a.stride : (t+4)*a.stride]
+		fn := dotQ4_1x4AVX2
+		if m.kind == kQ5_1 {
+			fn = dotQ5_1x4AVX2
 		}
 		fn(&w[0], rr, &x[0], a.stride, m.nb, &out[0])
 	default:

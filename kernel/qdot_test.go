@@ -21,6 +21,10 @@ func TestGenericDotsMatchQuant(t *testing.T) {
 		gguf.TypeQ4_K: func(w, x []byte, nb int) float32 { return dotK45Go(w, x, nb, 144, false) },
 		gguf.TypeQ5_K: func(w, x []byte, nb int) float32 { return dotK45Go(w, x, nb, 176, true) },
 		gguf.TypeQ6_K: dotQ6_KGo,
+		gguf.TypeQ4_1: dotQ4_1Go,
+		gguf.TypeQ5_1: dotQ5_1Go,
+		gguf.TypeQ2_K: dotQ2_KGo,
+		gguf.TypeQ3_K: dotQ3_KGo,
 	}
 	for typ, dot := range kernels {
 		for _, nb := range []int{1, 2, 7} {
@@ -35,7 +39,7 @@ func TestGenericDotsMatchQuant(t *testing.T) {
 					vt := quant.VecDotType(typ)
 					xl, _ := vt.RowBytes(n)
 					xb := make([]byte, xl)
-					if err := quant.Quantize(vt, randomFloats(rng, n), xb); err != nil {
+					if err := quant.QuantizeActivation(typ, randomFloats(rng, n), xb); err != nil {
 						t.Fatal(err)
 					}
 					got, want := dot(wb, xb, nb), quant.Dot(typ, wb, xb, n)
