@@ -12,6 +12,7 @@ import (
 	"github.com/kvgo/kvgo/internal/defaultmodel"
 	"github.com/kvgo/kvgo/kernel"
 	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/offload"
 	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/model"
 	"github.com/kvgo/kvgo/sample"
@@ -25,6 +26,11 @@ type Engine struct {
 	Tok    *tokenizer.Tokenizer
 	Pool   *kernel.Pool
 	Source string // file path, or the embedded model's name
+	// Offload, when set, keeps each sequence's pages in a cold tier of
+	// its own (kv/offload, --kv-offload): only summaries and the pages
+	// read most recently stay on the heap. Sessions and the scheduler
+	// build their caches with it (NewSeqCache).
+	Offload *offload.Options
 }
 
 // Load opens the GGUF file at path (the embedded kvgo-tiny model when path
@@ -122,7 +128,8 @@ type Stats struct {
 	PromptTime      time.Duration
 	GeneratedTokens int
 	GenerateTime    time.Duration
-	KVBytes         int64 // at the end
+	KVBytes         int64 // at the end, on the heap
+	ColdKVBytes     int64 // at the end, in the cold tier's file (Engine.Offload)
 	PeakKVBytes     int64 // largest seen (a staged prompt before eviction)
 	// FullKVBytes is what a full F16 cache would hold for the same tokens.
 	FullKVBytes int64
@@ -194,6 +201,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
+	defer sess.Close()
 	for _, id := range req.Prompt {
 		sampler.Accept(id)
 	}
@@ -235,6 +243,7 @@ func (e *Engine) Generate(ctx context.Context, req Request) (Stats, error) {
 	}
 	st.GenerateTime = time.Since(t1)
 	st.KVBytes = sess.Cache.Bytes()
+	st.ColdKVBytes = sess.Cache.ColdBytes()
 	st.PeakKVBytes = sess.Cache.PeakBytes()
 	st.FullKVBytes = e.FullCacheBytes(sess.Cache.NextPos())
 	return st, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/offload"
 	"github.com/kvgo/kvgo/kv/recipe"
 	"github.com/kvgo/kvgo/model"
 )
@@ -17,12 +18,14 @@ type Session struct {
 	State *model.State
 	Cache *kv.Cache
 	next  []int // the decode step's one token, reused so it does not escape per step
+	// store is the sequence's cold tier (Engine.Offload), nil without one.
+	store *offload.Store
 }
 
 // NewSession makes an empty sequence of up to n positions whose prompt has
 // promptLen tokens (it sizes the prefill batch).
 func (e *Engine) NewSession(r *recipe.Recipe, n, promptLen int) (*Session, error) {
-	c, err := e.NewCache(r, n)
+	c, st, err := e.NewSeqCache(r, n)
 	if err != nil {
 		return nil, err
 	}
@@ -30,8 +33,22 @@ func (e *Engine) NewSession(r *recipe.Recipe, n, promptLen int) (*Session, error
 		State: e.Model.NewState(e.Pool, max(1, min(prefillChunk, promptLen)), n),
 		Cache: c,
 		next:  make([]int, 1),
+		store: st,
 	}, nil
 }
+
+// Close ends the sequence: its cache gives up its pages and its cold
+// tier's file, if it has one, is closed and removed. A session that may
+// have a cold tier (Engine.Offload) must be closed on every path.
+func (s *Session) Close() error {
+	s.Cache.Release()
+	return s.store.Close()
+}
+
+// coldErr is the cold tier's failure, if any: a page that could not be
+// written to or read from its file, after which the pass's attention is
+// not to be trusted.
+func (s *Session) coldErr() error { return s.store.Err() }
 
 // Prefill runs the prompt from position 0 and returns the logits of its
 // last token. The prompt is announced to the cache (kv.Cache.BeginPrefill),
@@ -52,6 +69,9 @@ func (s *Session) Prefill(ctx context.Context, prompt []int) ([]float32, error) 
 		if logits, err = s.State.Forward(s.Cache, prompt[done:end], done); err != nil {
 			return nil, err
 		}
+		if err := s.coldErr(); err != nil {
+			return nil, err
+		}
 	}
 	return logits, nil
 }
@@ -60,5 +80,12 @@ func (s *Session) Prefill(ctx context.Context, prompt []int) ([]float32, error) 
 // valid until the next call.
 func (s *Session) Step(id, pos int) ([]float32, error) {
 	s.next[0] = id
-	return s.State.Forward(s.Cache, s.next, pos)
+	logits, err := s.State.Forward(s.Cache, s.next, pos)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.coldErr(); err != nil {
+		return nil, err
+	}
+	return logits, nil
 }

@@ -89,6 +89,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var chunkTexts textList
 	fs.Var(&chunkTexts, "chunk", "a reusable chunk `text` (a RAG document) placed before the prompt; repeat for several")
 	cf := addChunkFlags(fs, "64MiB")
+	var of offloadFlags
+	of.register(fs)
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -126,11 +128,26 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := params.Validate(); err != nil {
 		return usageError{err.Error()}
 	}
+	opts, err := of.options()
+	if err != nil {
+		return err
+	}
 	e, err := mf.load()
 	if err != nil {
 		return err
 	}
 	defer e.Close()
+	if opts != nil {
+		// Without a writable directory, the cache may stay in memory
+		// only if it fits the heap budget given to its pages.
+		n, err := e.ContextFor(*nctx)
+		if err != nil {
+			return err
+		}
+		if err := of.apply(e, e.FullCacheBytes(n), opts.HotBytes, stderr); err != nil {
+			return err
+		}
+	}
 	// Refuse what cannot fit before tokenizing it (a 16 MB file cost
 	// 1.25 GB): no token stands for more bytes than the longest.
 	if n, err := e.ContextFor(*nctx); err == nil {
@@ -165,6 +182,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		st.GeneratedTokens, rate(st.GeneratedTokens, st.GenerateTime.Seconds()),
 		units.Bytes(st.KVBytes), float64(st.KVBytes)/float64(max(st.FullKVBytes, 1)), units.Bytes(st.FullKVBytes),
 		units.Bytes(st.PeakKVBytes), rcp)
+	if e.Offload != nil {
+		fmt.Fprintf(stderr, "KV cold tier: %s of pages in %s, %s of KV on the heap\n", units.Bytes(st.ColdKVBytes), e.Offload.Dir, units.Bytes(st.KVBytes))
+	}
 	if req.Reuse != nil {
 		printReuse(stderr, st.Reuse)
 	}
