@@ -53,6 +53,13 @@ func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
 			fn = dotQ5_1x1AVX2
 		}
 		fn(&w[0], rr, &x[0], m.nb, &out[0])
+	case kQ2_K, kQ3_K:
+		x := a.b[t*a.stride : (t+1)*a.stride]
+		fn := dotQ2_Kx1AVX2
+		if m.kind == kQ3_K {
+			fn = dotQ3_Kx1AVX2
+		}
+		fn(&w[0], rr, &x[0], m.nb, &out[0])
 	default:
 		for r := range rr {
 			out[r] = m.dotGo(r0+r, a, t)
@@ -115,6 +122,13 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 		fn := dotQ4_1x4AVX2
 		if m.kind == kQ5_1 {
 			fn = dotQ5_1x4AVX2
+		}
+		fn(&w[0], rr, &x[0], a.stride, m.nb, &out[0])
+	case kQ2_K, kQ3_K:
+		x := a.b[t*a.stride : (t+4)*a.stride]
+		fn := dotQ2_Kx4AVX2
+		if m.kind == kQ3_K {
+			fn = dotQ3_Kx4AVX2
 		}
 		fn(&w[0], rr, &x[0], a.stride, m.nb, &out[0])
 	default:

@@ -16,3 +16,15 @@ func dotQ5_1x1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
 
 //go:noescape
 func dotQ5_1x4AVX2(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ2_Kx1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ2_Kx4AVX2(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ3_Kx1AVX2(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ3_Kx4AVX2(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
