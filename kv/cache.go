@@ -367,15 +367,18 @@ func (c *Cache) Store(layer int, k, v []float32) {
 	}
 	for h := 0; h < H; h++ {
 		s := c.Stream(layer, h)
+		// Overwrites first, each touched page rebuilt once (overwrite.go).
+		if ws := c.batchWrites(s, h, k, v, d.Key, d.Value); len(ws) > 0 {
+			s.overwriteAll(ws, &c.buf)
+		}
 		for i := 0; i < n; i++ {
+			if c.batchOver[i] {
+				continue
+			}
 			kr := k[i*H*d.Key+h*d.Key : i*H*d.Key+(h+1)*d.Key]
 			var vr []float32
 			if v != nil {
 				vr = v[i*H*d.Value+h*d.Value : i*H*d.Value+(h+1)*d.Value]
-			}
-			if c.batchOver[i] {
-				s.overwrite(s.index(c.batch[i]), kr, vr, &c.buf)
-				continue
 			}
 			s.append(kr, vr, c.batch[i], !c.prefill, &c.buf)
 		}
