@@ -83,7 +83,9 @@ func reusesPrefix(r *recipe.Recipe) bool {
 // logits of its last prompt token in q.first; it reports whether it did.
 func (s *Scheduler) startChunks(q *seq) bool {
 	c := &s.chunks
-	if c.state == nil || len(q.req.Chunks) == 0 || q.plan.evicts {
+	// A cold tier's sequences prefill whole: chunk reuse builds its
+	// caches in memory.
+	if c.state == nil || len(q.req.Chunks) == 0 || q.plan.evicts || s.eng.Offload != nil {
 		return false
 	}
 	rep, err := q.recipe.Repair()

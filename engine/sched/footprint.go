@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/offload"
 	"github.com/kvgo/kvgo/kv/recipe"
 )
 
@@ -36,6 +37,9 @@ type footprint struct {
 	shape kv.Shape
 	ctx   int
 	chunk int // the most prompt tokens of a sequence in one pass
+	// cold is the engine's cold tier, nil without one: a sequence then
+	// holds at most plan.coldBound on the heap (offload.go).
+	cold *offload.Options
 
 	mu     sync.Mutex
 	codecs map[string]*codecProbe
@@ -274,6 +278,11 @@ func (p *plan) admit(n, gen int) int64 {
 	// No stream ever holds more than the context: clamping keeps every
 	// sum below 2*ctx, so no count wraps, whatever a caller asks.
 	n, gen = min(max(n, 0), p.f.ctx), min(max(gen, 0), p.f.ctx)
+	return min(p.admitMem(n, gen), p.coldBound(min(n+gen, p.f.ctx)))
+}
+
+// admitMem is admit for a cache held wholly in memory.
+func (p *plan) admitMem(n, gen int) int64 {
 	if !p.evicts {
 		return p.streams * p.codec.bytes(n+gen)
 	}
@@ -297,6 +306,11 @@ func (p *plan) admit(n, gen int) int64 {
 // stream holds l tokens.
 func (p *plan) running(actual int64, l, prompt, rem int) int64 {
 	l, rem = min(max(l, 0), p.f.ctx), min(max(rem, 0), p.f.ctx)
+	return min(p.runningMem(actual, l, prompt, rem), max(actual, p.coldBound(min(l+rem, p.f.ctx))))
+}
+
+// runningMem is running for a cache held wholly in memory.
+func (p *plan) runningMem(actual int64, l, prompt, rem int) int64 {
 	if !p.evicts {
 		return max(actual, p.streams*p.codec.bytes(l+rem))
 	}

@@ -68,10 +68,15 @@ func (p promptRecorder) EndPrompt(last bool) { p.pr.EndPrompt(last) }
 // the selector of an inspected sequence wrapped in a readRecorder.
 func (s *Scheduler) newCache(q *seq) (*kv.Cache, error) {
 	if !q.req.Inspect {
-		return s.eng.NewCache(q.recipe, s.ctx)
+		c, st, err := s.eng.NewSeqCache(q.recipe, s.ctx)
+		q.store = st
+		return c, err
 	}
 	cfg, err := q.recipe.Config()
 	if err != nil {
+		return nil, err
+	}
+	if err := s.coldCodecs(q, &cfg); err != nil { // offload.go
 		return nil, err
 	}
 	sh := s.eng.Model.CacheShape()
@@ -85,6 +90,9 @@ func (s *Scheduler) newCache(q *seq) (*kv.Cache, error) {
 	}
 	cfg.RoPE = s.eng.Model.Rotary()
 	c, err := kv.New(sh, cfg, s.ctx)
+	if err != nil {
+		s.closeStore(q)
+	}
 	if err == nil && rec != nil {
 		if s.insp.reads == nil || len(s.insp.reads) >= 1024 { // bounds what failed starts leave
 			s.insp.reads = map[*kv.Cache]*readRecorder{}

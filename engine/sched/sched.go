@@ -49,6 +49,7 @@ import (
 
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/offload"
 	"github.com/kvgo/kvgo/kv/recipe"
 	kvchunk "github.com/kvgo/kvgo/kv/reuse/chunk"
 	"github.com/kvgo/kvgo/kv/reuse/prefix"
@@ -257,6 +258,7 @@ func New(e *engine.Engine, cfg Config) (*Scheduler, error) {
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
+	s.fp.cold = e.Offload
 	if cfg.Prefix != nil || cfg.Chunks != nil {
 		s.model = e.Identity()
 	}
@@ -316,9 +318,10 @@ type seq struct {
 	sampler   *sample.Sampler
 	prompt    []int
 	cache     *kv.Cache
-	fed       int // prompt tokens in the cache (cached prefix included)
-	cached    int // prompt tokens taken from the prefix cache
-	pos       int // position of the next token to feed
+	store     *offload.Store // the cache's cold tier (engine.Engine.Offload), nil without one
+	fed       int            // prompt tokens in the cache (cached prefix included)
+	cached    int            // prompt tokens taken from the prefix cache
+	pos       int            // position of the next token to feed
 	last      [1]int
 	generated []int
 	decoding  bool
@@ -569,12 +572,13 @@ func (s *Scheduler) finish(q *seq, e Event) {
 	}
 	c := q.cache
 	q.cache = nil
-	if p := s.cfg.Prefix; p != nil && e.Finish != FinishError && !q.plan.evicts && !c.Prefilling() {
+	if p := s.cfg.Prefix; p != nil && e.Finish != FinishError && !q.plan.evicts && !c.Prefilling() && q.store == nil {
 		tokens := append(slices.Clip(q.prompt[:q.fed]), q.generated...)
 		p.Offer(q.key, tokens, c)
 		return
 	}
 	c.Release()
+	s.closeStore(q) // offload.go
 }
 
 // admit moves queued sequences into the running set while they fit.
@@ -701,7 +705,7 @@ func (s *Scheduler) step() {
 	}
 	logits := s.forward(batch, who)
 	for i, q := range who {
-		if q.finished.Load() {
+		if q.finished.Load() || s.coldFailed(q) { // offload.go
 			continue // failed in the forward pass
 		}
 		s.advance(q, len(batch[i].Tokens), logits[i])
