@@ -27,10 +27,13 @@ func envNoAVX512() bool {
 	return v != "" && v != "0"
 }
 
-// legacyX1 and legacyX4 are the kernels' signatures (see qdot_amd64.go).
+// The kernels' signatures (see qdot_amd64.go): legacy blocks against one
+// or several tokens, K-quant super-blocks against one or four.
 type (
 	legacyX1 = func(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
 	legacyX4 = func(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+	kquantX1 = func(w *byte, rows int, x *byte, nb int, out *float32)
+	kquantX4 = func(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
 )
 
 func pickX1(vnni, avx2 legacyX1) legacyX1 {
@@ -47,7 +50,21 @@ func pickX4(vnni, avx2 legacyX4) legacyX4 {
 	return avx2
 }
 
-// The legacy-block kernels the dispatch in matmul_amd64.go calls: the VNNI
+func pickK1(vnni, avx2 kquantX1) kquantX1 {
+	if useVNNI {
+		return vnni
+	}
+	return avx2
+}
+
+func pickK4(vnni, avx2 kquantX4) kquantX4 {
+	if useVNNI {
+		return vnni
+	}
+	return avx2
+}
+
+// The kernels the dispatch in matmul_amd64.go calls: the VNNI
 // ones where useVNNI holds, the AVX2 ones otherwise. Set once, never
 // changed.
 var (
@@ -60,9 +77,16 @@ var (
 	dotQ8_0x8 = pickX4(dotQ8_0x8VNNI, dotQ8_0x8AVX2)
 	dotQ4_0x8 = pickX4(dotQ4_0x8VNNI, dotQ4_0x8AVX2)
 	dotQ5_0x8 = pickX4(dotQ5_0x8VNNI, dotQ5_0x8AVX2)
+	dotQ4_Kx1 = pickK1(dotQ4_Kx1VNNI, dotQ4_Kx1AVX2)
+	dotQ5_Kx1 = pickK1(dotQ5_Kx1VNNI, dotQ5_Kx1AVX2)
+	dotQ6_Kx1 = pickK1(dotQ6_Kx1VNNI, dotQ6_Kx1AVX2)
+	dotQ4_Kx4 = pickK4(dotQ4_Kx4VNNI, dotQ4_Kx4AVX2)
+	dotQ5_Kx4 = pickK4(dotQ5_Kx4VNNI, dotQ5_Kx4AVX2)
+	dotQ6_Kx4 = pickK4(dotQ6_Kx4VNNI, dotQ6_Kx4AVX2)
 )
 
-// Assembly kernels of vnni_amd64.s, each computing what the AVX2 kernel of
+// Assembly kernels of vnni_amd64.s (legacy blocks) and kvnni_amd64.s
+// (K-quants), each computing what the AVX2 kernel of
 // the same name computes. Only called when haveVNNI holds.
 
 //go:noescape
@@ -91,3 +115,21 @@ func dotQ4_0x8VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int
 
 //go:noescape
 func dotQ5_0x8VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_Kx1VNNI(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ4_Kx4VNNI(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ5_Kx1VNNI(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ5_Kx4VNNI(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+//go:noescape
+func dotQ6_Kx1VNNI(w *byte, rows int, x *byte, nb int, out *float32)
+
+//go:noescape
+func dotQ6_Kx4VNNI(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
