@@ -23,6 +23,12 @@ type Config struct {
 	Batch   int   // prompt tokens per forward pass
 	Recipes []*recipe.Recipe
 
+	// Parallel, if set, replaces the tg test by batched decode: for each
+	// count k, k sequences with caches filled to the depth decode Gen
+	// tokens together, one pass over the weights per step for all of
+	// them (measureParallel). Not combined with Interleave.
+	Parallel []int
+
 	// Interleave measures the recipes side by side: at each depth every
 	// recipe's cache is filled first, then each repetition of a test runs
 	// once per recipe in turn, and each result carries its speed relative
@@ -66,6 +72,11 @@ type Result struct {
 	// measured, bandwidth / (weight bytes + KV bytes) per token: the speed
 	// no engine can beat on this machine.
 	BoundTokPerSec float64 `json:"bound_tokens_per_second,omitempty"`
+	// Seqs is, for batched decode (Config.Parallel), the number of
+	// sequences decoding together; TokPerSec then counts all of their
+	// tokens and PerSeqTokPerSec is one sequence's share.
+	Seqs            int     `json:"seqs,omitempty"`
+	PerSeqTokPerSec float64 `json:"per_seq_tokens_per_second,omitempty"`
 }
 
 // Run measures every recipe at every depth. Tokens are random ids, as in
@@ -77,6 +88,18 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 	if cfg.Batch < 1 {
 		cfg.Batch = 512
 	}
+	for _, k := range cfg.Parallel {
+		if k < 1 {
+			return nil, fmt.Errorf("bench: %d parallel sequences; want at least 1", k)
+		}
+	}
+	if len(cfg.Parallel) > 0 && cfg.Interleave {
+		return nil, fmt.Errorf("bench: parallel sequences are not interleaved across recipes")
+	}
+	parallel := cfg
+	if len(cfg.Parallel) > 0 {
+		cfg.Gen = 0 // decoding is measured by the parallel tests
+	}
 	groups := [][]*recipe.Recipe{cfg.Recipes}
 	if !cfg.Interleave {
 		groups = groups[:0]
@@ -87,6 +110,9 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 	var out []Result
 	for _, group := range groups {
 		for _, depth := range cfg.Depths {
+			if cfg.Prompt == 0 && cfg.Gen == 0 {
+				break
+			}
 			need := depth + max(cfg.Prompt, cfg.Gen)
 			if need > e.Model.ContextLen {
 				return out, fmt.Errorf("bench: depth %d + %d tokens exceeds the model's context of %d", depth, max(cfg.Prompt, cfg.Gen), e.Model.ContextLen)
@@ -95,6 +121,23 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 			out = append(out, res...)
 			if err != nil {
 				return out, err
+			}
+		}
+	}
+	if parallel.Gen == 0 {
+		return out, nil
+	}
+	for _, r := range cfg.Recipes {
+		for _, depth := range cfg.Depths {
+			for _, k := range cfg.Parallel {
+				res, err := measureParallel(ctx, e, r, depth, k, parallel)
+				if err != nil {
+					return out, err
+				}
+				out = append(out, res)
+				if cfg.Progress != nil {
+					cfg.Progress(res)
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 
@@ -85,5 +86,59 @@ func TestInterleave(t *testing.T) {
 		if math.Abs(r.VsFirst-want) > 1e-12*want || r.VsFirst <= 0 {
 			t.Errorf("%v: VsFirst %g, want %g from the samples", key, r.VsFirst, want)
 		}
+	}
+}
+
+// TestParallel runs batched decode on the embedded model: one result per
+// (depth, sequence count), every sequence's tokens counted, each cache
+// holding depth + Gen tokens, and the timed repetitions bracketed for the
+// profiler.
+func TestParallel(t *testing.T) {
+	e, err := engine.Load("", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	r, err := recipe.Parse("f16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brackets := 0
+	cfg := Config{Prompt: 8, Gen: 4, Depths: []int{0, 12}, Reps: 2, Batch: 16, Recipes: []*recipe.Recipe{r},
+		Parallel: []int{1, 3}, Measuring: func(on bool) {
+			if on {
+				brackets++
+			}
+		}}
+	res, err := Run(context.Background(), e, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range res {
+		got = append(got, fmt.Sprintf("%s/%d", x.Test, x.Depth))
+		if x.Seqs == 0 {
+			continue
+		}
+		if x.Tokens != cfg.Gen*x.Seqs || len(x.Samples) != cfg.Reps {
+			t.Errorf("%s depth %d: %d tokens, %d samples", x.Test, x.Depth, x.Tokens, len(x.Samples))
+		}
+		if math.Abs(x.PerSeqTokPerSec*float64(x.Seqs)-x.TokPerSec) > 1e-9*x.TokPerSec {
+			t.Errorf("%s: per sequence %g × %d != %g", x.Test, x.PerSeqTokPerSec, x.Seqs, x.TokPerSec)
+		}
+		if want := int64(x.Seqs) * e.FullCacheBytes(x.Depth+cfg.Gen); x.FullKVBytes != want {
+			t.Errorf("%s depth %d: full KV %d bytes, want %d", x.Test, x.Depth, x.FullKVBytes, want)
+		}
+	}
+	want := []string{"pp8/0", "pp8/12", "tg4x1/0", "tg4x3/0", "tg4x1/12", "tg4x3/12"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tests %v, want %v", got, want)
+	}
+	if brackets != len(want) {
+		t.Errorf("%d tests bracketed, want %d", brackets, len(want))
+	}
+	cfg.Interleave = true
+	if _, err := Run(context.Background(), e, cfg); err == nil {
+		t.Error("parallel with interleave: no error")
 	}
 }

@@ -114,6 +114,11 @@ func (t *Table) Row(r Result) {
 // how close each tg result came to its decode bound.
 func (t *Table) Summary(r *Report) {
 	t.printf("\npeak RSS: %s\n", units.Bytes(r.PeakRSSBytes))
+	for _, res := range r.Results {
+		if res.Seqs > 0 {
+			t.printf("batched decode %-40s %-9s depth %6d: %8.2f t/s total, %7.2f per sequence\n", res.Recipe, res.Test, res.Depth, res.TokPerSec, res.PerSeqTokPerSec)
+		}
+	}
 	if r.MemBW <= 0 {
 		return
 	}

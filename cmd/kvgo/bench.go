@@ -13,7 +13,7 @@ import (
 )
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[-m FILE] [-p 512] [-n 128] [-d 0,2048,8192] [-r 5] [--kv RECIPE;RECIPE] [--interleave] [--json]")
+	fs := newFlagSet("bench", "[-m FILE] [-p 512] [-n 128] [-d 0,2048,8192] [-r 5] [--kv RECIPE;RECIPE] [--interleave] [--npl 4,8,16] [--json]")
 	var mf modelFlags
 	mf.register(fs)
 	p := fs.Int("p", 512, "prompt tokens per pp test (0 = skip)")
@@ -25,6 +25,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed tests (not of filling the cache to its depth) to `file` (go tool pprof)")
 	interleave := fs.Bool("interleave", false, "fill every recipe's cache first, then run each repetition once per recipe in turn, and report each recipe's speed relative to the first one in the same repetitions (needs every cache in memory at once)")
+	npl := fs.String("npl", "", "comma-separated `counts` of sequences that decode -n tokens together after each filled its own cache to the depth (batched decode, as llama-batched-bench -npl; replaces the tg test)")
 	membw := fs.Bool("membw", false, "measure memory bandwidth and show each tg test's bound (bandwidth / bytes read per token)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -47,6 +48,22 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		ds = append(ds, d)
 	}
+	var parallel []int
+	if *npl != "" {
+		if *n == 0 {
+			return usagef("--npl needs -n tokens to decode")
+		}
+		if *interleave {
+			return usagef("--npl and --interleave do not combine")
+		}
+		for _, s := range strings.Split(*npl, ",") {
+			k, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || k < 1 {
+				return usagef("invalid sequence count %q in --npl", s)
+			}
+			parallel = append(parallel, k)
+		}
+	}
 	var recipes []*recipe.Recipe
 	for _, s := range strings.Split(*kvFlag, ";") {
 		r, err := parseRecipe(s)
@@ -60,7 +77,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.Close()
-	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes, Interleave: *interleave}
+	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes, Interleave: *interleave, Parallel: parallel}
 	rep := bench.NewReport(e)
 	var table *bench.Table
 	if !*asJSON {
