@@ -103,3 +103,77 @@ func BenchmarkGEMM(b *testing.B) {
 		}
 	}
 }
+
+// TestF16x44MatchesX4 compares the four-row F16 kernel with the one-row
+// kernel on real row lengths and row counts off the multiple of four.
+func TestF16x44MatchesX4(t *testing.T) {
+	if !haveVNNI {
+		t.Skip("no AVX512 on this CPU")
+	}
+	p := NewPool(2)
+	defer p.Close()
+	rng := rand.New(rand.NewPCG(9, 5))
+	for _, s := range []shape{{4, 8}, {70, 896}, {33, 2048 + 24}} {
+		m := randomMatrix(t, rng, gguf.TypeF16, s.rows, s.cols)
+		n := 12
+		x := randomFloats(rng, n*s.cols)
+		var got, want []float32
+		for _, on := range []bool{true, false} {
+			out := make([]float32, n*s.rows)
+			old := useF16x44
+			useF16x44 = on
+			m.MatMul(p, out, x, n, make([]byte, m.ActivationBytes(n)))
+			useF16x44 = old
+			if on {
+				got = out
+			} else {
+				want = out
+			}
+		}
+		for i := range want {
+			if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*math.Abs(float64(want[i]))+1e-4 {
+				t.Fatalf("%dx%d: out[%d] = %g, want %g", s.rows, s.cols, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// BenchmarkF16x44 compares the four-row F16 kernel with the one-row one
+// on qwen2.5-0.5b's shapes at 64 tokens, one locked thread.
+func BenchmarkF16x44(b *testing.B) {
+	if !haveVNNI {
+		b.Skip("no AVX512 on this CPU")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p := NewPool(1)
+	defer p.Close()
+	for _, s := range benchShapes(gguf.TypeF16) {
+		m := benchMatrix(b, gguf.TypeF16, s.rows, s.cols)
+		n := 64
+		x := make([]float32, n*s.cols)
+		for i := range x {
+			x[i] = float32(i%7) - 3
+		}
+		out := make([]float32, n*s.rows)
+		scratch := make([]byte, m.ActivationBytes(n))
+		for _, on := range []bool{false, true} {
+			name := map[bool]string{false: "x4", true: "x44"}[on]
+			b.Run(fmt.Sprintf("%dx%d/%s", s.rows, s.cols, name), func(b *testing.B) {
+				old := useF16x44
+				useF16x44 = on
+				defer func() { useF16x44 = old }()
+				cpu0 := threadCPU()
+				for b.Loop() {
+					m.MatMul(p, out, x, n, scratch)
+				}
+				cpu := (threadCPU() - cpu0).Seconds() / float64(b.N)
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(float64(n*s.rows*s.cols)/sec/1e9, "GMAC/s")
+				if cpu > 0 {
+					b.ReportMetric(float64(n*s.rows*s.cols)/cpu/1e9, "GMAC/cpu-s")
+				}
+			})
+		}
+	}
+}

@@ -177,7 +177,18 @@ func (m *Matrix) floatx4(out []float32, w []byte, rr int, x []float32, c0, n int
 	case kF32:
 		dotF32x4AVX2((*float32)(wp), m.rowBytes, rr, &x[0], 4*m.Cols, n, &out[0], 16, 4)
 	case kF16:
-		dotF16x4AVX2((*uint16)(wp), m.rowBytes, rr, &x[0], 4*m.Cols, n, &out[0], 16, 4)
+		r4 := 0
+		if useF16x44 && n%8 == 0 {
+			// Four rows at a time, the rest one by one.
+			r4 = rr &^ 3
+			if r4 > 0 {
+				dotF16x44AVX512((*uint16)(wp), m.rowBytes, r4, &x[0], 4*m.Cols, n, &out[0], 16)
+			}
+		}
+		if r4 < rr {
+			wr := unsafe.Add(wp, r4*m.rowBytes)
+			dotF16x4AVX2((*uint16)(wr), m.rowBytes, rr-r4, &x[0], 4*m.Cols, n, &out[4*r4], 16, 4)
+		}
 	default:
 		dotBF16x4AVX2((*uint16)(wp), m.rowBytes, rr, &x[0], 4*m.Cols, n, &out[0], 16, 4)
 	}
