@@ -64,6 +64,23 @@ func pickK4(vnni, avx2 kquantX4) kquantX4 {
 	return avx2
 }
 
+// vnniMaxBlocks is the longest row, in blocks, of the unsigned-weight
+// kernels of vnniu_amd64.s, whose activation-sum tables live on their
+// fixed-size stack frames.
+const vnniMaxBlocks = 1024
+
+// unsignedX4 runs u, an unsigned-weight kernel, on rows it has room for,
+// and s, the sign-trick kernel, on longer ones.
+func unsignedX4(u, s legacyX4) legacyX4 {
+	return func(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32) {
+		if nb <= vnniMaxBlocks {
+			u(w, rows, x, xstride, xs4, nb, out)
+		} else {
+			s(w, rows, x, xstride, xs4, nb, out)
+		}
+	}
+}
+
 // The kernels the dispatch in matmul_amd64.go calls: the VNNI
 // ones where useVNNI holds, the AVX2 ones otherwise. Set once, never
 // changed.
@@ -71,12 +88,12 @@ var (
 	dotQ8_0x1 = pickX1(dotQ8_0x1VNNI, dotQ8_0x1AVX2)
 	dotQ4_0x1 = pickX1(dotQ4_0x1VNNI, dotQ4_0x1AVX2)
 	dotQ5_0x1 = pickX1(dotQ5_0x1VNNI, dotQ5_0x1AVX2)
-	dotQ8_0x4 = pickX4(dotQ8_0x4VNNI, dotQ8_0x4AVX2)
-	dotQ4_0x4 = pickX4(dotQ4_0x4VNNI, dotQ4_0x4AVX2)
-	dotQ5_0x4 = pickX4(dotQ5_0x4VNNI, dotQ5_0x4AVX2)
-	dotQ8_0x8 = pickX4(dotQ8_0x8VNNI, dotQ8_0x8AVX2)
-	dotQ4_0x8 = pickX4(dotQ4_0x8VNNI, dotQ4_0x8AVX2)
-	dotQ5_0x8 = pickX4(dotQ5_0x8VNNI, dotQ5_0x8AVX2)
+	dotQ8_0x4 = pickX4(unsignedX4(dotQ8_0x4VNNIU, dotQ8_0x4VNNI), dotQ8_0x4AVX2)
+	dotQ4_0x4 = pickX4(unsignedX4(dotQ4_0x4VNNIU, dotQ4_0x4VNNI), dotQ4_0x4AVX2)
+	dotQ5_0x4 = pickX4(unsignedX4(dotQ5_0x4VNNIU, dotQ5_0x4VNNI), dotQ5_0x4AVX2)
+	dotQ8_0x8 = pickX4(unsignedX4(dotQ8_0x8VNNIU, dotQ8_0x8VNNI), dotQ8_0x8AVX2)
+	dotQ4_0x8 = pickX4(unsignedX4(dotQ4_0x8VNNIU, dotQ4_0x8VNNI), dotQ4_0x8AVX2)
+	dotQ5_0x8 = pickX4(unsignedX4(dotQ5_0x8VNNIU, dotQ5_0x8VNNI), dotQ5_0x8AVX2)
 	dotQ4_Kx1 = pickK1(dotQ4_Kx1VNNI, dotQ4_Kx1AVX2)
 	dotQ5_Kx1 = pickK1(dotQ5_Kx1VNNI, dotQ5_Kx1AVX2)
 	dotQ6_Kx1 = pickK1(dotQ6_Kx1VNNI, dotQ6_Kx1AVX2)
@@ -133,3 +150,23 @@ func dotQ6_Kx1VNNI(w *byte, rows int, x *byte, nb int, out *float32)
 
 //go:noescape
 func dotQ6_Kx4VNNI(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
+
+// Unsigned-weight kernels of vnniu_amd64.s, for nb <= vnniMaxBlocks.
+
+//go:noescape
+func dotQ8_0x4VNNIU(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x4VNNIU(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ5_0x4VNNIU(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ8_0x8VNNIU(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ4_0x8VNNIU(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
+
+//go:noescape
+func dotQ5_0x8VNNIU(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)

@@ -21,12 +21,14 @@ type legacyKernels struct {
 	x1AVX2, x1VNNI legacyX1
 	x4AVX2, x4VNNI legacyX4
 	x8AVX2, x8VNNI legacyX4
+	// The unsigned-weight kernels of vnniu_amd64.s.
+	x4U, x8U legacyX4
 }
 
 var legacyPairs = []legacyKernels{
-	{gguf.TypeQ8_0, 34, dotQ8_0x1AVX2, dotQ8_0x1VNNI, dotQ8_0x4AVX2, dotQ8_0x4VNNI, dotQ8_0x8AVX2, dotQ8_0x8VNNI},
-	{gguf.TypeQ4_0, 18, dotQ4_0x1AVX2, dotQ4_0x1VNNI, dotQ4_0x4AVX2, dotQ4_0x4VNNI, dotQ4_0x8AVX2, dotQ4_0x8VNNI},
-	{gguf.TypeQ5_0, 22, dotQ5_0x1AVX2, dotQ5_0x1VNNI, dotQ5_0x4AVX2, dotQ5_0x4VNNI, dotQ5_0x8AVX2, dotQ5_0x8VNNI},
+	{gguf.TypeQ8_0, 34, dotQ8_0x1AVX2, dotQ8_0x1VNNI, dotQ8_0x4AVX2, dotQ8_0x4VNNI, dotQ8_0x8AVX2, dotQ8_0x8VNNI, dotQ8_0x4VNNIU, dotQ8_0x8VNNIU},
+	{gguf.TypeQ4_0, 18, dotQ4_0x1AVX2, dotQ4_0x1VNNI, dotQ4_0x4AVX2, dotQ4_0x4VNNI, dotQ4_0x8AVX2, dotQ4_0x8VNNI, dotQ4_0x4VNNIU, dotQ4_0x8VNNIU},
+	{gguf.TypeQ5_0, 22, dotQ5_0x1AVX2, dotQ5_0x1VNNI, dotQ5_0x4AVX2, dotQ5_0x4VNNI, dotQ5_0x8AVX2, dotQ5_0x8VNNI, dotQ5_0x4VNNIU, dotQ5_0x8VNNIU},
 }
 
 func skipWithoutVNNI(tb testing.TB) {
@@ -137,9 +139,68 @@ func TestVNNIMatchesAVX2(t *testing.T) {
 						k.x8AVX2(&w[0], rows, &x[0], stride, &s4[0], nb, &want[0])
 						k.x8VNNI(&w[0], rows, &x[0], stride, &s4[0], nb, &got[0])
 						sameBits(t, "x8", got, want)
+
+						// The unsigned-weight kernels, on activations
+						// as quantizeQ8_0 makes them: no -128.
+						noMin128(x)
+						for g := 0; g < 8; g += 4 {
+							k.x4AVX2(&w[0], rows, &x[g*stride], stride, &s4[g*nb], nb, &want[0])
+							k.x4U(&w[0], rows, &x[g*stride], stride, &s4[g*nb], nb, &got[0])
+							sameBits(t, fmt.Sprintf("unsigned x4 tokens %d-%d", g, g+3), got[:4*rows], want[:4*rows])
+						}
+						k.x8AVX2(&w[0], rows, &x[0], stride, &s4[0], nb, &want[0])
+						k.x8U(&w[0], rows, &x[0], stride, &s4[0], nb, &got[0])
+						sameBits(t, "unsigned x8", got, want)
 					}
 				})
 			}
+		}
+	}
+}
+
+// noMin128 replaces the activation quants -128 of Q8_0 blocks x by -127.
+func noMin128(x []byte) {
+	for b := 0; b+34 <= len(x); b += 34 {
+		for i := b + 2; i < b+34; i++ {
+			if x[i] == 0x80 {
+				x[i] = 0x81
+			}
+		}
+	}
+}
+
+// TestVNNILongRows runs the kernels the dispatch uses on rows longer than
+// the unsigned-weight kernels' tables (which then hand over to the
+// sign-trick ones) and just within them.
+func TestVNNILongRows(t *testing.T) {
+	skipWithoutVNNI(t)
+	if !useVNNI {
+		t.Skip("KVGO_NO_AVX512 is set: the dispatch uses the AVX2 kernels")
+	}
+	rng := rand.New(rand.NewPCG(45, 46))
+	dispatched := map[gguf.TensorType][3]any{
+		gguf.TypeQ8_0: {dotQ8_0x1, dotQ8_0x4, dotQ8_0x8},
+		gguf.TypeQ4_0: {dotQ4_0x1, dotQ4_0x4, dotQ4_0x8},
+		gguf.TypeQ5_0: {dotQ5_0x1, dotQ5_0x4, dotQ5_0x8},
+	}
+	for _, k := range legacyPairs {
+		for _, nb := range []int{vnniMaxBlocks, vnniMaxBlocks + 1} {
+			const rows = 2
+			w, x, s, s4 := legacyData(rng, k.bs, rows, nb)
+			noMin128(x)
+			stride := nb * 34
+			f := dispatched[k.typ]
+			want := make([]float32, 8*rows)
+			got := make([]float32, 8*rows)
+			k.x1AVX2(&w[0], rows, &x[0], &s[0], nb, &want[0])
+			f[0].(legacyX1)(&w[0], rows, &x[0], &s[0], nb, &got[0])
+			sameBits(t, fmt.Sprintf("%s nb=%d x1", k.typ, nb), got[:rows], want[:rows])
+			k.x4AVX2(&w[0], rows, &x[0], stride, &s4[0], nb, &want[0])
+			f[1].(legacyX4)(&w[0], rows, &x[0], stride, &s4[0], nb, &got[0])
+			sameBits(t, fmt.Sprintf("%s nb=%d x4", k.typ, nb), got[:4*rows], want[:4*rows])
+			k.x8AVX2(&w[0], rows, &x[0], stride, &s4[0], nb, &want[0])
+			f[2].(legacyX4)(&w[0], rows, &x[0], stride, &s4[0], nb, &got[0])
+			sameBits(t, fmt.Sprintf("%s nb=%d x8", k.typ, nb), got, want)
 		}
 	}
 }
@@ -204,12 +265,12 @@ func BenchmarkLegacyVNNI(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%d/x4", k.typ, cols), func(b *testing.B) {
 				pairedMin(b,
 					func() { k.x4AVX2(&w[0], rows, &x[0], stride, &s4[0], nb, &out[0]) },
-					func() { k.x4VNNI(&w[0], rows, &x[0], stride, &s4[0], nb, &out[0]) })
+					func() { k.x4U(&w[0], rows, &x[0], stride, &s4[0], nb, &out[0]) })
 			})
 			b.Run(fmt.Sprintf("%s/%d/x8", k.typ, cols), func(b *testing.B) {
 				pairedMin(b,
 					func() { k.x8AVX2(&w[0], rows, &x[0], stride, &s4[0], nb, &out[0]) },
-					func() { k.x8VNNI(&w[0], rows, &x[0], stride, &s4[0], nb, &out[0]) })
+					func() { k.x8U(&w[0], rows, &x[0], stride, &s4[0], nb, &out[0]) })
 			})
 		}
 	}
