@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 
+	"github.com/kvgo/kvgo/internal/units"
 	"github.com/kvgo/kvgo/kv"
 	"github.com/kvgo/kvgo/kv/offload"
 	"github.com/kvgo/kvgo/kv/recipe"
@@ -53,7 +54,7 @@ func (e *Engine) NewSeqCache(r *recipe.Recipe, n int) (*kv.Cache, *offload.Store
 // so; otherwise the directory's error is returned with the numbers.
 func OffloadFallback(dir string, checkErr error, need, budget int64) (warn string, err error) {
 	if need <= budget {
-		return fmt.Sprintf("kvgo: %v; the cache (%d bytes at most) fits the memory budget (%d bytes), so it stays in memory", checkErr, need, budget), nil
+		return fmt.Sprintf("warning: %v; the cache (up to %s) fits the memory budget of %s, so it stays in memory", checkErr, units.Bytes(need), units.Bytes(budget)), nil
 	}
-	return "", fmt.Errorf("%w; the cache needs up to %d bytes, more than the memory budget of %d bytes, so it cannot stay in memory instead", checkErr, need, budget)
+	return "", fmt.Errorf("%w; the cache needs up to %s, more than the memory budget of %s, so it cannot stay in memory instead", checkErr, units.Bytes(need), units.Bytes(budget))
 }

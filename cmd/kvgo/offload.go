@@ -8,7 +8,6 @@ import (
 	"runtime/debug"
 
 	"github.com/kvgo/kvgo/engine"
-	"github.com/kvgo/kvgo/internal/units"
 	"github.com/kvgo/kvgo/kv/offload"
 )
 
@@ -53,7 +52,7 @@ func (o *offloadFlags) apply(e *engine.Engine, need, budget int64, stderr io.Wri
 		if err != nil {
 			return fmt.Errorf("--kv-offload: %w", err)
 		}
-		fmt.Fprintf(stderr, "%s (need %s, budget %s)\n", warn, units.Bytes(need), units.Bytes(budget))
+		fmt.Fprintf(stderr, "kvgo: %s\n", warn)
 		return nil
 	}
 	e.Offload = opts

@@ -48,6 +48,8 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var keys apiKeys
 	fs.Var(&keys, "api-key", "API `key` clients must send (Authorization: Bearer KEY); repeat or separate with commas for several; also $KVGO_API_KEY")
 	keyFile := fs.String("api-key-file", "", "read API keys from `file`, one per line")
+	var of offloadFlags
+	of.register(fs)
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -100,6 +102,24 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.Close()
+	if _, err := of.options(); err != nil {
+		return err
+	}
+	if of.dir != "" {
+		// Without a writable directory the server may keep its caches
+		// in memory only if --kv-mem holds one sequence of the whole
+		// context that way.
+		n, err := e.ContextFor(*nctx)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if err := of.apply(e, e.FullCacheBytes(n), budget, stderr); err != nil {
+			return err
+		}
+		if e.Offload != nil {
+			fmt.Fprintf(stderr, "kvgo serve: KV pages in a cold tier in %s, at most %s of each sequence's pages on the heap; admission counts heap bytes, and the prefix cache and chunk reuse are off\n", e.Offload.Dir, of.hot)
+		}
+	}
 	id := *name
 	if id == "" {
 		id = "kvgo-tiny"
