@@ -1,21 +1,49 @@
 #!/usr/bin/env bash
 # Regenerates docs/RAG.md: how to send chunks, what each repair policy
-# does, and the RAG workload's measurements (kvgo eval rag) on the
+# does, and the RAG workload's measurements: `kvgo eval rag` on the
 # embedded kvgo-tiny model (quality and time) and on a random-weight model
-# of qwen2.5-0.5b's shape (time only: its answers mean nothing). Takes
-# about 30 minutes on 2 cores (most of it the 0.5B model's full prefills); run it on an otherwise idle machine, since
-# the TTFT columns are wall-clock times.
+# of qwen2.5-0.5b's shape (time only: its answers mean nothing), and the
+# workload served (`kvgo loadtest --rag` against one `kvgo serve`,
+# scripts/rag-served.sh). Takes about an hour on 2 cores (most of it the
+# 0.5B model's full prefills); run it on an otherwise idle machine, since
+# the TTFT and throughput columns are wall-clock times.
+#
+# OUT (default: a new temporary directory) keeps each part's table;
+# PARTS (default "tiny q05 served") says which parts to measure again, so
+# a part can be re-measured alone and the page assembled from OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tmp=$(mktemp -d)
-bin=$tmp/kvgo
+OUT=${OUT:-$(mktemp -d)}
+PARTS=${PARTS:-tiny q05 served}
+mkdir -p "$OUT"
+bin=$OUT/kvgo
 go build -o "$bin" ./cmd/kvgo
 
-policies="prefix;naive;epic(k=16);cacheblend(ratio=0.15);cachecraft;cachecraft(alpha=0.5);cachecraft+kivi(bits=4)"
-"$bin" eval rag --questions 40 --kv "$policies" --json "$tmp/tiny.json" >"$tmp/tiny.md"
-"$bin" gen --shape qwen2.5-0.5b --type q8_0 -o "$tmp/q05.gguf" >/dev/null
-"$bin" eval rag -m "$tmp/q05.gguf" --time-only --docs 6 --doc-tokens 128 --questions 4 --warm 4 \
-  --kv "naive;epic(k=16);cacheblend(ratio=0.15);cachecraft;cachecraft(alpha=0.5)" --json "$tmp/q05.json" >"$tmp/q05.md"
+for part in $PARTS; do
+  case $part in
+  tiny)
+    policies="prefix;naive;epic(k=16);cacheblend(ratio=0.15);cachecraft;cachecraft(alpha=0.5);cachecraft+kivi(bits=4)"
+    "$bin" eval rag --questions 40 --kv "$policies" --json "$OUT/tiny.json" >"$OUT/tiny.md"
+    ;;
+  q05)
+    # Documents long enough that the text every policy computes (the
+    # instruction and the question) is a small share of the prompt; every
+    # policy of the kvgo-tiny table runs on it.
+    [ -f "$OUT/q05.gguf" ] || "$bin" gen --shape qwen2.5-0.5b --type q8_0 -o "$OUT/q05.gguf" >/dev/null
+    "$bin" eval rag -m "$OUT/q05.gguf" --time-only --docs 6 --doc-tokens 320 --k 4 --questions 4 --warm 4 \
+      --kv "prefix;naive;epic(k=16);cacheblend(ratio=0.15);cachecraft;cachecraft(alpha=0.5);cachecraft+kivi(bits=4)" \
+      --json "$OUT/q05.json" >"$OUT/q05.md"
+    ;;
+  served)
+    KVGO=$bin OUT=$OUT/served REPS=${REPS:-5} REQUESTS=${REQUESTS:-60} scripts/rag-served.sh >"$OUT/served.md"
+    ;;
+  *)
+    echo "unknown part $part" >&2
+    exit 2
+    ;;
+  esac
+done
 
-sed -e "/@TINY@/{r $tmp/tiny.md" -e 'd}' -e "/@Q05@/{r $tmp/q05.md" -e 'd}' docs/RAG.md.in >docs/RAG.md
-echo "wrote docs/RAG.md (JSON in $tmp)"
+sed -e "/@TINY@/{r $OUT/tiny.md" -e 'd}' -e "/@Q05@/{r $OUT/q05.md" -e 'd}' -e "/@SERVED@/{r $OUT/served.md" -e 'd}' \
+  docs/RAG.md.in >docs/RAG.md
+echo "wrote docs/RAG.md (tables and JSON in $OUT)"
