@@ -611,7 +611,7 @@ func (r *runner) batched() (string, error) {
 	b.WriteString("## Batched decode: several sequences decoding together (qwen2.5-0.5b Q8_0)\n\n")
 	b.WriteString("Each sequence has its own 512-token prompt; then all decode 128 tokens together. Total decode tokens/s\n")
 	b.WriteString("(llama.cpp: `S_TG` of `llama-batched-bench`). Target: at least llama.cpp's (issue 15).\n\n")
-	fmt.Fprintf(&b, "```\nkvgo bench -m FILE -p %d -n %d -d 0 -r 1 --npl 4,8,16 --json\nllama-batched-bench -m FILE -c %d -b 2048 -ub 512 -npp %d -ntg %d -npl 4,8,16 --output-format jsonl\n```\n\n", prompt, gen, 16*(prompt+gen)+256, prompt, gen)
+	fmt.Fprintf(&b, "```\nkvgo bench -m FILE -p 0 -n %d -d %d -r 1 --npl 4,8,16 --json\nllama-batched-bench -m FILE -c %d -b 2048 -ub 512 -npp %d -ntg %d -npl 4,8,16 --output-format jsonl\n```\n\n", gen, prompt, 16*(prompt+gen)+256, prompt, gen)
 	per := make([]*pairs, len(npl))
 	for i := range per {
 		per[i] = &pairs{}
@@ -620,26 +620,13 @@ func (r *runner) batched() (string, error) {
 		kv := make([]float64, len(npl))
 		ll := make([]float64, len(npl))
 		runK := func() error {
-			label := fmt.Sprintf("kvgo-npl-%d", rep)
-			out, err := r.exec(label, r.kvgo, "bench", "--json", "-t", fmt.Sprint(r.threads), "-m", f, "-p", fmt.Sprint(prompt), "-n", fmt.Sprint(gen), "-d", "0", "-r", "1", "--npl", "4,8,16")
+			rp, err := r.kvgoBench(fmt.Sprintf("kvgo-npl-%d", rep), "-m", f, "-p", "0", "-n", fmt.Sprint(gen), "-d", fmt.Sprint(prompt), "-r", "1", "--npl", "4,8,16")
 			if err != nil {
 				return err
 			}
-			// Results of several sequences carry their count, which
-			// bench.Result of kvgo-bench/1 leaves out when it is 1.
-			var rp struct {
-				Results []struct {
-					Test      string  `json:"test"`
-					Sequences int     `json:"sequences"`
-					TokPerSec float64 `json:"tokens_per_second"`
-				} `json:"results"`
-			}
-			if err := json.Unmarshal(out, &rp); err != nil {
-				return fmt.Errorf("%s: %w", label, err)
-			}
 			for i, n := range npl {
 				for _, res := range rp.Results {
-					if res.Test == fmt.Sprintf("tg%d", gen) && res.Sequences == n {
+					if res.Test == fmt.Sprintf("tg%d", gen) && res.Seqs == n {
 						kv[i] = res.TokPerSec
 					}
 				}
