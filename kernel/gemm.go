@@ -1,6 +1,9 @@
 package kernel
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math"
+)
 
 // The tile GEMM of the legacy weight types (gemm_amd64.s) multiplies
 // unsigned weight codes (the weight plus an offset: 128 for Q8_0, 8 for
@@ -18,6 +21,36 @@ const gemmMinTokens = 4
 // gemmBlockBytes is the size of one repacked block of 16 rows: 8 groups of
 // 4 bytes × 16 rows of codes, then 16 float32 scales.
 const gemmBlockBytes = 8*64 + 64
+
+// gemmKBlockBytes is the size of one repacked Q4_K sub-block of 16 rows:
+// the codes, then 16 float32 scales and 16 float32 minimums.
+const gemmKBlockBytes = 8*64 + 128
+
+// gemmKMinTokens is the smallest batch the Q4_K tile GEMM takes: its
+// scales are unpacked in Go, once per tile and call, which at 16 tokens
+// measured no faster than the x4 kernel (BenchmarkGEMM).
+const gemmKMinTokens = 32
+
+// fillKTable sets, for each whole group of four tokens among the n rows of
+// Q8_K activations in x (stride bytes apart, nb super-blocks each) and each
+// 32-element sub-block s, kt[(g*8*nb+s)*8 + i] = dy and kt[... + 4 + i] =
+// dy·Σx over the sub-block, for token 4g+i.
+func fillKTable(kt []float32, x []byte, stride, n, nb int) {
+	for t := range n / 4 * 4 {
+		g, i := t/4, t%4
+		row := x[t*stride : t*stride+292*nb]
+		for b := range nb {
+			dy := math.Float32frombits(binary.LittleEndian.Uint32(row[292*b:]))
+			bs := row[292*b+260 : 292*b+292]
+			for j := range 8 {
+				sx := int32(int16(binary.LittleEndian.Uint16(bs[4*j:]))) + int32(int16(binary.LittleEndian.Uint16(bs[4*j+2:])))
+				o := ((g*8*nb)+8*b+j)*8 + i
+				kt[o] = dy
+				kt[o+4] = dy * float32(sx)
+			}
+		}
+	}
+}
 
 // gemmRows is the number of weight rows of a repacked tile.
 const gemmRows = 16

@@ -295,3 +295,182 @@ blk:
 done:
 	VZEROUPPER
 	RET
+
+// ---- Q4_K: the same tile GEMM over 32-element sub-blocks ----
+//
+// A repacked Q4_K tile holds, per sub-block of 32 (gemmKBlockBytes = 640
+// bytes): the 16 rows' codes as above (the nibbles, unsigned, no offset),
+// then the rows' scales d·sc_j (16 float32) and minimums dmin·m_j (16
+// float32). The activation is Q8_K; the kt table holds, per group of four
+// tokens and sub-block, the four tokens' super-block scales dy and then
+// dy·Σx over the sub-block (from the block sums). A token's sub-block adds
+// (d·sc_j·dy)·Σ q·x - (dmin·m_j)·(dy·Σx) to each row.
+
+// LD_Q4K loads sub-block j's codes of the row at p: 32 bytes of qs
+// (chunk j/2), shifted right 4 for odd j, masked.
+#define LD_Q4K_EVEN(p, o, y) \
+	VMOVDQU 16+o(p), y; \
+	VPAND   Y15, y, y
+
+#define LD_Q4K_ODD(p, o, y) \
+	VMOVDQU 16+o(p), y; \
+	VPSRLW  $4, y, y; \
+	VPAND   Y15, y, y
+
+#define REPACK_K(LD, o) \
+	VMOVDQU lo4<>(SB), Y15; \
+	LD(R8, o, Y0); \
+	LD(R9, o, Y1); \
+	LD(R10, o, Y2); \
+	LD(R11, o, Y3); \
+	LD(R12, o, Y4); \
+	LD(R13, o, Y5); \
+	LD(AX, o, Y6); \
+	LD(DX, o, Y7); \
+	T8; \
+	STORE8; \
+	ADDQ    $640, DI
+
+// func repackQ4_Kx8(dst *byte, p *[8]*byte, nb int)
+//
+// Codes only; the scales and minimums are written in Go.
+TEXT ·repackQ4_Kx8(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), DI
+	MOVQ  nb+16(FP), CX
+	LOADPTRS
+	TESTQ CX, CX
+	JZ    kdone
+
+ksb:
+	REPACK_K(LD_Q4K_EVEN, 0)
+	REPACK_K(LD_Q4K_ODD, 0)
+	REPACK_K(LD_Q4K_EVEN, 32)
+	REPACK_K(LD_Q4K_ODD, 32)
+	REPACK_K(LD_Q4K_EVEN, 64)
+	REPACK_K(LD_Q4K_ODD, 64)
+	REPACK_K(LD_Q4K_EVEN, 96)
+	REPACK_K(LD_Q4K_ODD, 96)
+	ADVANCE(144)
+	DECQ  CX
+	JNZ   ksb
+
+kdone:
+	VZEROUPPER
+	RET
+
+// KK4 is K4 for Q8_K activations (no scale before the quants).
+#define KK4(k) \
+	VMOVDQU      k*64(SI), Y8; \
+	VMOVDQU      k*64+32(SI), Y9; \
+	VPBROADCASTD 4*k(DI), Y12; \
+	VPBROADCASTD 4*k(DI)(R8*1), Y13; \
+	VPBROADCASTD 4*k(DI)(R8*2), Y14; \
+	VPBROADCASTD 4*k(DI)(R9*1), Y15; \
+	VPDPBUSD     Y12, Y8, Y0; \
+	VPDPBUSD     Y12, Y9, Y1; \
+	VPDPBUSD     Y13, Y8, Y2; \
+	VPDPBUSD     Y13, Y9, Y3; \
+	VPDPBUSD     Y14, Y8, Y4; \
+	VPDPBUSD     Y14, Y9, Y5; \
+	VPDPBUSD     Y15, Y8, Y6; \
+	VPDPBUSD     Y15, Y9, Y7
+
+// KSCALE is SCALE plus the minimums: mins in Y24, Y25, dy·Σx at 16+4i(DX).
+#define KSCALE(i, lo, hi, fa, fb) \
+	VBROADCASTSS   4*i(DX), Y12; \
+	VMULPS         Y12, Y10, Y13; \
+	VMULPS         Y12, Y11, Y14; \
+	VCVTDQ2PS      lo, lo; \
+	VCVTDQ2PS      hi, hi; \
+	VFMADD231PS    Y13, lo, fa; \
+	VFMADD231PS    Y14, hi, fb; \
+	VBROADCASTSS   16+4*i(DX), Y12; \
+	VFNMADD231PS   Y12, Y24, fa; \
+	VFNMADD231PS   Y12, Y25, fb
+
+// func gemmQ4_KVNNI(w *byte, nb int, x *byte, xstride int, kt *float32, groups int, out *float32, ostride int)
+//
+// w is a repacked Q4_K tile of 16 rows (nb super-blocks), x the first of
+// groups*4 Q8_K activation rows; out as for gemmLegacyVNNI.
+TEXT ·gemmQ4_KVNNI(SB), NOSPLIT, $0-64
+	MOVQ    xstride+24(FP), R8
+	LEAQ    (R8)(R8*2), R9
+	MOVQ    x+16(FP), R11
+	MOVQ    kt+32(FP), R12
+	MOVQ    out+48(FP), AX
+	MOVQ    ostride+56(FP), BX
+	MOVQ    groups+40(FP), CX
+	TESTQ   CX, CX
+	JZ      qdone
+
+qgrp:
+	MOVQ    w+0(FP), SI
+	LEAQ    4(R11), DI
+	MOVQ    R12, DX
+	MOVQ    nb+8(FP), CX
+	VPXORD  Y16, Y16, Y16
+	VPXORD  Y17, Y17, Y17
+	VPXORD  Y18, Y18, Y18
+	VPXORD  Y19, Y19, Y19
+	VPXORD  Y20, Y20, Y20
+	VPXORD  Y21, Y21, Y21
+	VPXORD  Y22, Y22, Y22
+	VPXORD  Y23, Y23, Y23
+
+qsb:
+	MOVQ    $8, R10
+
+qblk:
+	VPXOR   Y0, Y0, Y0
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y2, Y2, Y2
+	VPXOR   Y3, Y3, Y3
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+	VPXOR   Y7, Y7, Y7
+	KK4(0)
+	KK4(1)
+	KK4(2)
+	KK4(3)
+	KK4(4)
+	KK4(5)
+	KK4(6)
+	KK4(7)
+	VMOVUPS 512(SI), Y10
+	VMOVUPS 544(SI), Y11
+	VMOVUPS 576(SI), Y24
+	VMOVUPS 608(SI), Y25
+	KSCALE(0, Y0, Y1, Y16, Y17)
+	KSCALE(1, Y2, Y3, Y18, Y19)
+	KSCALE(2, Y4, Y5, Y20, Y21)
+	KSCALE(3, Y6, Y7, Y22, Y23)
+	ADDQ    $640, SI
+	ADDQ    $32, DI
+	ADDQ    $32, DX
+	DECQ    R10
+	JNZ     qblk
+	ADDQ    $36, DI
+	DECQ    CX
+	JNZ     qsb
+
+	VMOVUPS Y16, (AX)
+	VMOVUPS Y17, 32(AX)
+	ADDQ    BX, AX
+	VMOVUPS Y18, (AX)
+	VMOVUPS Y19, 32(AX)
+	ADDQ    BX, AX
+	VMOVUPS Y20, (AX)
+	VMOVUPS Y21, 32(AX)
+	ADDQ    BX, AX
+	VMOVUPS Y22, (AX)
+	VMOVUPS Y23, 32(AX)
+	ADDQ    BX, AX
+	LEAQ    (R11)(R8*4), R11
+	MOVQ    DX, R12
+	DECQ    groups+40(FP)
+	JNZ     qgrp
+
+qdone:
+	VZEROUPPER
+	RET

@@ -20,36 +20,40 @@ func withGEMM(on bool, f func()) {
 	f()
 }
 
-// TestGEMMMatchesRowKernels compares the tile GEMM with the one-token row
-// kernels on batches of every remainder modulo 4, row counts on and off the
-// 16-row tile, and 512 tokens.
-func TestGEMMMatchesRowKernels(t *testing.T) {
+// TestGEMMMatchesReference compares the tile GEMM with package quant's
+// dot products, within the bound of TestMatMulMatchesReference, on batches
+// of every remainder modulo 4, row counts on and off the 16-row tile, and
+// 512 tokens.
+func TestGEMMMatchesReference(t *testing.T) {
 	if !haveVNNI {
 		t.Skip("no AVX512-VNNI on this CPU")
 	}
 	p := NewPool(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(3, 5))
-	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0} {
-		for _, s := range []shape{{16, 32}, {33, 64}, {70, 896}, {128, 4864}} {
+	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_K} {
+		shapes := []shape{{16, 32}, {33, 64}, {70, 896}, {128, 4864}}
+		ns := []int{4, 5, 6, 7, 16, 512}
+		if typ == gguf.TypeQ4_K {
+			shapes = []shape{{16, 256}, {33, 512}, {70, 2048}}
+			ns = []int{32, 33, 35, 512}
+		}
+		for _, s := range shapes {
 			m := randomMatrix(t, rng, typ, s.rows, s.cols)
-			for _, n := range []int{4, 5, 6, 7, 16, 512} {
+			for _, n := range ns {
 				if n == 512 && s.cols > 1000 {
 					continue
 				}
 				x := randomFloats(rng, n*s.cols)
 				got := make([]float32, n*s.rows)
 				withGEMM(true, func() { m.MatMul(p, got, x, n, make([]byte, m.ActivationBytes(n))) })
-				// One token at a time takes the row kernels.
-				want := make([]float32, n*s.rows)
-				for i := range n {
-					m.MatMul(p, want[i*s.rows:(i+1)*s.rows], x[i*s.cols:(i+1)*s.cols], 1, make([]byte, m.ActivationBytes(1)))
-				}
+				want, mag := refMatMul(t, m, x, n)
 				for i := range want {
-					// Integer sums are exact; only the order of the
-					// per-block float additions differs.
-					if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*math.Abs(float64(want[i]))+1e-3 {
-						t.Fatalf("%s %dx%d n=%d: out[%d] = %g, want %g", typ, s.rows, s.cols, n, i, got[i], want[i])
+					// Integer sums are exact; the float additions of
+					// blocks (and for Q4_K of sub-blocks) round in
+					// another order, within the reference test's bound.
+					if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-5*float64(mag[i])+1e-6) {
+						t.Fatalf("%s %dx%d n=%d: out[%d] = %g, want %g (magnitude %g)", typ, s.rows, s.cols, n, i, got[i], want[i], mag[i])
 					}
 				}
 			}
@@ -70,10 +74,10 @@ func BenchmarkGEMM(b *testing.B) {
 	defer runtime.UnlockOSThread()
 	p := NewPool(1)
 	defer p.Close()
-	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0} {
+	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_K} {
 		for _, s := range benchShapes(typ) {
 			m := benchMatrix(b, typ, s.rows, s.cols)
-			for _, n := range []int{4, 8, 16, 512} {
+			for _, n := range []int{4, 8, 16, 64, 512} {
 				x := make([]float32, n*s.cols)
 				rng := rand.New(rand.NewPCG(2, 3))
 				for i := range x {

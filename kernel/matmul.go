@@ -43,7 +43,15 @@ var kinds = map[gguf.TensorType]wkind{
 // gemm reports whether batches of m go through the tile GEMM
 // (gemm_amd64.s).
 func (m *Matrix) gemm() bool {
-	return useGEMM && (m.kind == kQ8_0 || m.kind == kQ4_0 || m.kind == kQ5_0)
+	return useGEMM && (m.kind == kQ8_0 || m.kind == kQ4_0 || m.kind == kQ5_0 || m.kind == kQ4_K)
+}
+
+// gemmMin is the smallest batch of m that goes through the tile GEMM.
+func (m *Matrix) gemmMin() int {
+	if m.kind == kQ4_K {
+		return gemmKMinTokens
+	}
+	return gemmMinTokens
 }
 
 // legacy reports whether k multiplies against Q8_0 activations.
@@ -158,6 +166,9 @@ func (m *Matrix) ActivationBytes(n int) int {
 			b += 4 * n * m.nb // acts.c4
 		}
 	}
+	if m.kind == kQ4_K && m.gemm() {
+		b += 64*n*m.nb + 4 // acts.kt
+	}
 	return b
 }
 
@@ -173,6 +184,9 @@ type acts struct {
 	// c4 holds, for the tile GEMM, each block's starting integer sum
 	// -offset·Σx, interleaved like s4 (see fillOffsets).
 	c4 []int32
+	// kt holds, for the Q4_K tile GEMM, each sub-block's activation scale
+	// and scaled sum (see fillKTable).
+	kt []float32
 	f  []float32 // float types: n rows of Cols
 }
 
@@ -200,6 +214,9 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 				a.c4 = unsafe.Slice((*int32)(unsafe.Pointer(&c[0])), len(c))
 			}
 		}
+		if m.kind == kQ4_K && m.gemm() && n >= gemmKMinTokens {
+			a.kt = alignedFloats(scratch[n*m.actRow:], 16*n*m.nb)
+		}
 	}
 	j := &p.qa
 	*j = quantJob{m: m, x: x, a: a}
@@ -211,6 +228,9 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 	*j = quantJob{}
 	if a.c4 != nil {
 		fillOffsets(a.c4, a.b, a.stride, n, m.nb, codeOffset(m.kind))
+	}
+	if a.kt != nil {
+		fillKTable(a.kt, a.b, a.stride, n, m.nb)
 	}
 	if a.s4 != nil {
 		for g := 0; g+4 <= n; g += 4 {
@@ -284,7 +304,7 @@ func (m *Matrix) MatMul(p *Pool, out, x []float32, n int, scratch []byte) {
 	a := m.convert(p, x, n, scratch)
 	j := &p.mm
 	pack := j.pack
-	if m.gemm() && n >= gemmMinTokens && len(pack) < p.n {
+	if m.gemm() && n >= m.gemmMin() && len(pack) < p.n {
 		pack = make([][]byte, p.n) // once per pool
 	}
 	*j = matJob{m: m, out: out, n: n, a: a, tmp: p.tmp, pack: pack}
@@ -307,7 +327,7 @@ type matJob struct {
 func (j *matJob) Run(w, lo, hi int) {
 	m, n := j.m, j.n
 	tmp := &j.tmp[w]
-	if n >= gemmMinTokens && m.gemm() {
+	if m.gemm() && n >= m.gemmMin() {
 		j.pack[w] = m.gemmRun(j.pack[w], tmp, j.out, lo, hi, &j.a, n)
 		return
 	}
