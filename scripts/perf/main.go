@@ -43,8 +43,8 @@ func main() {
 	flag.StringVar(&r.llamaCommit, "llama-commit", "", "llama.cpp commit the binaries were built from (shown on the page)")
 	flag.StringVar(&r.out, "out", "/tmp/kvgo-perf", "directory for raw outputs and section tables")
 	flag.StringVar(&r.models, "models", "", "directory for the generated model files (default OUT/models)")
-	flag.IntVar(&r.reps, "reps", 3, "paired repetitions per depth-0 test")
-	flag.IntVar(&r.longReps, "long-reps", 1, "paired repetitions of the 8192-token tests")
+	flag.IntVar(&r.reps, "reps", 2, "paired repetitions per depth-0 test (twice as many interleaved ones per kvgo-only comparison)")
+	flag.IntVar(&r.longReps, "long-reps", 1, "paired repetitions of the 8192-token and batched tests")
 	flag.IntVar(&r.threads, "t", 2, "threads for both engines")
 	flag.BoolVar(&r.deep, "deep", false, "also decode at depth 32768 in the retrieval section (about 15 minutes more)")
 	sections := flag.String("sections", strings.Join(sectionNames(), ","), "sections to run, comma-separated")
@@ -502,9 +502,9 @@ func oneLine(err error) string {
 }
 
 func (r *runner) weights() (string, error) {
-	return r.depth0("## Depth 0: prompt processing (pp512) and generation (tg128), tokens/s",
+	return r.depth0("## Depth 0: prompt processing (pp512) and generation (tg64), tokens/s",
 		fmt.Sprintf("Mean ± standard deviation over %d repetitions per engine. Target: prefill at least 1.1× llama.cpp (issue 15).", r.reps),
-		[]string{"qwen2.5-0.5b", "llama-3.2-1b"}, []string{"F16", "Q8_0", "Q4_K_M", "Q4_0"}, 512, 128, 1.1, 0)
+		[]string{"qwen2.5-0.5b", "llama-3.2-1b"}, []string{"F16", "Q8_0", "Q4_K_M", "Q4_0"}, 512, 64, 1.1, 0)
 }
 
 func (r *runner) quants() (string, error) {
@@ -616,7 +616,7 @@ func (r *runner) batched() (string, error) {
 	for i := range per {
 		per[i] = &pairs{}
 	}
-	for rep := 0; rep < r.reps; rep++ {
+	for rep := 0; rep < r.longReps; rep++ {
 		kv := make([]float64, len(npl))
 		ll := make([]float64, len(npl))
 		runK := func() error {
@@ -689,7 +689,7 @@ func (r *runner) codecs() (string, error) {
 		return "", err
 	}
 	const kv = "f16;kivi(bits=4);snapkv(budget=0.25);kivi(bits=2);q8;q4"
-	rep, err := r.kvgoBench("kvgo-codecs", "-m", f, "-p", "0", "-n", "64", "-d", "8192", "-r", fmt.Sprint(2*r.reps), "--interleave", "--kv", kv)
+	rep, err := r.kvgoBench("kvgo-codecs", "-m", f, "-p", "0", "-n", "64", "-d", "8192", "-r", fmt.Sprint(2*r.reps), "--interleave", "--membw", "--kv", kv)
 	if err != nil {
 		return "", err
 	}
