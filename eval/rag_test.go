@@ -1,7 +1,10 @@
 package eval
 
 import (
+	"bytes"
 	"context"
+	"html"
+	"strings"
 	"testing"
 
 	"github.com/kvgo/kvgo/engine"
@@ -36,5 +39,33 @@ func TestRAGWorkload(t *testing.T) {
 	}
 	if blend.KLD > 1e-6 || blend.Correct != full.Correct || blend.Recomputed != 1 {
 		t.Errorf("cacheblend(ratio=1): %+v", blend)
+	}
+	checkRAGHTML(t, r, true)
+	checkRAGHTML(t, r, false)
+}
+
+// checkRAGHTML: the page has the table (every policy) and its charts
+// (two with quality: KLD and accuracy against TTFT; one without).
+func checkRAGHTML(t *testing.T, r *RAGReport, quality bool) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := WriteRAGHTML(&b, r, quality); err != nil {
+		t.Fatal(err)
+	}
+	page := html.UnescapeString(b.String())
+	want := 1
+	if quality {
+		want = 2
+	}
+	if n := strings.Count(page, "<svg"); n != want {
+		t.Errorf("quality %v: %d charts, want %d", quality, n, want)
+	}
+	for _, x := range r.Rows {
+		if !strings.Contains(page, "<td>"+x.Recipe+"</td>") {
+			t.Errorf("the page's table has no row %q", x.Recipe)
+		}
+	}
+	if quality && !strings.Contains(page, "Answer KL divergence vs TTFT speedup") {
+		t.Error("no KLD chart")
 	}
 }

@@ -23,7 +23,7 @@ for part in $PARTS; do
   case $part in
   tiny)
     policies="prefix;naive;epic(k=16);cacheblend(ratio=0.15);cachecraft;cachecraft(alpha=0.5);cachecraft+kivi(bits=4)"
-    "$bin" eval rag --questions 40 --kv "$policies" --json "$OUT/tiny.json" >"$OUT/tiny.md"
+    "$bin" eval rag --questions 40 --kv "$policies" --json "$OUT/tiny.json" --html "$OUT/tiny.html" >"$OUT/tiny.md"
     ;;
   q05)
     # Documents long enough that the text every policy computes (the

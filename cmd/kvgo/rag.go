@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,7 +17,7 @@ import (
 // base; accuracy, fidelity against full prefill, TTFT, recompute, hit rate
 // and store bytes per policy (eval/rag.go).
 func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("eval rag", "[-m FILE] [--kv \"R1;R2\"] [--questions N] [--json FILE]")
+	fs := newFlagSet("eval rag", "[-m FILE] [--kv \"R1;R2\"] [--questions N] [--json FILE] [--html FILE]")
 	var mf modelFlags
 	mf.register(fs)
 	var c eval.RAGConfig
@@ -30,6 +31,7 @@ func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	kvFlag := fs.String("kv", "", "policies to compare, ';'-separated recipes (default: prefix, naive, epic, cacheblend, cachecraft, cachecraft+kivi; full is always the reference)")
 	timeOnly := fs.Bool("time-only", false, "measure time only, no answers (random-weight models)")
 	jsonOut := fs.String("json", "", "write the report as JSON to `file`")
+	htmlOut := fs.String("html", "", "write the report as an HTML page to `file`: the table and charts of quality against time to first token")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -59,6 +61,15 @@ func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	eval.WriteRAGTable(stdout, r, c.Quality)
 	fmt.Fprintf(stderr, "rag: %.0f s\n", r.Seconds)
+	if *htmlOut != "" {
+		var b bytes.Buffer
+		if err := eval.WriteRAGHTML(&b, r, c.Quality); err != nil {
+			return fmt.Errorf("rag: the HTML report: %w", err)
+		}
+		if err := os.WriteFile(*htmlOut, b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(r, "", "  ")
 		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
