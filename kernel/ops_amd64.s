@@ -298,3 +298,80 @@ done:
 	VMOVSS       X0, ret+16(FP)
 	VZEROUPPER
 	RET
+
+// EXPNEG is EXP for lanes v <= 0 (the shifted scores of an online
+// softmax): with no input above 0 there is no overflow to clamp, and 2^k
+// for k in [-126, 0] is a normal float, so it is applied in one step.
+// Inputs below ln(FLT_MIN) (and -Inf) give 0. About two thirds of EXP's
+// instructions. Uses t0, t1, t3 and the constants of EXPCONST.
+#define EXPNEG(v, t0, t1, t3) \
+	VCMPPS       $1, Y12, v, t3; \
+	VMAXPS       Y12, v, v; \
+	VMULPS       Y9, v, t0; \
+	VROUNDPS     $0, t0, t0; \
+	VFNMADD231PS Y10, t0, v; \
+	VFNMADD231PS Y11, t0, v; \
+	VMOVAPS      Y14, t1; \
+	VFMADD213PS  inv6f<>(SB), v, t1; \
+	VFMADD213PS  inv5f<>(SB), v, t1; \
+	VFMADD213PS  inv4f<>(SB), v, t1; \
+	VFMADD213PS  inv3f<>(SB), v, t1; \
+	VFMADD213PS  inv2f<>(SB), v, t1; \
+	VFMADD213PS  Y15, v, t1; \
+	VFMADD213PS  Y15, v, t1; \
+	VCVTPS2DQ    t0, t0; \
+	VPADDD       bias127<>(SB), t0, t0; \
+	VPSLLD       $23, t0, t0; \
+	VMULPS       t0, t1, v; \
+	VANDNPS      v, t3, v
+
+// func expShiftAVX2(x *float32, m float32, n int) float32
+//
+// x = e^(x-m) for x <= m, returning the sum of the results, accumulated in
+// float32 in two chains (a page's row of scores is short: 32 values).
+TEXT ·expShiftAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), DI
+	VBROADCASTSS m+8(FP), Y8
+	MOVQ         n+16(FP), CX
+	EXPCONST
+	VXORPS       Y6, Y6, Y6
+	VXORPS       Y7, Y7, Y7
+	CMPQ         CX, $16
+	JL           tail8
+
+loop16:
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VSUBPS  Y8, Y0, Y0
+	VSUBPS  Y8, Y1, Y1
+	EXPNEG(Y0, Y2, Y3, Y4)
+	EXPNEG(Y1, Y5, Y3, Y4)
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VADDPS  Y0, Y6, Y6
+	VADDPS  Y1, Y7, Y7
+	ADDQ    $64, DI
+	SUBQ    $16, CX
+	CMPQ    CX, $16
+	JGE     loop16
+
+tail8:
+	CMPQ    CX, $8
+	JL      done
+	VMOVUPS (DI), Y0
+	VSUBPS  Y8, Y0, Y0
+	EXPNEG(Y0, Y2, Y3, Y4)
+	VMOVUPS Y0, (DI)
+	VADDPS  Y0, Y6, Y6
+
+done:
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $1, Y6, X1
+	VADDPS       X1, X6, X6
+	VMOVHLPS     X6, X6, X1
+	VADDPS       X1, X6, X6
+	VMOVSHDUP    X6, X1
+	VADDSS       X1, X6, X6
+	VMOVSS       X6, ret+24(FP)
+	VZEROUPPER
+	RET

@@ -333,6 +333,9 @@ func TestExpShift(t *testing.T) {
 			if i%11 == 5 {
 				x[i] = float32(math.Inf(-1))
 			}
+			if i%17 == 3 {
+				x[i] = -80 - float32(i%5)*4 // around and below ln(FLT_MIN) after the shift
+			}
 			want[i] = math.Exp(float64(x[i]) - float64(m))
 			wsum += want[i]
 		}
