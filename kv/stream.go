@@ -662,6 +662,13 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		out = sc.wideBuf(g * dv)
 	}
 	T := len(s.pos)
+	// The softmax scale goes into the queries once, not into every
+	// head's row of scores of every page.
+	qs := growF(&sc.qs, g*s.dk)
+	for c, x := range q[:g*s.dk] {
+		qs[c] = x * scale
+	}
+	q = qs
 	m, l := sc.m[:g], sc.l[:g]
 	for j := range m {
 		m[j] = float32(math.Inf(-1))
@@ -710,7 +717,7 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		if vp == nil {
 			vp = p.k
 		}
-		s.block(p.k, vp, dv, q, g, qpos, scale, out, sc, all, from, base)
+		s.block(p.k, vp, dv, q, g, qpos, out, sc, all, from, base)
 		base += p.k.Len()
 	}
 	if end < T && all != nil {
@@ -727,7 +734,7 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 		if s.shared {
 			sc.tailV = sc.tailK
 		}
-		s.block(&sc.tailK, &sc.tailV, dv, q, g, qpos, scale, out, sc, all, from, base)
+		s.block(&sc.tailK, &sc.tailV, dv, q, g, qpos, out, sc, all, from, base)
 	}
 	for j := 0; j < g; j++ {
 		if l[j] > 0 {
@@ -771,16 +778,16 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 
 // block folds one page (or the tail) into the running online softmax:
 // m and l in sc hold each head's running maximum and normalizer, out the
-// unnormalized weighted sum of values.
-func (s *Stream) block(k, v attendable, dv int, q []float32, g int, qpos int32, scale float32, out []float32, sc *Scratch, all []float32, from, base int) {
+// unnormalized weighted sum of values. q carries the softmax scale.
+func (s *Stream) block(k, v attendable, dv int, q []float32, g int, qpos int32, out []float32, sc *Scratch, all []float32, from, base int) {
 	T := len(s.pos)
 	n := k.Len()
 	m, l := sc.m, sc.l
 	w := sc.scoreBuf(g * n)
 	k.Dot(q, g, w, &sc.page)
 	// Tokens after the query exist only while a prompt is prefilled; a
-	// decode step sees none, and then a row is scaled and its maximum
-	// taken by the vector kernels instead of a masking loop per head.
+	// decode step sees none, and then a row's maximum is taken by the
+	// vector kernel instead of a masking loop per head.
 	pos := s.pos[base : base+n]
 	masked := false
 	for _, p := range pos {
@@ -795,15 +802,12 @@ func (s *Stream) block(k, v attendable, dv int, q []float32, g int, qpos int32, 
 		if masked {
 			bm = float32(math.Inf(-1))
 			for i := range row {
-				x := row[i] * scale
 				if pos[i] > qpos {
-					x = float32(math.Inf(-1))
+					row[i] = float32(math.Inf(-1))
 				}
-				row[i] = x
-				bm = max(bm, x)
+				bm = max(bm, row[i])
 			}
 		} else {
-			kernel.Scale(row, scale)
 			bm = kernel.Max(row)
 		}
 		if all != nil && base+n > from {
@@ -866,6 +870,7 @@ type Scratch struct {
 	read         []bool
 	view         SelectView
 	blk          blockScratch // AttendBlock's query block
+	qs           []float32    // the queries times the softmax scale
 }
 
 // NewScratch returns scratch for up to maxHeads query heads per KV head.
