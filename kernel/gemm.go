@@ -26,6 +26,11 @@ const gemmBlockBytes = 8*64 + 64
 // the codes, then 16 float32 scales and 16 float32 minimums.
 const gemmKBlockBytes = 8*64 + 128
 
+// gemm6BlockBytes is the size of one repacked Q6_K block of 32 elements
+// of 16 rows: the codes, then per 16-element sub-block 16 float32 scales
+// and 16 float32 offsets.
+const gemm6BlockBytes = 8*64 + 256
+
 // gemmKMinTokens is the smallest batch the Q4_K tile GEMM takes: its
 // scales are unpacked in Go, once per tile and call, which at 16 tokens
 // measured no faster than the x4 kernel (BenchmarkGEMM).
@@ -33,18 +38,23 @@ const gemmKMinTokens = 32
 
 // fillKTable sets, for each whole group of four tokens among the n rows of
 // Q8_K activations in x (stride bytes apart, nb super-blocks each) and each
-// 32-element sub-block s, kt[(g*8*nb+s)*8 + i] = dy and kt[... + 4 + i] =
-// dy·Σx over the sub-block, for token 4g+i.
-func fillKTable(kt []float32, x []byte, stride, n, nb int) {
+// sub-block s of the super-blocks' sub sub-blocks (8 of 32 elements for
+// Q4_K, 16 of 16 for Q6_K), kt[(g*sub*nb+s)*8 + i] = dy and kt[... + 4 +
+// i] = dy·Σx over the sub-block, for token 4g+i.
+func fillKTable(kt []float32, x []byte, stride, n, nb, sub int) {
+	per := 16 / sub // block sums (of 16 quants) per sub-block
 	for t := range n / 4 * 4 {
 		g, i := t/4, t%4
 		row := x[t*stride : t*stride+292*nb]
 		for b := range nb {
 			dy := math.Float32frombits(binary.LittleEndian.Uint32(row[292*b:]))
 			bs := row[292*b+260 : 292*b+292]
-			for j := range 8 {
-				sx := int32(int16(binary.LittleEndian.Uint16(bs[4*j:]))) + int32(int16(binary.LittleEndian.Uint16(bs[4*j+2:])))
-				o := ((g*8*nb)+8*b+j)*8 + i
+			for j := range sub {
+				var sx int32
+				for k := range per {
+					sx += int32(int16(binary.LittleEndian.Uint16(bs[2*(per*j+k):])))
+				}
+				o := ((g*sub*nb)+sub*b+j)*8 + i
 				kt[o] = dy
 				kt[o+4] = dy * float32(sx)
 			}

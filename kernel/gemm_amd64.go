@@ -25,6 +25,12 @@ func repackQ4_Kx8(dst *byte, p *[8]*byte, nb int)
 func gemmQ4_KVNNI(w *byte, nb int, x *byte, xstride int, kt *float32, groups int, out *float32, ostride int)
 
 //go:noescape
+func repackQ6_Kx8(dst *byte, p *[8]*byte, nb int)
+
+//go:noescape
+func gemmQ6_KVNNI(w *byte, nb int, x *byte, xstride int, kt *float32, groups int, out *float32, ostride int)
+
+//go:noescape
 func gemmLegacyVNNI(w *byte, nb int, x *byte, xstride int, s4 *float32, c4 *int32, groups int, out *float32, ostride int)
 
 // gemmRun sets out[t][r] for rows [lo, hi) and all n tokens through the
@@ -33,8 +39,11 @@ func gemmLegacyVNNI(w *byte, nb int, x *byte, xstride int, s4 *float32, c4 *int3
 // tokens go through the one-token kernel. It returns pack.
 func (m *Matrix) gemmRun(pack []byte, tmp *[tileRows * 8]float32, out []float32, lo, hi int, a *acts, n int) []byte {
 	need := m.nb * gemmBlockBytes
-	if m.kind == kQ4_K {
+	switch m.kind {
+	case kQ4_K:
 		need = m.nb * 8 * gemmKBlockBytes
+	case kQ6_K:
+		need = m.nb * 8 * gemm6BlockBytes
 	}
 	if len(pack) < need {
 		pack = make([]byte, need)
@@ -66,8 +75,12 @@ func (m *Matrix) gemmRun(pack []byte, tmp *[tileRows * 8]float32, out []float32,
 // gemmGroups runs the kernel of m's type over the token groups [g, g+k).
 func (m *Matrix) gemmGroups(pack, xs []byte, a *acts, g, k int, out *float32, ostride int) {
 	x := &xs[4*g*a.stride]
-	if m.kind == kQ4_K {
+	switch m.kind {
+	case kQ4_K:
 		gemmQ4_KVNNI(&pack[0], m.nb, x, a.stride, &a.kt[4*g*16*m.nb], k, out, ostride)
+		return
+	case kQ6_K:
+		gemmQ6_KVNNI(&pack[0], m.nb, x, a.stride, &a.kt[4*g*32*m.nb], k, out, ostride)
 		return
 	}
 	gemmLegacyVNNI(&pack[0], m.nb, x, a.stride, &a.s4[4*g*m.nb], &a.c4[4*g*m.nb], k, out, ostride)
@@ -100,12 +113,42 @@ func (m *Matrix) repackK(pack []byte, r0, rr int) {
 	}
 }
 
+// repack6 writes Q6_K rows [r0, r0+rr) into pack: the codes in assembly,
+// the sub-blocks' scales d·sc and offsets 32·d·sc here.
+func (m *Matrix) repack6(pack []byte, r0, rr int) {
+	var p [8]*byte
+	for h := range 2 {
+		for i := range 8 {
+			r := r0 + min(8*h+i, rr-1)
+			p[i] = &m.Data[r*m.rowBytes]
+		}
+		repackQ6_Kx8((*byte)(unsafe.Add(unsafe.Pointer(&pack[0]), 32*h)), &p, m.nb)
+	}
+	f := unsafe.Slice((*float32)(unsafe.Pointer(&pack[0])), len(pack)/4)
+	for r := range gemmRows {
+		row := m.Data[(r0+min(r, rr-1))*m.rowBytes:]
+		for b := range m.nb {
+			blk := row[b*210 : b*210+210]
+			d := f16le(blk[208:])
+			for s := range 16 {
+				o := (b*8+s/2)*gemm6BlockBytes/4 + 128 + 32*(s%2) + r
+				f[o] = d * float32(int8(blk[192+s]))
+				f[o+16] = 32 * f[o]
+			}
+		}
+	}
+}
+
 // repack writes weight rows [r0, r0+rr) (rr <= 16) into pack in the tile
 // GEMM's layout; rows past rr repeat the last row, and their results are
 // dropped.
 func (m *Matrix) repack(pack []byte, r0, rr int) {
-	if m.kind == kQ4_K {
+	switch m.kind {
+	case kQ4_K:
 		m.repackK(pack, r0, rr)
+		return
+	case kQ6_K:
+		m.repack6(pack, r0, rr)
 		return
 	}
 	var p [8]*byte

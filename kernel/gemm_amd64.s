@@ -474,3 +474,174 @@ qblk:
 qdone:
 	VZEROUPPER
 	RET
+
+// ---- Q6_K: 16-element sub-blocks, two per 32-element block ----
+//
+// A repacked Q6_K block of 32 elements (768 bytes) holds the 16 rows'
+// codes (6 bits, unsigned: the weight plus 32), then for each of its two
+// 16-element sub-blocks the rows' scales d·sc (16 float32) and offsets
+// 32·d·sc (16 float32). Element 32k+l of a super-block comes from ql byte
+// 64(k/4) + 32(k%2) + l (high nibble for k%4 >= 2) and bits 2(k%4) of qh
+// byte 32(k/4) + l.
+
+DATA threes<>+0(SB)/8, $0x0303030303030303
+DATA threes<>+8(SB)/8, $0x0303030303030303
+DATA threes<>+16(SB)/8, $0x0303030303030303
+DATA threes<>+24(SB)/8, $0x0303030303030303
+GLOBL threes<>(SB), RODATA|NOPTR, $32
+
+#define LD_Q6_LO(p, ql, qh, sh, y) \
+	VMOVDQU ql(p), y; \
+	VPAND   Y15, y, y; \
+	VMOVDQU 128+qh(p), Y14; \
+	VPSRLW  $sh, Y14, Y14; \
+	VPAND   threes<>(SB), Y14, Y14; \
+	VPSLLW  $4, Y14, Y14; \
+	VPOR    Y14, y, y
+
+#define LD_Q6_HI(p, ql, qh, sh, y) \
+	VMOVDQU ql(p), y; \
+	VPSRLW  $4, y, y; \
+	VPAND   Y15, y, y; \
+	VMOVDQU 128+qh(p), Y14; \
+	VPSRLW  $sh, Y14, Y14; \
+	VPAND   threes<>(SB), Y14, Y14; \
+	VPSLLW  $4, Y14, Y14; \
+	VPOR    Y14, y, y
+
+#define REPACK6(LD, ql, qh, sh) \
+	VMOVDQU lo4<>(SB), Y15; \
+	LD(R8, ql, qh, sh, Y0); \
+	LD(R9, ql, qh, sh, Y1); \
+	LD(R10, ql, qh, sh, Y2); \
+	LD(R11, ql, qh, sh, Y3); \
+	LD(R12, ql, qh, sh, Y4); \
+	LD(R13, ql, qh, sh, Y5); \
+	LD(AX, ql, qh, sh, Y6); \
+	LD(DX, ql, qh, sh, Y7); \
+	T8; \
+	STORE8; \
+	ADDQ    $768, DI
+
+// func repackQ6_Kx8(dst *byte, p *[8]*byte, nb int)
+//
+// Codes only; the scales and offsets are written in Go.
+TEXT ·repackQ6_Kx8(SB), NOSPLIT, $0-24
+	MOVQ  dst+0(FP), DI
+	MOVQ  nb+16(FP), CX
+	LOADPTRS
+	TESTQ CX, CX
+	JZ    sdone
+
+s6:
+	REPACK6(LD_Q6_LO, 0, 0, 0)
+	REPACK6(LD_Q6_LO, 32, 0, 2)
+	REPACK6(LD_Q6_HI, 0, 0, 4)
+	REPACK6(LD_Q6_HI, 32, 0, 6)
+	REPACK6(LD_Q6_LO, 64, 32, 0)
+	REPACK6(LD_Q6_LO, 96, 32, 2)
+	REPACK6(LD_Q6_HI, 64, 32, 4)
+	REPACK6(LD_Q6_HI, 96, 32, 6)
+	ADVANCE(210)
+	DECQ  CX
+	JNZ   s6
+
+sdone:
+	VZEROUPPER
+	RET
+
+// ZERO8 clears the int32 sums.
+#define ZERO8 \
+	VPXOR Y0, Y0, Y0; \
+	VPXOR Y1, Y1, Y1; \
+	VPXOR Y2, Y2, Y2; \
+	VPXOR Y3, Y3, Y3; \
+	VPXOR Y4, Y4, Y4; \
+	VPXOR Y5, Y5, Y5; \
+	VPXOR Y6, Y6, Y6; \
+	VPXOR Y7, Y7, Y7
+
+// HALF6 scales the sums of one 16-element sub-block: its scales and
+// offsets at so(SI), so+64(SI), the tokens' table at to(DX).
+#define HALF6(so, to) \
+	VMOVUPS so(SI), Y10; \
+	VMOVUPS so+32(SI), Y11; \
+	VMOVUPS so+64(SI), Y24; \
+	VMOVUPS so+96(SI), Y25; \
+	ADDQ    $to, DX; \
+	KSCALE(0, Y0, Y1, Y16, Y17); \
+	KSCALE(1, Y2, Y3, Y18, Y19); \
+	KSCALE(2, Y4, Y5, Y20, Y21); \
+	KSCALE(3, Y6, Y7, Y22, Y23)
+
+// func gemmQ6_KVNNI(w *byte, nb int, x *byte, xstride int, kt *float32, groups int, out *float32, ostride int)
+TEXT ·gemmQ6_KVNNI(SB), NOSPLIT, $0-64
+	MOVQ    xstride+24(FP), R8
+	LEAQ    (R8)(R8*2), R9
+	MOVQ    x+16(FP), R11
+	MOVQ    kt+32(FP), R12
+	MOVQ    out+48(FP), AX
+	MOVQ    ostride+56(FP), BX
+	MOVQ    groups+40(FP), CX
+	TESTQ   CX, CX
+	JZ      q6done
+
+q6grp:
+	MOVQ    w+0(FP), SI
+	LEAQ    4(R11), DI
+	MOVQ    R12, DX
+	MOVQ    nb+8(FP), CX
+	VPXORD  Y16, Y16, Y16
+	VPXORD  Y17, Y17, Y17
+	VPXORD  Y18, Y18, Y18
+	VPXORD  Y19, Y19, Y19
+	VPXORD  Y20, Y20, Y20
+	VPXORD  Y21, Y21, Y21
+	VPXORD  Y22, Y22, Y22
+	VPXORD  Y23, Y23, Y23
+
+q6sb:
+	MOVQ    $8, R10
+
+q6blk:
+	ZERO8
+	KK4(0)
+	KK4(1)
+	KK4(2)
+	KK4(3)
+	HALF6(512, 0)
+	ZERO8
+	KK4(4)
+	KK4(5)
+	KK4(6)
+	KK4(7)
+	HALF6(640, 32)
+	ADDQ    $32, DX
+	ADDQ    $768, SI
+	ADDQ    $32, DI
+	DECQ    R10
+	JNZ     q6blk
+	ADDQ    $36, DI
+	DECQ    CX
+	JNZ     q6sb
+
+	VMOVUPS Y16, (AX)
+	VMOVUPS Y17, 32(AX)
+	ADDQ    BX, AX
+	VMOVUPS Y18, (AX)
+	VMOVUPS Y19, 32(AX)
+	ADDQ    BX, AX
+	VMOVUPS Y20, (AX)
+	VMOVUPS Y21, 32(AX)
+	ADDQ    BX, AX
+	VMOVUPS Y22, (AX)
+	VMOVUPS Y23, 32(AX)
+	ADDQ    BX, AX
+	LEAQ    (R11)(R8*4), R11
+	MOVQ    DX, R12
+	DECQ    groups+40(FP)
+	JNZ     q6grp
+
+q6done:
+	VZEROUPPER
+	RET

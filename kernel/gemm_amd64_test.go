@@ -31,10 +31,10 @@ func TestGEMMMatchesReference(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	rng := rand.New(rand.NewPCG(3, 5))
-	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_K} {
+	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
 		shapes := []shape{{16, 32}, {33, 64}, {70, 896}, {128, 4864}}
 		ns := []int{4, 5, 6, 7, 16, 512}
-		if typ == gguf.TypeQ4_K {
+		if typ.BlockElems() == 256 {
 			shapes = []shape{{16, 256}, {33, 512}, {70, 2048}}
 			ns = []int{32, 33, 35, 512}
 		}
@@ -74,7 +74,7 @@ func BenchmarkGEMM(b *testing.B) {
 	defer runtime.UnlockOSThread()
 	p := NewPool(1)
 	defer p.Close()
-	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_K} {
+	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
 		for _, s := range benchShapes(typ) {
 			m := benchMatrix(b, typ, s.rows, s.cols)
 			for _, n := range []int{4, 8, 16, 64, 512} {

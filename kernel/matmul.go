@@ -43,12 +43,25 @@ var kinds = map[gguf.TensorType]wkind{
 // gemm reports whether batches of m go through the tile GEMM
 // (gemm_amd64.s).
 func (m *Matrix) gemm() bool {
-	return useGEMM && (m.kind == kQ8_0 || m.kind == kQ4_0 || m.kind == kQ5_0 || m.kind == kQ4_K)
+	switch m.kind {
+	case kQ8_0, kQ4_0, kQ5_0, kQ4_K, kQ6_K:
+		return useGEMM
+	}
+	return false
+}
+
+// ktSub is the number of sub-blocks per super-block the K-quant tile GEMM
+// of m scales separately (acts.kt).
+func (m *Matrix) ktSub() int {
+	if m.kind == kQ6_K {
+		return 16
+	}
+	return 8
 }
 
 // gemmMin is the smallest batch of m that goes through the tile GEMM.
 func (m *Matrix) gemmMin() int {
-	if m.kind == kQ4_K {
+	if m.kind.kquant() {
 		return gemmKMinTokens
 	}
 	return gemmMinTokens
@@ -166,8 +179,8 @@ func (m *Matrix) ActivationBytes(n int) int {
 			b += 4 * n * m.nb // acts.c4
 		}
 	}
-	if m.kind == kQ4_K && m.gemm() {
-		b += 64*n*m.nb + 4 // acts.kt
+	if m.kind.kquant() && m.gemm() {
+		b += 128*n*m.nb + 4 // acts.kt
 	}
 	return b
 }
@@ -214,8 +227,8 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 				a.c4 = unsafe.Slice((*int32)(unsafe.Pointer(&c[0])), len(c))
 			}
 		}
-		if m.kind == kQ4_K && m.gemm() && n >= gemmKMinTokens {
-			a.kt = alignedFloats(scratch[n*m.actRow:], 16*n*m.nb)
+		if m.kind.kquant() && m.gemm() && n >= gemmKMinTokens {
+			a.kt = alignedFloats(scratch[n*m.actRow:], m.ktSub()*2*n*m.nb)
 		}
 	}
 	j := &p.qa
@@ -230,7 +243,7 @@ func (m *Matrix) convert(p *Pool, x []float32, n int, scratch []byte) acts {
 		fillOffsets(a.c4, a.b, a.stride, n, m.nb, codeOffset(m.kind))
 	}
 	if a.kt != nil {
-		fillKTable(a.kt, a.b, a.stride, n, m.nb)
+		fillKTable(a.kt, a.b, a.stride, n, m.nb, m.ktSub())
 	}
 	if a.s4 != nil {
 		for g := 0; g+4 <= n; g += 4 {
