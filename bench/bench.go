@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv"
+	"github.com/kvgo/kvgo/kv/offload"
 	"github.com/kvgo/kvgo/kv/recipe"
 )
 
@@ -148,6 +149,7 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 type subject struct {
 	r     *recipe.Recipe
 	cache *kv.Cache
+	store *offload.Store // the cache's cold tier (engine.Engine.Offload), nil without one
 }
 
 // measure fills a cache per recipe to depth, then runs each test's
@@ -166,11 +168,17 @@ func measure(ctx context.Context, e *engine.Engine, recipes []*recipe.Recipe, de
 	state := e.Model.NewState(e.Pool, cfg.Batch, n)
 	fill := randTokens(depth)
 	subjects := make([]subject, len(recipes))
+	defer func() {
+		for _, s := range subjects {
+			s.store.Close()
+		}
+	}()
 	for i, r := range recipes {
-		cache, err := e.NewCache(r, n)
+		cache, store, err := e.NewSeqCache(r, n)
 		if err != nil {
 			return nil, err
 		}
+		subjects[i].store = store
 		// The depth is the prompt an evicting recipe compresses.
 		if depth > 0 {
 			cache.BeginPrefill(depth)
@@ -178,7 +186,7 @@ func measure(ctx context.Context, e *engine.Engine, recipes []*recipe.Recipe, de
 				return nil, err
 			}
 		}
-		subjects[i] = subject{r, cache}
+		subjects[i] = subject{r, cache, store}
 	}
 	var results []Result
 	run := func(test string, tokens int, fn func(cache *kv.Cache) error) error {
@@ -195,7 +203,8 @@ func measure(ctx context.Context, e *engine.Engine, recipes []*recipe.Recipe, de
 			if err := fn(s.cache); err != nil {
 				return 0, err
 			}
-			return time.Since(t0).Seconds(), nil
+			sec := time.Since(t0).Seconds()
+			return sec, s.store.Err()
 		}
 		// One untimed pass per recipe first, as llama-bench does: without
 		// it, the first interleaved pass of kivi(bits=4) at depth 8192

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -26,6 +27,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the timed tests (not of filling the cache to its depth) to `file` (go tool pprof)")
 	interleave := fs.Bool("interleave", false, "fill every recipe's cache first, then run each repetition once per recipe in turn, and report each recipe's speed relative to the first one in the same repetitions (needs every cache in memory at once)")
 	npl := fs.String("npl", "", "comma-separated `counts` of sequences that decode -n tokens together after each filled its own cache to the depth (batched decode, as llama-batched-bench -npl; replaces the tg test)")
+	var of offloadFlags
+	of.register(fs)
 	membw := fs.Bool("membw", false, "measure memory bandwidth and show each tg test's bound (bandwidth / bytes read per token)")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -72,11 +75,22 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		recipes = append(recipes, r)
 	}
+	if _, err := of.options(); err != nil {
+		return err
+	}
 	e, err := mf.load()
 	if err != nil {
 		return err
 	}
 	defer e.Close()
+	if of.dir != "" {
+		// Without a writable directory, the caches may stay in memory
+		// only if the deepest fits the heap budget given to its pages.
+		hot, _ := parseSize(of.hot)
+		if err := of.apply(e, e.FullCacheBytes(slices.Max(ds)+max(*p, *n)), hot, stderr); err != nil {
+			return err
+		}
+	}
 	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes, Interleave: *interleave, Parallel: parallel}
 	rep := bench.NewReport(e)
 	var table *bench.Table
