@@ -29,6 +29,12 @@ type Report struct {
 	// MemBW is the measured memory bandwidth in bytes/s (0 = not measured).
 	MemBW               float64 `json:"membw_bytes_per_second"`
 	WeightBytesPerToken int64   `json:"weight_bytes_per_token"`
+	// FMAFlops is the attention kernels' arithmetic rate in flops/s
+	// (FMAThroughput; 0 = not measured), and AttnFlopsPerPos the
+	// attention's flops per cached position and token (AttentionFlops):
+	// with MemBW they give each tg test's arithmetic bound (ArithBound).
+	FMAFlops        float64 `json:"fma_flops_per_second,omitempty"`
+	AttnFlopsPerPos float64 `json:"attention_flops_per_position,omitempty"`
 	// Arch is the model's architecture, shown in the table's heading; it
 	// is not part of kvgo-bench/1.
 	Arch string `json:"-"`
@@ -40,6 +46,7 @@ func NewReport(e *engine.Engine) *Report {
 	return &Report{
 		Schema: Schema, Model: e.Source, Arch: e.Model.Arch, Params: e.Params(), Threads: e.Pool.Threads(),
 		GOARCH: runtime.GOARCH, WeightBytesPerToken: e.WeightBytesPerToken(),
+		AttnFlopsPerPos: AttentionFlops(e.Model.Config),
 	}
 }
 
@@ -126,6 +133,16 @@ func (t *Table) Summary(r *Report) {
 	for _, res := range r.Results {
 		if res.BoundTokPerSec > 0 {
 			t.printf("  %-40s %-7s depth %6d: %8.2f t/s = %5.1f%% of the bound %.2f\n", res.Recipe, res.Test, res.Depth, res.TokPerSec, 100*res.TokPerSec/res.BoundTokPerSec, res.BoundTokPerSec)
+		}
+	}
+	if r.FMAFlops <= 0 {
+		return
+	}
+	t.printf("attention kernels: %.1f GFLOP/s; attention %.0f flops per cached position and token;\n", r.FMAFlops/1e9, r.AttnFlopsPerPos)
+	t.printf("bound with arithmetic = 1 / (weights / bandwidth + max(KV bytes / bandwidth, attention flops / kernel rate)):\n")
+	for _, res := range r.Results {
+		if b := r.ArithBound(res); b > 0 {
+			t.printf("  %-40s %-7s depth %6d: %8.2f t/s = %5.1f%% of the bound %.2f\n", res.Recipe, res.Test, res.Depth, res.TokPerSec, 100*res.TokPerSec/b, b)
 		}
 	}
 }
