@@ -25,12 +25,12 @@ type RAGPoint struct {
 // scale, ± its standard error) and the accuracy (95% Wilson interval),
 // both against the TTFT speedup over full prefill. Without quality
 // (random-weight models) it draws the speedup against the share of the
-// prefill's work computed instead. One colour per policy; labels are
-// placed where they overlap nothing, as in the eval report.
+// prefill's work computed instead. One colour and glyph per policy; names
+// are left to the legend (policy names are long, and the points few).
 func RAGCharts(pts []RAGPoint, quality bool) ([]Chart, error) {
 	var out []Chart
 	add := func(title, note string, f figure) error {
-		s, err := renderSVG(f, 620, 360)
+		s, err := renderSVG(f, 820, 360)
 		if err != nil {
 			return err
 		}
@@ -44,10 +44,10 @@ func RAGCharts(pts []RAGPoint, quality bool) ([]Chart, error) {
 				func(p RAGPoint) (x, y, lo, hi float64, ok bool) { return p.Compute, p.Speedup, 0, 0, true }, false))
 	}
 	if err := add("Answer KL divergence vs TTFT speedup",
-		"Mean KL divergence of the answer's next-token distributions from full prefill's (teacher forced along full prefill's answer), ± its standard error, log scale, against the TTFT speedup over full prefill. Full prefill itself (speedup 1, divergence 0) is not drawn; down and right is better.",
+		"Mean KL divergence of the answer's next-token distributions from full prefill's (teacher forced along full prefill's answer), ± its standard error, log scale, against the TTFT speedup over full prefill. Full prefill itself (speedup 1, divergence 0) and policies within 1e-6 of it (prefix caching computes the same values) are not drawn; down and right is better.",
 		ragFigure(pts, "TTFT speedup over full prefill", "answer KL divergence (nats, log scale)",
 			func(p RAGPoint) (x, y, lo, hi float64, ok bool) {
-				return p.Speedup, p.KLD, min(p.KLDSE, p.KLD/2), p.KLDSE, p.KLD > 0
+				return p.Speedup, p.KLD, min(p.KLDSE, p.KLD/2), p.KLDSE, p.KLD >= 1e-6
 			}, true)); err != nil {
 		return nil, err
 	}
@@ -65,7 +65,6 @@ func RAGCharts(pts []RAGPoint, quality bool) ([]Chart, error) {
 func ragFigure(pts []RAGPoint, xl, yl string, xy func(RAGPoint) (x, y, lo, hi float64, ok bool), logY bool) figure {
 	p := newPlot("", xl, yl)
 	leg := newLegend()
-	lab := &labeler{style: labelStyle()}
 	var names []string
 	ylo, yhi, xhi := math.Inf(1), 0.0, 0.0
 	for i, pt := range pts {
@@ -77,8 +76,6 @@ func ragFigure(pts []RAGPoint, xl, yl string, xy func(RAGPoint) (x, y, lo, hi fl
 			addErrorBars(p, errPoints{XYs: plotter.XYs{{X: x, Y: y}}, lo: []float64{lo}, hi: []float64{hi}}, i)
 		}
 		addLinePoints(p, leg, plotter.XYs{{X: x, Y: y}}, pt.Name, i, false)
-		lab.marks = append(lab.marks, plotter.XY{X: x, Y: y})
-		lab.add(x, y, pt.Name)
 		names = append(names, pt.Name)
 		ylo, yhi, xhi = min(ylo, y-lo), max(yhi, y+hi), max(xhi, x)
 	}
@@ -86,7 +83,6 @@ func ragFigure(pts []RAGPoint, xl, yl string, xy func(RAGPoint) (x, y, lo, hi fl
 		noData(p, "no policy to draw")
 		return figure{p: p}
 	}
-	p.Add(lab)
 	p.X.Min, p.X.Max = 0, max(1.05, xhi*1.1)
 	if logY {
 		ylo = max(ylo, 1e-9)
