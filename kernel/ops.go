@@ -473,12 +473,12 @@ func FromF16(dst []float32, src []uint16) {
 // exponentials of an online softmax, whose running maximum m the caller
 // keeps. -Inf entries become 0. x[i]-m must not be positive, which lets
 // the AVX2 path skip Softmax's overflow handling and scale by 2^k in one
-// step (EXPNEG in ops_amd64.s), and its sum is float32: attention calls
-// it once per query head and page of 32 scores, where the float64 sum and
-// the two-step scaling were about a third of its instructions.
+// step (EXPNEG in ops_amd64.s; the same results, fewer instructions). The
+// sum is float64, so that it hardly depends on the order of the terms
+// (see expShiftAVX2).
 func ExpShift(x []float32, m float32) float32 {
 	i := 0
-	var sum float32
+	var sum float64
 	if useAVX2 && len(x) >= 8 {
 		i = len(x) &^ 7
 		sum = expShiftAVX2(&x[0], m, i)
@@ -486,7 +486,7 @@ func ExpShift(x []float32, m float32) float32 {
 	for ; i < len(x); i++ {
 		e := float32(math.Exp(float64(x[i] - m)))
 		x[i] = e
-		sum += e
+		sum += float64(e)
 	}
-	return sum
+	return float32(sum)
 }

@@ -23,7 +23,7 @@ func swigluAVX2(gate, up *float32, n int)
 func expSubAVX2(x *float32, m float32, n int) float64
 
 //go:noescape
-func expShiftAVX2(x *float32, m float32, n int) float32
+func expShiftAVX2(x *float32, m float32, n int) float64
 
 //go:noescape
 func maxAVX2(x *float32, n int) float32

@@ -27,6 +27,16 @@ import (
 // or statistics of every step), a selector choosing pages (decode steps),
 // and values stored in keys (latent caches).
 //
+// A token's outputs do not depend on which other tokens share its block:
+// the rows are padded to a multiple of four with zero queries, so that
+// every row is scored by the four-query kernel (kernel.DotsGroup takes the
+// rows four at a time; fewer than four would go through the single-query
+// kernel, which sums in another order), and the value kernels sum every
+// column in row order whatever their grouping. Reusing a stored prefix
+// then gives the same logits as computing the prompt at once
+// (TestAttendBlockSplitInvariant; kv/reuse/prefix's
+// TestReusedPrefixGivesTheSameLogits).
+//
 // A block is work of one worker; blocks of different (layer, kvHead) or
 // of disjoint tokens may run in parallel, each with its own Scratch.
 func (c *Cache) AttendBlock(layer, kvHead int, q []float32, qstride, g int, qpos []int32, out []float32, ostride int, sc *Scratch) {
@@ -34,7 +44,7 @@ func (c *Cache) AttendBlock(layer, kvHead int, q []float32, qstride, g int, qpos
 	if len(qpos) == 0 {
 		return
 	}
-	if len(qpos) == 1 || !c.tiles(s, qpos) {
+	if !c.tiles(s, qpos) {
 		for i, p := range qpos {
 			c.Attend(layer, kvHead, q[i*qstride:i*qstride+g*s.dk], g, p, out[i*ostride:i*ostride+g*s.dv], sc)
 		}
@@ -59,6 +69,10 @@ func (c *Cache) tiles(s *Stream, qpos []int32) bool {
 	return true
 }
 
+// blockRowUnit is what a block's rows are padded to a multiple of: the
+// score kernels take four query rows at a time (kernel.DotsGroup).
+const blockRowUnit = 4
+
 // blockScratch is a worker's memory for one query block: the packed and
 // scaled queries, the unnormalized outputs, the running maximum and
 // normalizer per row, and each row's position.
@@ -78,7 +92,7 @@ func growF(b *[]float32, n int) []float32 {
 func (s *Stream) attendBlock(q []float32, qstride, g int, qpos []int32, scale float32, out []float32, ostride int, sc *Scratch) {
 	dk, dv := s.dk, s.dv
 	n := len(qpos)
-	rows := n * g
+	rows := (n*g + blockRowUnit - 1) / blockRowUnit * blockRowUnit
 	b := &sc.blk
 	Q := growF(&b.q, rows*dk)
 	O := growF(&b.o, rows*dv)
@@ -99,6 +113,11 @@ func (s *Stream) attendBlock(q []float32, qstride, g int, qpos []int32, scale fl
 		for j := 0; j < g; j++ {
 			rpos[i*g+j] = p
 		}
+	}
+	// Padding rows: zero queries at the block's last position.
+	clear(Q[n*g*dk:])
+	for r := n * g; r < rows; r++ {
+		rpos[r] = hi
 	}
 	inf := float32(math.Inf(-1))
 	for r := range m {

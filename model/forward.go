@@ -240,8 +240,14 @@ type attnJob struct {
 }
 
 // attnBlock is a run of consecutive batch rows of one segment that attend
-// together (kv.Cache.AttendBlock).
-type attnBlock struct{ row, n int }
+// together (kv.Cache.AttendBlock); alone: the segment's only token (a
+// decode step), which attends by itself (kv.Cache.Attend). The last token
+// of a longer segment goes through AttendBlock too, so that a prompt
+// token's attention does not depend on how the prompt was cut.
+type attnBlock struct {
+	row, n int
+	alone  bool
+}
 
 // attnBlockTokens is how many tokens of a prompt batch attend as one block:
 // each cached page is read once per block rather than once per token, and
@@ -258,7 +264,7 @@ func (j *attnJob) Run(w, lo, hi int) {
 		b, h := j.blocks[x/c.KVHeads], x%c.KVHeads
 		off := b.row*qDim + h*group*D
 		cache := j.segs[j.s.owner[b.row]].cache
-		if b.n == 1 {
+		if b.n == 1 && b.alone {
 			cache.Attend(j.layer, h, j.q[off:off+group*D], group, j.s.pos[b.row], j.att[off:off+group*D], j.s.scratch[w])
 			continue
 		}
@@ -274,7 +280,7 @@ func queryBlocks(dst []attnBlock, segs []segment) []attnBlock {
 	row := 0
 	for _, sg := range segs {
 		for i := 0; i < len(sg.tokens); i += attnBlockTokens {
-			dst = append(dst, attnBlock{row: row + i, n: min(attnBlockTokens, len(sg.tokens)-i)})
+			dst = append(dst, attnBlock{row: row + i, n: min(attnBlockTokens, len(sg.tokens)-i), alone: len(sg.tokens) == 1})
 		}
 		row += len(sg.tokens)
 	}
