@@ -28,6 +28,27 @@ DATA b32<>+0(SB)/8, $0x2020202020202020
 DATA b32<>+8(SB)/8, $0x2020202020202020
 GLOBL b32<>(SB), RODATA|NOPTR, $16
 
+// sc16 holds VPSHUFB controls that pick, from eight int16 scales held in
+// both 128-bit lanes, scale 2g (low lane) and 2g+1 (high lane) for group g
+// of a 128-element half; 32 bytes per g.
+DATA sc16<>+0(SB)/8, $0x0100010001000100
+DATA sc16<>+8(SB)/8, $0x0100010001000100
+DATA sc16<>+16(SB)/8, $0x0302030203020302
+DATA sc16<>+24(SB)/8, $0x0302030203020302
+DATA sc16<>+32(SB)/8, $0x0504050405040504
+DATA sc16<>+40(SB)/8, $0x0504050405040504
+DATA sc16<>+48(SB)/8, $0x0706070607060706
+DATA sc16<>+56(SB)/8, $0x0706070607060706
+DATA sc16<>+64(SB)/8, $0x0908090809080908
+DATA sc16<>+72(SB)/8, $0x0908090809080908
+DATA sc16<>+80(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA sc16<>+88(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA sc16<>+96(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA sc16<>+104(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA sc16<>+112(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA sc16<>+120(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL sc16<>(SB), RODATA|NOPTR, $128
+
 #define XB0 (DI)
 #define XB1 (DI)(R8*1)
 #define XB2 (DI)(R8*2)
@@ -47,21 +68,25 @@ GLOBL b32<>(SB), RODATA|NOPTR, $16
 #define Q2PREP(h, g, SH) \
 	SH; \
 	VPAND     m2bits<>(SB), Y8, Y8; \
-	VPSHUFB   q6sc<>+64*h+16*g(SB), X13, X9; \
-	VPMOVZXBW X9, Y9
+	VPSHUFB   sc16<>+32*g(SB), Y13, Y9
 
 #define Q2TOK(h, g, xb, sumi) \
 	VPMADDUBSW 4+128*h+32*g xb, Y8, Y10; \
 	VPMADDWD   Y9, Y10, Y10; \
 	VPADDD     Y10, sumi, sumi
 
-// Q2SCALES loads the scales and mins of the super-block at SI.
+// Q2SCALES loads the mins of the super-block at SI into Y12 (int16) and
+// its scales as int16, 0-7 into both lanes of Y13 and 8-15 into both lanes
+// of Y14, so that one VPSHUFB picks a group's two.
 #define Q2SCALES \
 	VMOVDQU   0(SI), X14; \
 	VPAND     lo4<>(SB), X14, X13; \
 	VPSRLW    $4, X14, X12; \
 	VPAND     lo4<>(SB), X12, X12; \
-	VPMOVZXBW X12, Y12
+	VPMOVZXBW X12, Y12; \
+	VPMOVZXBW X13, Y13; \
+	VPERMQ    $0xee, Y13, Y14; \
+	VPERMQ    $0x44, Y13, Y13
 
 // Q2FIN adds one token's super-block into acc: d*dy*sumi - dmin*dy*Σ
 // bsums*mins. Y13 holds d, Y14 dmin.
@@ -112,6 +137,7 @@ sblk:
 	Q2SCALES
 	VPXOR Y4, Y4, Y4
 	Q2HALF(0, Q2TOK1)
+	VMOVDQA Y14, Y13
 	Q2HALF(1, Q2TOK1)
 	F16B(80(SI), X13, Y13)
 	F16B(82(SI), X14, Y14)
@@ -155,6 +181,7 @@ sblk:
 	VPXOR Y6, Y6, Y6
 	VPXOR Y7, Y7, Y7
 	Q2HALF(0, Q2TOK4)
+	VMOVDQA Y14, Y13
 	Q2HALF(1, Q2TOK4)
 	F16B(80(SI), X13, Y13)
 	F16B(82(SI), X14, Y14)
