@@ -17,9 +17,12 @@
 // # Matrix products
 //
 // Matrix.MatMul converts the activations once per call to the partner type
-// of the weights, as ggml does (Q8_0 for Q8_0/Q4_0/Q5_0, Q8_K for the
-// K-quants, F16 or BF16 precision for F16 and BF16 weights), byte for byte
-// what quant's reference quantizers produce. It then cuts the weight rows
+// of the weights, as ggml does (Q8_0 for Q8_0/Q4_0/Q5_0/IQ4_NL, Q8_1 for
+// Q4_1/Q5_1, Q8_K for the K-quants and IQ4_XS, F16 or BF16 precision for
+// F16 and BF16 weights), byte for byte what quant.QuantizeActivation
+// produces (ggml's x86 rounding). Every weight type has its own kernels
+// (Q4_1/Q5_1 in qdot_q1_amd64.s, Q2_K/Q3_K in qdot_k23_amd64.s, IQ4 in
+// iq4_amd64.s). It then cuts the weight rows
 // into tiles that stay in cache while every token of the batch is
 // multiplied with them: one token per pass for decode, four (eight for the
 // legacy quants) per pass for prefill, so each weight block is unpacked
