@@ -47,18 +47,18 @@ func (c codec) PageFromWire(d int, payload []byte) (kv.Page, error) {
 // and its heap bytes back.
 type node struct {
 	st         *Store
-	prev, next *node // the LRU list, while hot
-	listed     bool
-	p          kv.Page // the codec's page while on the heap; nil while cold
-	codec      kv.WireCodec
-	d, cap     int
+	prev, next *node        // the LRU list, while hot
+	p          kv.Page      // the codec's page while on the heap; nil while cold
+	codec      kv.WireCodec //
+	off        int64        // the page's slot in the file
+	hot, cold  atomic.Int64 // bytes on the heap; bytes only in the file
 	n          atomic.Int32 // Len, read without the lock
+	sum        uint32       // CRC-32C of the payload in the file
+	d, cap     int32        // vector width and capacity in tokens
+	slot, size int32        // the slot's size and the payload's (0: no slot)
+	listed     bool         // in the LRU list
 	sealed     bool         // the page has been full once: it may be written out
 	dirty      bool         // the heap copy differs from the file's (or there is none)
-	off        int64        // the page's slot in the file
-	slot, size int          // the slot's size and the payload's (0: no slot)
-	sum        uint32       // CRC-32C of the payload in the file
-	hot, cold  atomic.Int64 // bytes on the heap; bytes only in the file
 	dead       bool         // the page was dropped
 }
 
@@ -66,7 +66,7 @@ type node struct {
 type page struct{ n *node }
 
 func (s *Store) wrap(p kv.Page, c kv.WireCodec, d, capacity int, sealed bool) kv.Page {
-	n := &node{st: s, p: p, codec: c, d: d, cap: capacity, sealed: sealed || (capacity > 0 && p.Len() >= capacity), dirty: true}
+	n := &node{st: s, p: p, codec: c, d: int32(d), cap: int32(capacity), sealed: sealed || (capacity > 0 && p.Len() >= capacity), dirty: true}
 	n.n.Store(int32(p.Len()))
 	if _, ok := p.(kv.WirePage); !ok {
 		n.sealed = false // cannot be written out; stays on the heap
@@ -92,7 +92,7 @@ func (s *Store) drop(n *node) {
 	s.hot -= n.hot.Swap(0)
 	s.cold -= n.cold.Swap(0)
 	if n.slot > 0 {
-		s.release(n.off, n.slot)
+		s.release(n.off, int(n.slot))
 		n.slot = 0
 	}
 	n.p = nil
@@ -153,15 +153,15 @@ func (s *Store) evict(n *node) {
 	if n.dirty || n.slot == 0 {
 		b := n.p.(kv.WirePage).AppendWire(s.buf[:0])
 		s.buf = b
-		if len(b) > n.slot {
-			s.release(n.off, n.slot)
-			n.off, n.slot = s.alloc(len(b)), len(b)
+		if len(b) > int(n.slot) {
+			s.release(n.off, int(n.slot))
+			n.off, n.slot = s.alloc(len(b)), int32(len(b))
 		}
 		if _, err := s.f.WriteAt(b, n.off); err != nil {
 			s.fail(fmt.Errorf("kv/offload: writing a page of %d bytes to the cold tier in %s: %w", len(b), s.dir, unwrapPath(err)))
 			return
 		}
-		n.size, n.sum, n.dirty = len(b), crc32.Checksum(b, castagnoli), false
+		n.size, n.sum, n.dirty = int32(len(b)), crc32.Checksum(b, castagnoli), false
 		s.stats.Writes++
 		s.stats.WriteBytes += int64(len(b))
 	}
@@ -181,7 +181,7 @@ func (s *Store) load(n *node) bool {
 	if s.err != nil {
 		return false
 	}
-	if cap(s.buf) < n.size {
+	if cap(s.buf) < int(n.size) {
 		s.buf = make([]byte, n.size)
 	}
 	b := s.buf[:n.size]
@@ -193,7 +193,7 @@ func (s *Store) load(n *node) bool {
 		s.fail(fmt.Errorf("kv/offload: a page read back from the cold tier in %s: %w", s.dir, kv.ErrPageChecksum))
 		return false
 	}
-	p, err := n.codec.PageFromWire(n.d, b)
+	p, err := n.codec.PageFromWire(int(n.d), b)
 	if err != nil {
 		s.fail(fmt.Errorf("kv/offload: a page read back from the cold tier in %s: %w", s.dir, err))
 		return false
@@ -234,7 +234,7 @@ func (s *Store) mutate(n *node, fn func(p kv.Page)) bool {
 	fn(n.p)
 	l := n.p.Len()
 	n.n.Store(int32(l))
-	if n.cap > 0 && l >= n.cap {
+	if n.cap > 0 && l >= int(n.cap) {
 		if _, ok := n.p.(kv.WirePage); ok {
 			n.sealed = true
 		}
@@ -282,7 +282,7 @@ func (w *page) AddWeighted(wt []float32, g int, out []float32, sc *kv.PageScratc
 func (w *page) Decode(i int, dst []float32) {
 	p := w.n.st.get(w.n)
 	if p == nil {
-		clear(dst[:w.n.d])
+		clear(dst[:int(w.n.d)])
 		return
 	}
 	p.Decode(i, dst)
@@ -309,17 +309,17 @@ func (w *page) AppendFrom(src kv.Page, i int) bool {
 // kv.Cache.Fork).
 func (w *page) Clone() kv.Page {
 	n := w.n
+	d, capacity := int(n.d), int(n.cap)
 	p := n.st.get(n)
 	if p == nil {
-		p = n.codec.NewPage(n.d, n.cap)
-		return n.st.wrap(p, n.codec, n.d, n.cap, false)
+		return n.st.wrap(n.codec.NewPage(d, capacity), n.codec, d, capacity, false)
 	}
 	var q kv.Page
 	if c, ok := p.(interface{ Clone() kv.Page }); ok {
 		q = c.Clone()
 	} else {
-		q = n.codec.NewPage(n.d, max(n.cap, p.Len()))
-		x := make([]float32, n.d)
+		q = n.codec.NewPage(d, max(capacity, p.Len()))
+		x := make([]float32, d)
 		for i := 0; i < p.Len(); i++ {
 			p.Decode(i, x)
 			q.Append(x, 1)
@@ -328,11 +328,11 @@ func (w *page) Clone() kv.Page {
 	n.st.mu.Lock()
 	sealed := n.sealed
 	n.st.mu.Unlock()
-	return n.st.wrap(q, n.codec, n.d, n.cap, sealed)
+	return n.st.wrap(q, n.codec, d, capacity, sealed)
 }
 
 // Width is the page's vector width (kv.WirePage).
-func (w *page) Width() int { return w.n.d }
+func (w *page) Width() int { return int(w.n.d) }
 
 // AppendWire appends the page's payload (kv.WirePage), read back from the
 // file if it is there.
