@@ -43,17 +43,19 @@ GLOBL nibshift<>(SB), RODATA|NOPTR, $32
 	VPABSB      Y4, Y5; \
 	F16B(o(SI), X6, Y6)
 
+// PREP_Q5_0 takes each weight's fifth bit straight from the 32-bit qh
+// into a mask register (bit j belongs to byte j, element j, of the
+// unpacked nibbles) and adds 16 under it: w = nibble - 16 + 16*bit, in
+// seven instructions where the AVX2 kernel spreads the bits with a
+// shuffle, a test and a blend.
 #define PREP_Q5_0(o) \
 	VBROADCASTI128 o+6(SI), Y4; \
-	VPSRLVQ      nibshift<>(SB), Y4, Y4; \
-	VPAND        lo4<>(SB), Y4, Y4; \
-	VPBROADCASTD o+2(SI), Y5; \
-	VPSHUFB      q5spread<>(SB), Y5, Y5; \
-	VPAND        q5bit<>(SB), Y5, Y5; \
-	VPCMPEQB     q5bit<>(SB), Y5, Y5; \
-	VPANDN       hi4<>(SB), Y5, Y5; \
-	VPOR         Y5, Y4, Y4; \
-	VPABSB       Y4, Y5; \
+	VPSRLVQ        nibshift<>(SB), Y4, Y4; \
+	VPAND          lo4<>(SB), Y4, Y4; \
+	KMOVD          o+2(SI), K1; \
+	VPSUBB         bit4<>(SB), Y4, Y4; \
+	VPADDB         bit4<>(SB), Y4, K1, Y4; \
+	VPABSB         Y4, Y5; \
 	F16B(o(SI), X6, Y6)
 
 // DOTI leaves one token's block product, as eight int32 partial sums, in i

@@ -41,7 +41,7 @@ DATA signbits<>+24(SB)/8, $0x8080808080808080
 GLOBL signbits<>(SB), RODATA|NOPTR, $32
 
 // The PREPU macros leave the block's unsigned weights u in Y5 and the
-// weight scale in all lanes of Y6 (Y4 is scratch).
+// weight scale in all lanes of Y6.
 
 #define PREPU_Q8_0(o) \
 	VMOVDQU o+2(SI), Y5; \
@@ -54,16 +54,14 @@ GLOBL signbits<>(SB), RODATA|NOPTR, $32
 	VPAND          lo4<>(SB), Y5, Y5; \
 	F16B(o(SI), X6, Y6)
 
+// PREPU_Q5_0 adds the fifth bits as 16 under a mask loaded straight from
+// qh (see vnni_amd64.s's PREP_Q5_0).
 #define PREPU_Q5_0(o) \
 	VBROADCASTI128 o+6(SI), Y5; \
-	VPSRLVQ      unibshift<>(SB), Y5, Y5; \
-	VPAND        lo4<>(SB), Y5, Y5; \
-	VPBROADCASTD o+2(SI), Y4; \
-	VPSHUFB      q5spread<>(SB), Y4, Y4; \
-	VPAND        q5bit<>(SB), Y4, Y4; \
-	VPCMPEQB     q5bit<>(SB), Y4, Y4; \
-	VPAND        bit4<>(SB), Y4, Y4; \
-	VPOR         Y4, Y5, Y5; \
+	VPSRLVQ        unibshift<>(SB), Y5, Y5; \
+	VPAND          lo4<>(SB), Y5, Y5; \
+	KMOVD          o+2(SI), K1; \
+	VPADDB         bit4<>(SB), Y5, K1, Y5; \
 	F16B(o(SI), X6, Y6)
 
 // XSUM leaves in i the eight int32 sums of four consecutive quants of the
