@@ -15,11 +15,13 @@ import (
 var haveVNNI = haveAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL &&
 	cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
 
-// useVNNI selects the VNNI kernels over their AVX2 twins. It is decided
+// useVNNI selects the AVX-512 kernels over the AVX2 ones. It is decided
 // once, at package initialization: the CPU must have VNNI and the
 // environment variable KVGO_NO_AVX512 must not be set to anything but "" or
-// "0". The two compute the same results bit for bit (TestVNNIMatchesAVX2),
-// so the switch only exists to measure one against the other end to end.
+// "0". The VNNI row kernels here compute the AVX2 kernels' results bit for
+// bit (TestVNNIMatchesAVX2, TestVNNIMatchesAVX2K), so for them the switch
+// only exists to measure one against the other end to end; the tile GEMM
+// (gemm_amd64.go) and the F16 kernel (fgemm_amd64.go) follow it too.
 var useVNNI = haveVNNI && !envNoAVX512()
 
 func envNoAVX512() bool {
@@ -36,28 +38,8 @@ type (
 	kquantX4 = func(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
 )
 
-func pickX1(vnni, avx2 legacyX1) legacyX1 {
-	if useVNNI {
-		return vnni
-	}
-	return avx2
-}
-
-func pickX4(vnni, avx2 legacyX4) legacyX4 {
-	if useVNNI {
-		return vnni
-	}
-	return avx2
-}
-
-func pickK1(vnni, avx2 kquantX1) kquantX1 {
-	if useVNNI {
-		return vnni
-	}
-	return avx2
-}
-
-func pickK4(vnni, avx2 kquantX4) kquantX4 {
+// pick returns vnni where useVNNI holds, avx2 otherwise.
+func pick[F any](vnni, avx2 F) F {
 	if useVNNI {
 		return vnni
 	}
@@ -85,21 +67,21 @@ func unsignedX4(u, s legacyX4) legacyX4 {
 // ones where useVNNI holds, the AVX2 ones otherwise. Set once, never
 // changed.
 var (
-	dotQ8_0x1 = pickX1(dotQ8_0x1VNNI, dotQ8_0x1AVX2)
-	dotQ4_0x1 = pickX1(dotQ4_0x1VNNI, dotQ4_0x1AVX2)
-	dotQ5_0x1 = pickX1(dotQ5_0x1VNNI, dotQ5_0x1AVX2)
-	dotQ8_0x4 = pickX4(unsignedX4(dotQ8_0x4VNNIU, dotQ8_0x4VNNI), dotQ8_0x4AVX2)
-	dotQ4_0x4 = pickX4(unsignedX4(dotQ4_0x4VNNIU, dotQ4_0x4VNNI), dotQ4_0x4AVX2)
-	dotQ5_0x4 = pickX4(unsignedX4(dotQ5_0x4VNNIU, dotQ5_0x4VNNI), dotQ5_0x4AVX2)
-	dotQ8_0x8 = pickX4(unsignedX4(dotQ8_0x8VNNIU, dotQ8_0x8VNNI), dotQ8_0x8AVX2)
-	dotQ4_0x8 = pickX4(unsignedX4(dotQ4_0x8VNNIU, dotQ4_0x8VNNI), dotQ4_0x8AVX2)
-	dotQ5_0x8 = pickX4(unsignedX4(dotQ5_0x8VNNIU, dotQ5_0x8VNNI), dotQ5_0x8AVX2)
-	dotQ4_Kx1 = pickK1(dotQ4_Kx1VNNI, dotQ4_Kx1AVX2)
-	dotQ5_Kx1 = pickK1(dotQ5_Kx1VNNI, dotQ5_Kx1AVX2)
-	dotQ6_Kx1 = pickK1(dotQ6_Kx1VNNI, dotQ6_Kx1AVX2)
-	dotQ4_Kx4 = pickK4(dotQ4_Kx4VNNI, dotQ4_Kx4AVX2)
-	dotQ5_Kx4 = pickK4(dotQ5_Kx4VNNI, dotQ5_Kx4AVX2)
-	dotQ6_Kx4 = pickK4(dotQ6_Kx4VNNI, dotQ6_Kx4AVX2)
+	dotQ8_0x1 = pick(dotQ8_0x1VNNI, dotQ8_0x1AVX2)
+	dotQ4_0x1 = pick(dotQ4_0x1VNNI, dotQ4_0x1AVX2)
+	dotQ5_0x1 = pick(dotQ5_0x1VNNI, dotQ5_0x1AVX2)
+	dotQ8_0x4 = pick(unsignedX4(dotQ8_0x4VNNIU, dotQ8_0x4VNNI), dotQ8_0x4AVX2)
+	dotQ4_0x4 = pick(unsignedX4(dotQ4_0x4VNNIU, dotQ4_0x4VNNI), dotQ4_0x4AVX2)
+	dotQ5_0x4 = pick(unsignedX4(dotQ5_0x4VNNIU, dotQ5_0x4VNNI), dotQ5_0x4AVX2)
+	dotQ8_0x8 = pick(unsignedX4(dotQ8_0x8VNNIU, dotQ8_0x8VNNI), dotQ8_0x8AVX2)
+	dotQ4_0x8 = pick(unsignedX4(dotQ4_0x8VNNIU, dotQ4_0x8VNNI), dotQ4_0x8AVX2)
+	dotQ5_0x8 = pick(unsignedX4(dotQ5_0x8VNNIU, dotQ5_0x8VNNI), dotQ5_0x8AVX2)
+	dotQ4_Kx1 = pick(dotQ4_Kx1VNNI, dotQ4_Kx1AVX2)
+	dotQ5_Kx1 = pick(dotQ5_Kx1VNNI, dotQ5_Kx1AVX2)
+	dotQ6_Kx1 = pick(dotQ6_Kx1VNNI, dotQ6_Kx1AVX2)
+	dotQ4_Kx4 = pick(dotQ4_Kx4VNNI, dotQ4_Kx4AVX2)
+	dotQ5_Kx4 = pick(dotQ5_Kx4VNNI, dotQ5_Kx4AVX2)
+	dotQ6_Kx4 = pick(dotQ6_Kx4VNNI, dotQ6_Kx4AVX2)
 )
 
 // Assembly kernels of vnni_amd64.s (legacy blocks) and kvnni_amd64.s
