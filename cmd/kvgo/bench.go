@@ -29,7 +29,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	npl := fs.String("npl", "", "comma-separated `counts` of sequences that decode -n tokens together after each filled its own cache to the depth (batched decode, as llama-batched-bench -npl; replaces the tg test)")
 	var of offloadFlags
 	of.register(fs)
-	membw := fs.Bool("membw", false, "measure memory bandwidth and show each tg test's bound (bandwidth / bytes read per token)")
+	membw := fs.Bool("membw", false, "measure memory bandwidth and the attention kernels' arithmetic rate, and show each tg test's bound (bandwidth / bytes read per token) and its bound with the attention's arithmetic")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -111,6 +111,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rep.PeakRSSBytes = bench.PeakRSS() // before the bandwidth test's buffer
 	if *membw && err == nil {
 		rep.MemBW = bench.MemoryBandwidth(e.Pool, 1<<30, 5)
+		rep.FMAFlops = bench.FMAThroughput(e.Pool, 5)
 		bench.SetBounds(rep.Results, rep.MemBW, rep.WeightBytesPerToken)
 	}
 	if *asJSON {
