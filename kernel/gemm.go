@@ -12,11 +12,16 @@ import (
 // The tables below hold those starting values, four tokens interleaved
 // block by block, as acts.s4 holds their scales.
 
-// gemmMinTokens is the smallest batch the tile GEMM takes: it works on
-// groups of four tokens, and repacks each tile of 16 weight rows once per
-// call, which four tokens already repay (a weight block costs about a
-// third of the x4 kernel's instructions per token, repacking included).
-const gemmMinTokens = 4
+// gemmMinTokens is the smallest batch the tile GEMM takes. It works on
+// groups of four tokens and repacks each tile of 16 weight rows once per
+// call; with the weights in cache four tokens already repay that
+// (BenchmarkGEMM, 896x896: 4 tokens 56 against 43 GMAC/s), but in a
+// decode step the weights come from memory, and there the repacking's
+// eight row streams at a time did no better than the x4/x8 kernels' one
+// (kvgo bench --npl on qwen2.5-0.5b Q8_0, new/old paired, a loaded
+// machine: 4 sequences 0.63, 1.13, 0.30; 8 sequences 0.84, 1.20, 0.86; 16
+// sequences 1.29, 1.88, 1.66).
+const gemmMinTokens = 16
 
 // gemmBlockBytes is the size of one repacked block of 16 rows: 8 groups of
 // 4 bytes × 16 rows of codes, then 16 float32 scales.

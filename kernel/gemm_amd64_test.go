@@ -33,7 +33,7 @@ func TestGEMMMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_0, gguf.TypeQ5_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
 		shapes := []shape{{16, 32}, {33, 64}, {70, 896}, {128, 4864}}
-		ns := []int{4, 5, 6, 7, 16, 512}
+		ns := []int{16, 17, 18, 19, 32, 512}
 		if typ.BlockElems() == 256 {
 			shapes = []shape{{16, 256}, {33, 512}, {70, 2048}}
 			ns = []int{32, 33, 35, 512}
@@ -179,5 +179,28 @@ func BenchmarkF16x44(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestGEMMDoesNotAllocate: after the first call has grown the workers'
+// tiles, the tile GEMM allocates nothing.
+func TestGEMMDoesNotAllocate(t *testing.T) {
+	if !haveVNNI {
+		t.Skip("no AVX512-VNNI on this CPU")
+	}
+	p := NewPool(2)
+	defer p.Close()
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, typ := range []gguf.TensorType{gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
+		m := randomMatrix(t, rng, typ, 256, 512)
+		n := 32
+		x := randomFloats(rng, n*512)
+		out := make([]float32, n*m.Rows)
+		scratch := make([]byte, m.ActivationBytes(n))
+		withGEMM(true, func() {
+			if a := testing.AllocsPerRun(20, func() { m.MatMul(p, out, x, n, scratch) }); a != 0 {
+				t.Errorf("%s: MatMul allocates %v times per call", typ, a)
+			}
+		})
 	}
 }
