@@ -26,22 +26,22 @@ func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
 	case kQ8_0, kQ4_0, kQ5_0, kIQ4NL:
 		x := a.b[t*a.stride : (t+1)*a.stride]
 		xs := a.s[t*m.nb : (t+1)*m.nb]
-		fn := dotQ8_0x1AVX2
+		fn := dotQ8_0x1
 		if m.kind == kQ4_0 {
-			fn = dotQ4_0x1AVX2
+			fn = dotQ4_0x1
 		} else if m.kind == kQ5_0 {
-			fn = dotQ5_0x1AVX2
+			fn = dotQ5_0x1
 		} else if m.kind == kIQ4NL {
 			fn = dotIQ4_NLx1AVX2
 		}
 		fn(&w[0], rr, &x[0], &xs[0], m.nb, &out[0])
 	case kQ4_K, kQ5_K, kQ6_K, kIQ4XS:
 		x := a.b[t*a.stride : (t+1)*a.stride]
-		fn := dotQ4_Kx1AVX2
+		fn := dotQ4_Kx1
 		if m.kind == kQ5_K {
-			fn = dotQ5_Kx1AVX2
+			fn = dotQ5_Kx1
 		} else if m.kind == kQ6_K {
-			fn = dotQ6_Kx1AVX2
+			fn = dotQ6_Kx1
 		} else if m.kind == kIQ4XS {
 			fn = dotIQ4_XSx1AVX2
 		}
@@ -97,22 +97,22 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 	case kQ8_0, kQ4_0, kQ5_0, kIQ4NL:
 		x := a.b[t*a.stride : (t+4)*a.stride]
 		xs4 := a.s4[t*m.nb : (t+4)*m.nb]
-		fn := dotQ8_0x4AVX2
+		fn := dotQ8_0x4
 		if m.kind == kQ4_0 {
-			fn = dotQ4_0x4AVX2
+			fn = dotQ4_0x4
 		} else if m.kind == kQ5_0 {
-			fn = dotQ5_0x4AVX2
+			fn = dotQ5_0x4
 		} else if m.kind == kIQ4NL {
 			fn = dotIQ4_NLx4AVX2
 		}
 		fn(&w[0], rr, &x[0], a.stride, &xs4[0], m.nb, &out[0])
 	case kQ4_K, kQ5_K, kQ6_K, kIQ4XS:
 		x := a.b[t*a.stride : (t+4)*a.stride]
-		fn := dotQ4_Kx4AVX2
+		fn := dotQ4_Kx4
 		if m.kind == kQ5_K {
-			fn = dotQ5_Kx4AVX2
+			fn = dotQ5_Kx4
 		} else if m.kind == kQ6_K {
-			fn = dotQ6_Kx4AVX2
+			fn = dotQ6_Kx4
 		} else if m.kind == kIQ4XS {
 			fn = dotIQ4_XSx4AVX2
 		}
@@ -152,11 +152,11 @@ func (m *Matrix) dot8AVX2(out []float32, r0, rr int, a *acts, t int) {
 	w := m.rowData(r0, rr)
 	x := a.b[t*a.stride : (t+8)*a.stride]
 	xs4 := a.s4[t*m.nb : (t+8)*m.nb]
-	fn := dotQ8_0x8AVX2
+	fn := dotQ8_0x8
 	if m.kind == kQ4_0 {
-		fn = dotQ4_0x8AVX2
+		fn = dotQ4_0x8
 	} else if m.kind == kQ5_0 {
-		fn = dotQ5_0x8AVX2
+		fn = dotQ5_0x8
 	} else if m.kind == kIQ4NL {
 		fn = dotIQ4_NLx8AVX2
 	}
