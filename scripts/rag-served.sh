@@ -42,4 +42,4 @@ for rep in $(seq "$REPS"); do
       --requests "$REQUESTS" --warm "$WARM" --duration 30m --json >"$OUT/run-$rep-$i.json"
   done
 done
-python3 scripts/rag-served-table.py "$OUT"/run-*.json
+go run ./scripts/rag-served-table "$OUT"/run-*.json
