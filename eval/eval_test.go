@@ -104,7 +104,7 @@ func TestEvalLogitsAreGenerates(t *testing.T) {
 		}
 		lp := make([]float64, e.Model.Vocab)
 		for i, id := range want {
-			logSoftmax(logits, lp)
+			dist.LogSoftmax(logits, lp)
 			if got := dist.Argmax(lp); got != id {
 				t.Fatalf("%s: token %d: eval's logits pick %d, Generate picked %d", rs, i, got, id)
 			}

@@ -139,7 +139,7 @@ chunkLoop:
 				}
 				progress(1)
 			}
-			logSoftmax(lb, lpBase)
+			dist.LogSoftmax(lb, lpBase)
 			top := dist.Argmax(lpBase)
 			for _, l := range lanes {
 				if l.err != nil {
@@ -207,8 +207,8 @@ func (l *lane) startChunk(e *engine.Engine, n int, prompt []int) {
 }
 
 func (l *lane) score(lpBase []float64, top, next int) {
-	logSoftmax(l.logits, l.lp)
-	l.pendingKLD = append(l.pendingKLD, kld(lpBase, l.lp))
+	dist.LogSoftmax(l.logits, l.lp)
+	l.pendingKLD = append(l.pendingKLD, dist.KLD(lpBase, l.lp))
 	l.pendBase -= lpBase[next]
 	l.pendRec -= l.lp[next]
 	if dist.Argmax(l.lp) == top {
@@ -277,7 +277,3 @@ func stdErr(xs []float64) float64 {
 	}
 	return math.Sqrt(ss/(n-1)) / math.Sqrt(n)
 }
-
-// logSoftmax, kld: eval/rag.go calls them by these names.
-func logSoftmax(x []float32, out []float64) { dist.LogSoftmax(x, out) }
-func kld(lp, lq []float64) float64          { return dist.KLD(lp, lq) }

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"github.com/kvgo/kvgo/internal/dist"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -219,7 +220,7 @@ func (p *ragPolicy) answer(ctx context.Context, pr engine.Prompt, maxTokens int,
 	dec := e.ContinuationDecoder(pr.Tokens)
 	var b strings.Builder
 	for i := 0; i < maxTokens; i++ {
-		id := argmax(logits)
+		id := dist.Argmax(logits)
 		if e.Tok.IsEOG(id) {
 			break
 		}
@@ -238,16 +239,6 @@ func (p *ragPolicy) answer(ctx context.Context, pr engine.Prompt, maxTokens int,
 	b.WriteString(dec.Flush())
 	a.text = b.String()
 	return a, nil
-}
-
-func argmax(x []float32) int {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // RAG runs the workload on e.
@@ -360,7 +351,7 @@ func ragRow(name string, docs []ragkb.Doc, qs []ragkb.Question, as, refs []ragAn
 		var kl, top float64
 		for j := 0; j < m; j++ {
 			kl += answerKLD(refs[i].steps[j], a.steps[j]) / float64(m)
-			if argmax(a.steps[j]) == argmax(refs[i].steps[j]) {
+			if dist.Argmax(a.steps[j]) == dist.Argmax(refs[i].steps[j]) {
 				top += 1 / float64(m)
 			}
 		}
@@ -409,9 +400,9 @@ func ragRow(name string, docs []ragkb.Doc, qs []ragkb.Question, as, refs []ragAn
 // vectors, in nats (fidelity.go's kld).
 func answerKLD(p, q []float32) float64 {
 	lp, lq := make([]float64, len(p)), make([]float64, len(q))
-	logSoftmax(p, lp)
-	logSoftmax(q, lq)
-	return kld(lp, lq)
+	dist.LogSoftmax(p, lp)
+	dist.LogSoftmax(q, lq)
+	return dist.KLD(lp, lq)
 }
 
 // WriteRAGTable prints the report as a Markdown table.
