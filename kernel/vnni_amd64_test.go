@@ -379,3 +379,94 @@ func TestVNNIMatchesAVX2K(t *testing.T) {
 		}
 	}
 }
+
+// useAVX2Kernels points the dispatch's kernel variables at the AVX2
+// kernels and returns a function that restores them (benchmarks only,
+// between MatMul calls).
+func useAVX2Kernels() (restore func()) {
+	l1 := []*legacyX1{&dotQ8_0x1, &dotQ4_0x1, &dotQ5_0x1}
+	l4 := []*legacyX4{&dotQ8_0x4, &dotQ4_0x4, &dotQ5_0x4, &dotQ8_0x8, &dotQ4_0x8, &dotQ5_0x8}
+	k1 := []*kquantX1{&dotQ4_Kx1, &dotQ5_Kx1, &dotQ6_Kx1}
+	k4 := []*kquantX4{&dotQ4_Kx4, &dotQ5_Kx4, &dotQ6_Kx4}
+	var s1 []legacyX1
+	var s4 []legacyX4
+	var sk1 []kquantX1
+	var sk4 []kquantX4
+	for _, p := range l1 {
+		s1 = append(s1, *p)
+	}
+	for _, p := range l4 {
+		s4 = append(s4, *p)
+	}
+	for _, p := range k1 {
+		sk1 = append(sk1, *p)
+	}
+	for _, p := range k4 {
+		sk4 = append(sk4, *p)
+	}
+	for i, f := range []legacyX1{dotQ8_0x1AVX2, dotQ4_0x1AVX2, dotQ5_0x1AVX2} {
+		*l1[i] = f
+	}
+	for i, f := range []legacyX4{dotQ8_0x4AVX2, dotQ4_0x4AVX2, dotQ5_0x4AVX2, dotQ8_0x8AVX2, dotQ4_0x8AVX2, dotQ5_0x8AVX2} {
+		*l4[i] = f
+	}
+	for i, f := range []kquantX1{dotQ4_Kx1AVX2, dotQ5_Kx1AVX2, dotQ6_Kx1AVX2} {
+		*k1[i] = f
+	}
+	for i, f := range []kquantX4{dotQ4_Kx4AVX2, dotQ5_Kx4AVX2, dotQ6_Kx4AVX2} {
+		*k4[i] = f
+	}
+	return func() {
+		for i, p := range l1 {
+			*p = s1[i]
+		}
+		for i, p := range l4 {
+			*p = s4[i]
+		}
+		for i, p := range k1 {
+			*p = sk1[i]
+		}
+		for i, p := range k4 {
+			*p = sk4[i]
+		}
+	}
+}
+
+// BenchmarkMatMulVNNI runs whole MatMuls on two threads with the
+// dispatch's VNNI kernels and with the AVX2 ones in turn (pairedMin):
+// decode (n=1) for every type, prefill (n=64) for the K-quants (legacy
+// batches go through the tile GEMM either way). Shapes are qwen2.5-0.5b's
+// FFN up (4864x896) and down (896x4864): 2.5-4.6 MB of weights, past L2.
+func BenchmarkMatMulVNNI(b *testing.B) {
+	skipWithoutVNNI(b)
+	if !useVNNI {
+		b.Skip("KVGO_NO_AVX512 is set")
+	}
+	p := NewPool(2)
+	defer p.Close()
+	cases := []struct {
+		t          gguf.TensorType
+		rows, cols int
+		n          int
+	}{
+		{gguf.TypeQ8_0, 4864, 896, 1}, {gguf.TypeQ4_0, 4864, 896, 1}, {gguf.TypeQ5_0, 4864, 896, 1},
+		{gguf.TypeQ4_K, 896, 4864, 1}, {gguf.TypeQ6_K, 896, 4864, 1},
+		{gguf.TypeQ4_K, 896, 4864, 64}, {gguf.TypeQ6_K, 896, 4864, 64},
+	}
+	for _, c := range cases {
+		m := benchMatrix(b, c.t, c.rows, c.cols)
+		rng := rand.New(rand.NewPCG(9, 10))
+		x := randomFloats(rng, c.n*c.cols)
+		out := make([]float32, c.n*c.rows)
+		scratch := make([]byte, m.ActivationBytes(c.n))
+		b.Run(fmt.Sprintf("%s/%dx%d/n=%d", c.t, c.rows, c.cols, c.n), func(b *testing.B) {
+			pairedMin(b,
+				func() {
+					restore := useAVX2Kernels()
+					m.MatMul(p, out, x, c.n, scratch)
+					restore()
+				},
+				func() { m.MatMul(p, out, x, c.n, scratch) })
+		})
+	}
+}
