@@ -19,11 +19,8 @@ go build -o "$work/kvgo" ./cmd/kvgo
 [ -f "$work/smol32k.gguf" ] || "$work/kvgo" gen --shape smollm2-135m --type q8_0 --context 32768 -o "$work/smol32k.gguf"
 # 32700 bytes of random words: the random model's byte-level vocabulary
 # makes them about 32700 tokens, leaving room for n generated ones.
-python3 -c "
-import random
-random.seed(3)
-w='the river stone light quiet number garden seven market window paper north silver open sleep winter blue road friend music'.split()
-print(' '.join(random.choice(w) for _ in range(40000)))" | head -c 32700 > "$work/prompt.txt"
+awk 'BEGIN { srand(3); n = split("the river stone light quiet number garden seven market window paper north silver open sleep winter blue road friend music", w, " ")
+  for (i = 0; i < 40000; i++) printf "%s ", w[int(rand() * n) + 1] }' | head -c 32700 > "$work/prompt.txt"
 run() {
   /usr/bin/time -f 'peak RSS %M KiB, %e s' "$work/kvgo" run -m "$work/smol32k.gguf" -f "$work/prompt.txt" \
     -n "$n" --temp 0 --ignore-eos --kv "$recipe" "$@"
