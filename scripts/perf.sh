@@ -7,7 +7,7 @@
 # tables, each dated):
 #   machine    CPU, SIMD flags, builds, memory bandwidth
 #   weights    pp512/tg64, qwen2.5-0.5b and llama-3.2-1b, F16 Q8_0 Q4_K_M Q4_0
-#   quants     pp512/tg64 for Q4_1 Q5_1 Q2_K Q3_K_M IQ4_NL IQ4_XS
+#   quants     pp512/tg64 for Q4_1 Q5_1 IQ4_NL (qwen), Q2_K Q3_K_M IQ4_XS (llama-3.2-1b)
 #   long       prefill of 8192 tokens, decode at depth 8192, the decode bound
 #   batched    4, 8 and 16 sequences decoding together
 #   codecs     every KV codec at depth 8192, interleaved
