@@ -434,61 +434,59 @@ func (r *runner) depth0(title, note string, files []file, p, n int, ppTarget, tg
 	fmt.Fprintf(&b, "```\nkvgo bench -m FILE -p %d -n %d -d 0 -r 1 -t %d --json     # each repetition, then:\nllama-bench -m FILE -p %d -n %d -r 1 -t %d -o json       # (order alternating)\n```\n\n", p, n, r.threads, p, n, r.threads)
 	b.WriteString("| model | weights | test | kvgo t/s | llama.cpp t/s | kvgo / llama.cpp, paired | target |\n|---|---|---|--:|--:|--:|---|\n")
 	for _, fl := range files {
-		{
-			shape, qt := fl.shape, fl.qtype
-			f, err := r.model(shape, qt)
-			if err != nil {
-				fmt.Fprintf(&b, "| %s | %s | – | – | – | – | not run: %s |\n", shape, qt, oneLine(err))
-				continue
-			}
-			pp, tg := &pairs{}, &pairs{}
-			var failed error
-			for rep := 0; rep < r.reps && failed == nil; rep++ {
-				label := fmt.Sprintf("%s-%s-%d", shape, strings.ToLower(qt), rep)
-				var kp, kt, lp, lt float64
-				runK := func() error {
-					rep, err := r.kvgoBench("kvgo-"+label, "-m", f, "-p", fmt.Sprint(p), "-n", fmt.Sprint(n), "-d", "0", "-r", "1")
-					if err != nil {
-						return err
-					}
-					a, _ := kvgoResult(rep, fmt.Sprintf("pp%d", p), 0, "")
-					c, _ := kvgoResult(rep, fmt.Sprintf("tg%d", n), 0, "")
-					kp, kt = a.TokPerSec, c.TokPerSec
-					return nil
-				}
-				runL := func() error {
-					res, err := r.llamaBench("llama-"+label, "-m", f, "-p", fmt.Sprint(p), "-n", fmt.Sprint(n), "-r", "1")
-					if err != nil {
-						return err
-					}
-					for _, x := range res {
-						if x.Prompt > 0 {
-							lp = x.AvgTS
-						} else {
-							lt = x.AvgTS
-						}
-					}
-					return nil
-				}
-				first, second := runK, runL
-				if rep%2 == 1 {
-					first, second = runL, runK
-				}
-				if failed = first(); failed == nil {
-					failed = second()
-				}
-				if failed == nil {
-					pp.add(kp, lp)
-					tg.add(kt, lt)
-				}
-			}
-			if failed != nil {
-				fmt.Fprintf(&b, "| %s | %s | – | – | – | – | not run: %s |\n", shape, qt, oneLine(failed))
-				continue
-			}
-			fmt.Fprintf(&b, "| %s | %s | pp%d | %s | %s | %s | %s |\n", shape, qt, p, fmtMeanSD(pp.kvgo), fmtMeanSD(pp.llama), ratioCell(pp.ratios()), verdict(pp.ratios(), ppTarget))
-			fmt.Fprintf(&b, "| %s | %s | tg%d | %s | %s | %s | %s |\n", shape, qt, n, fmtMeanSD(tg.kvgo), fmtMeanSD(tg.llama), ratioCell(tg.ratios()), verdict(tg.ratios(), tgTarget))
+		shape, qt := fl.shape, fl.qtype
+		f, err := r.model(shape, qt)
+		if err != nil {
+			fmt.Fprintf(&b, "| %s | %s | – | – | – | – | not run: %s |\n", shape, qt, oneLine(err))
+			continue
 		}
+		pp, tg := &pairs{}, &pairs{}
+		var failed error
+		for rep := 0; rep < r.reps && failed == nil; rep++ {
+			label := fmt.Sprintf("%s-%s-%d", shape, strings.ToLower(qt), rep)
+			var kp, kt, lp, lt float64
+			runK := func() error {
+				rep, err := r.kvgoBench("kvgo-"+label, "-m", f, "-p", fmt.Sprint(p), "-n", fmt.Sprint(n), "-d", "0", "-r", "1")
+				if err != nil {
+					return err
+				}
+				a, _ := kvgoResult(rep, fmt.Sprintf("pp%d", p), 0, "")
+				c, _ := kvgoResult(rep, fmt.Sprintf("tg%d", n), 0, "")
+				kp, kt = a.TokPerSec, c.TokPerSec
+				return nil
+			}
+			runL := func() error {
+				res, err := r.llamaBench("llama-"+label, "-m", f, "-p", fmt.Sprint(p), "-n", fmt.Sprint(n), "-r", "1")
+				if err != nil {
+					return err
+				}
+				for _, x := range res {
+					if x.Prompt > 0 {
+						lp = x.AvgTS
+					} else {
+						lt = x.AvgTS
+					}
+				}
+				return nil
+			}
+			first, second := runK, runL
+			if rep%2 == 1 {
+				first, second = runL, runK
+			}
+			if failed = first(); failed == nil {
+				failed = second()
+			}
+			if failed == nil {
+				pp.add(kp, lp)
+				tg.add(kt, lt)
+			}
+		}
+		if failed != nil {
+			fmt.Fprintf(&b, "| %s | %s | – | – | – | – | not run: %s |\n", shape, qt, oneLine(failed))
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | pp%d | %s | %s | %s | %s |\n", shape, qt, p, fmtMeanSD(pp.kvgo), fmtMeanSD(pp.llama), ratioCell(pp.ratios()), verdict(pp.ratios(), ppTarget))
+		fmt.Fprintf(&b, "| %s | %s | tg%d | %s | %s | %s | %s |\n", shape, qt, n, fmtMeanSD(tg.kvgo), fmtMeanSD(tg.llama), ratioCell(tg.ratios()), verdict(tg.ratios(), tgTarget))
 	}
 	return b.String(), nil
 }
