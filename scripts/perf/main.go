@@ -377,7 +377,7 @@ func (r *runner) machine() (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("## Machine and builds\n\n")
-	fmt.Fprintf(&b, "- CPU: %s, %d logical CPUs; SIMD flags: %s. kvgo dispatches to its AVX2+FMA+F16C assembly when present.\n", cpu, runtime.NumCPU(), flags)
+	fmt.Fprintf(&b, "- CPU: %s, %d logical CPUs; SIMD flags: %s. kvgo dispatches to its AVX2+FMA+F16C assembly, and to its AVX-512 VNNI kernels (tile GEMM for prefill, row kernels) where the CPU has them; `KVGO_NO_AVX512=1` keeps the AVX2 ones. llama.cpp, built native, uses AVX-512 too.\n", cpu, runtime.NumCPU(), flags)
 	fmt.Fprintf(&b, "- Memory bandwidth, `kvgo bench --membw` (two threads summing a 1 GiB buffer, best of 5): **%.1f GB/s**.\n", rep.MemBW/1e9)
 	fmt.Fprintf(&b, "- kvgo at commit %s, %s; %d threads for both engines.\n", r.commit, runtime.Version(), r.threads)
 	lc := r.llamaCommit
