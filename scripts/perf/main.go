@@ -103,6 +103,9 @@ func (r *runner) main(want []string, doc, notes string) error {
 	r.commit = gitCommit()
 	for _, name := range want {
 		name = strings.TrimSpace(name)
+		if name == "" { // -sections "": assemble the page from OUT only
+			continue
+		}
 		var s *section
 		for i := range sections {
 			if sections[i].name == name {
@@ -646,7 +649,7 @@ func (r *runner) batched() (string, error) {
 			}
 			for i, n := range npl {
 				for _, res := range rp.Results {
-					if res.Test == fmt.Sprintf("tg%d", gen) && res.Seqs == n {
+					if strings.HasPrefix(res.Test, fmt.Sprintf("tg%d", gen)) && res.Seqs == n { // "tg128x4"
 						kv[i] = res.TokPerSec
 					}
 				}
