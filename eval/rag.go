@@ -46,7 +46,7 @@ type RAGConfig struct {
 	Zipf      float64 // popularity exponent s > 1 (default 1.2)
 	Seed      uint64
 	MaxTokens int // generated tokens per answer (default 10)
-	// Recipes are the policies compared; "full" is always measured first
+	// Recipes are the policies compared; recipe.FullPrefill is always measured first
 	// (it is the reference).
 	Recipes []string
 	// ChunkMem is each policy's store budget (default 64 MiB).
@@ -119,7 +119,7 @@ func (c *RAGConfig) defaults() {
 		c.ChunkMem = 64 << 20
 	}
 	if len(c.Recipes) == 0 {
-		c.Recipes = []string{"prefix", "naive", "epic(k=16)", "cacheblend(ratio=0.15)", "cachecraft", "cachecraft+kivi(bits=4)"}
+		c.Recipes = recipe.RAGShowcase()
 	}
 }
 
@@ -275,7 +275,10 @@ func RAG(ctx context.Context, e *engine.Engine, c RAGConfig) (*RAGReport, error)
 		gen = c.MaxTokens
 	}
 	// The reference: full prefill of every measured prompt.
-	fullR, _ := recipe.Parse("full")
+	fullR, err := recipe.Parse(recipe.FullPrefill)
+	if err != nil {
+		return nil, err
+	}
 	ref := &ragPolicy{e: e, r: fullR, model: model}
 	refs := make([]ragAnswer, len(qs))
 	for i := range qs {
@@ -328,7 +331,7 @@ func RAG(ctx context.Context, e *engine.Engine, c RAGConfig) (*RAGReport, error)
 	for k, p := range pols {
 		name := p.r.String()
 		if k == 0 {
-			name = "full"
+			name = recipe.FullPrefill
 		}
 		rep.Rows = append(rep.Rows, ragRow(name, docs, qs, ans[k], ans[0], p.store))
 	}

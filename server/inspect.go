@@ -61,7 +61,7 @@ func (s *Server) kvRecipes(w http.ResponseWriter, _ *http.Request) *apiError {
 		methods = append(methods, mi)
 	}
 	suggested := []string{s.def.String()}
-	for _, r := range append(recipe.Showcase(), "streaming(budget=0.25)", "q4") {
+	for _, r := range recipe.Suggested() {
 		p, e := s.recipe(&r)
 		if e != nil || slices.Contains(suggested, p.String()) {
 			continue

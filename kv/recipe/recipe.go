@@ -266,6 +266,24 @@ func Showcase() []string {
 	return []string{Default, "q8", "snapkv(budget=0.25)", "snapkv(budget=0.25)+kivi(bits=4)"}
 }
 
+// Suggested is what the server's recipe list (/v1/kv/recipes) offers
+// besides its default: the showcase, a rolling evictor and the smallest
+// per-token codec.
+func Suggested() []string {
+	return append(Showcase(), "streaming(budget=0.25)", "q4")
+}
+
+// FullPrefill is the repair policy that reuses nothing: every RAG
+// comparison's reference.
+const FullPrefill = "full"
+
+// RAGShowcase is the comparison `kvgo eval rag` runs with no --kv: prefix
+// caching, then each chunk-repair policy, and Cache-Craft over KIVI-4 chunk
+// caches (FullPrefill is always measured first besides these).
+func RAGShowcase() []string {
+	return []string{"prefix", "naive", "epic(k=16)", "cacheblend(ratio=0.15)", "cachecraft", "cachecraft+kivi(bits=4)"}
+}
+
 type rawTerm struct {
 	name string
 	args [][2]string
