@@ -247,13 +247,8 @@ func kvgoResult(rep *bench.Report, test string, depth int, recipe string) (bench
 
 // llamaResult is one test of llama-bench's JSON output.
 type llamaResult struct {
-	Prompt  int       `json:"n_prompt"`
-	Gen     int       `json:"n_gen"`
-	AvgTS   float64   `json:"avg_ts"`
-	Samples []float64 `json:"samples_ts"`
-	Commit  string    `json:"build_commit"`
-	CPU     string    `json:"cpu_info"`
-	Type    string    `json:"model_type"`
+	Prompt int     `json:"n_prompt"`
+	AvgTS  float64 `json:"avg_ts"`
 }
 
 func (r *runner) llamaBench(label string, args ...string) ([]llamaResult, error) {
@@ -270,8 +265,6 @@ func (r *runner) llamaBench(label string, args ...string) ([]llamaResult, error)
 
 // batchedResult is one line of llama-batched-bench's jsonl output.
 type batchedResult struct {
-	PP      int     `json:"pp"`
-	TG      int     `json:"tg"`
 	PL      int     `json:"pl"`
 	SpeedPP float64 `json:"speed_pp"`
 	SpeedTG float64 `json:"speed_tg"`
