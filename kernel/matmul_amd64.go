@@ -37,11 +37,11 @@ func (m *Matrix) dot1AVX2(out []float32, r0, rr int, a *acts, t int) {
 		fn(&w[0], rr, &x[0], &xs[0], m.nb, &out[0])
 	case kQ4_K, kQ5_K, kQ6_K, kIQ4XS:
 		x := a.b[t*a.stride : (t+1)*a.stride]
-		fn := dotQ4_Kx1
+		fn := dotQ4_Kx1AVX2
 		if m.kind == kQ5_K {
-			fn = dotQ5_Kx1
+			fn = dotQ5_Kx1AVX2
 		} else if m.kind == kQ6_K {
-			fn = dotQ6_Kx1
+			fn = dotQ6_Kx1AVX2
 		} else if m.kind == kIQ4XS {
 			fn = dotIQ4_XSx1AVX2
 		}
@@ -108,11 +108,11 @@ func (m *Matrix) dot4AVX2(out []float32, r0, rr int, a *acts, t int) {
 		fn(&w[0], rr, &x[0], a.stride, &xs4[0], m.nb, &out[0])
 	case kQ4_K, kQ5_K, kQ6_K, kIQ4XS:
 		x := a.b[t*a.stride : (t+4)*a.stride]
-		fn := dotQ4_Kx4
+		fn := dotQ4_Kx4AVX2
 		if m.kind == kQ5_K {
-			fn = dotQ5_Kx4
+			fn = dotQ5_Kx4AVX2
 		} else if m.kind == kQ6_K {
-			fn = dotQ6_Kx4
+			fn = dotQ6_Kx4AVX2
 		} else if m.kind == kIQ4XS {
 			fn = dotIQ4_XSx4AVX2
 		}

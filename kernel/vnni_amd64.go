@@ -19,7 +19,7 @@ var haveVNNI = haveAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL &&
 // once, at package initialization: the CPU must have VNNI and the
 // environment variable KVGO_NO_AVX512 must not be set to anything but "" or
 // "0". The VNNI row kernels here compute the AVX2 kernels' results bit for
-// bit (TestVNNIMatchesAVX2, TestVNNIMatchesAVX2K), so for them the switch
+// bit (TestVNNIMatchesAVX2), so for them the switch
 // only exists to measure one against the other end to end; the tile GEMM
 // (gemm_amd64.go) and the F16 kernel (fgemm_amd64.go) follow it too.
 var useVNNI = haveVNNI && !envNoAVX512()
@@ -30,12 +30,10 @@ func envNoAVX512() bool {
 }
 
 // The kernels' signatures (see qdot_amd64.go): legacy blocks against one
-// or several tokens, K-quant super-blocks against one or four.
+// or several tokens.
 type (
 	legacyX1 = func(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
 	legacyX4 = func(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
-	kquantX1 = func(w *byte, rows int, x *byte, nb int, out *float32)
-	kquantX4 = func(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
 )
 
 // pick returns vnni where useVNNI holds, avx2 otherwise.
@@ -76,17 +74,14 @@ var (
 	dotQ8_0x8 = pick(unsignedX4(dotQ8_0x8VNNIU, dotQ8_0x8VNNI), dotQ8_0x8AVX2)
 	dotQ4_0x8 = pick(unsignedX4(dotQ4_0x8VNNIU, dotQ4_0x8VNNI), dotQ4_0x8AVX2)
 	dotQ5_0x8 = pick(unsignedX4(dotQ5_0x8VNNIU, dotQ5_0x8VNNI), dotQ5_0x8AVX2)
-	dotQ4_Kx1 = pick(dotQ4_Kx1VNNI, dotQ4_Kx1AVX2)
-	dotQ5_Kx1 = pick(dotQ5_Kx1VNNI, dotQ5_Kx1AVX2)
-	dotQ6_Kx1 = pick(dotQ6_Kx1VNNI, dotQ6_Kx1AVX2)
-	dotQ4_Kx4 = pick(dotQ4_Kx4VNNI, dotQ4_Kx4AVX2)
-	dotQ5_Kx4 = pick(dotQ5_Kx4VNNI, dotQ5_Kx4AVX2)
-	dotQ6_Kx4 = pick(dotQ6_Kx4VNNI, dotQ6_Kx4AVX2)
 )
 
-// Assembly kernels of vnni_amd64.s (legacy blocks) and kvnni_amd64.s
-// (K-quants), each computing what the AVX2 kernel of
-// the same name computes. Only called when haveVNNI holds.
+// Assembly kernels of vnni_amd64.s (legacy blocks), each computing what
+// the AVX2 kernel of the same name computes. The K-quant row kernels have
+// no VNNI twins: VPDPWSSD for their VPMADDWD+VPADDD bought 1.03-1.09x in
+// a 64-row tile and 1.03-1.04x in a whole decode MatMul
+// (BenchmarkKQuantVNNI, BenchmarkMatMulVNNI, commit 808c0f1), not worth a
+// second copy of kdot_amd64.s; their prefill goes through the tile GEMM. Only called when haveVNNI holds.
 
 //go:noescape
 func dotQ8_0x1VNNI(w *byte, rows int, x *byte, xs *float32, nb int, out *float32)
@@ -114,24 +109,6 @@ func dotQ4_0x8VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int
 
 //go:noescape
 func dotQ5_0x8VNNI(w *byte, rows int, x *byte, xstride int, xs4 *float32, nb int, out *float32)
-
-//go:noescape
-func dotQ4_Kx1VNNI(w *byte, rows int, x *byte, nb int, out *float32)
-
-//go:noescape
-func dotQ4_Kx4VNNI(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
-
-//go:noescape
-func dotQ5_Kx1VNNI(w *byte, rows int, x *byte, nb int, out *float32)
-
-//go:noescape
-func dotQ5_Kx4VNNI(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
-
-//go:noescape
-func dotQ6_Kx1VNNI(w *byte, rows int, x *byte, nb int, out *float32)
-
-//go:noescape
-func dotQ6_Kx4VNNI(w *byte, rows int, x *byte, xstride int, nb int, out *float32)
 
 // Unsigned-weight kernels of vnniu_amd64.s, for nb <= vnniMaxBlocks.
 

@@ -3,7 +3,6 @@
 package kernel
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -276,145 +275,25 @@ func BenchmarkLegacyVNNI(b *testing.B) {
 	}
 }
 
-// BenchmarkKQuantVNNI is BenchmarkLegacyVNNI for the K-quant kernels
-// (widths of whole super-blocks: qwen3-0.6b's 1024, qwen2.5-0.5b's 4864).
-func BenchmarkKQuantVNNI(b *testing.B) {
-	skipWithoutVNNI(b)
-	rng := rand.New(rand.NewPCG(7, 8))
-	const rows = 64
-	for _, k := range kquantPairs {
-		for _, cols := range []int{1024, 4864} {
-			nb := cols / 256
-			w, x := kquantData(rng, k.typ, k.bs, rows, nb)
-			stride := nb * 292
-			out := make([]float32, 4*rows)
-			b.Run(fmt.Sprintf("%s/%d/x1", k.typ, cols), func(b *testing.B) {
-				pairedMin(b,
-					func() { k.x1AVX2(&w[0], rows, &x[0], nb, &out[0]) },
-					func() { k.x1VNNI(&w[0], rows, &x[0], nb, &out[0]) })
-			})
-			b.Run(fmt.Sprintf("%s/%d/x4", k.typ, cols), func(b *testing.B) {
-				pairedMin(b,
-					func() { k.x4AVX2(&w[0], rows, &x[0], stride, nb, &out[0]) },
-					func() { k.x4VNNI(&w[0], rows, &x[0], stride, nb, &out[0]) })
-			})
-		}
-	}
-}
-
-// kquantKernels pairs each K-quant VNNI kernel with its AVX2 twin.
-type kquantKernels struct {
-	typ            gguf.TensorType
-	bs             int // super-block bytes
-	x1AVX2, x1VNNI kquantX1
-	x4AVX2, x4VNNI kquantX4
-}
-
-var kquantPairs = []kquantKernels{
-	{gguf.TypeQ4_K, 144, dotQ4_Kx1AVX2, dotQ4_Kx1VNNI, dotQ4_Kx4AVX2, dotQ4_Kx4VNNI},
-	{gguf.TypeQ5_K, 176, dotQ5_Kx1AVX2, dotQ5_Kx1VNNI, dotQ5_Kx4AVX2, dotQ5_Kx4VNNI},
-	{gguf.TypeQ6_K, 210, dotQ6_Kx1AVX2, dotQ6_Kx1VNNI, dotQ6_Kx4AVX2, dotQ6_Kx4VNNI},
-}
-
-// kquantData makes rows weight rows of nb super-blocks of bs bytes and four
-// Q8_K activation rows, quants drawn super-block by super-block from
-// fillExtreme's patterns, scales finite, bsums the sums of the quants.
-func kquantData(rng *rand.Rand, typ gguf.TensorType, bs, rows, nb int) (w, x []byte) {
-	w = make([]byte, rows*nb*bs)
-	for b := 0; b < rows*nb; b++ {
-		blk := w[b*bs : (b+1)*bs]
-		fillExtreme(rng, blk, rng.IntN(7))
-		putHalf := func(o int) {
-			h := randomHalf(rng)
-			blk[o], blk[o+1] = byte(h), byte(h>>8)
-		}
-		if typ == gguf.TypeQ6_K {
-			putHalf(208)
-		} else {
-			putHalf(0)
-			putHalf(2)
-		}
-	}
-	const n = 4
-	x = make([]byte, n*nb*292)
-	for b := 0; b < n*nb; b++ {
-		blk := x[b*292 : (b+1)*292]
-		fillExtreme(rng, blk[4:260], rng.IntN(7))
-		binary.LittleEndian.PutUint32(blk, math.Float32bits(float32(rng.NormFloat64())))
-		for j := range 16 {
-			var sum int16
-			for _, q := range blk[4+16*j : 4+16*j+16] {
-				sum += int16(int8(q))
-			}
-			binary.LittleEndian.PutUint16(blk[260+2*j:], uint16(sum))
-		}
-	}
-	return w, x
-}
-
-// TestVNNIMatchesAVX2K is TestVNNIMatchesAVX2 for the K-quant kernels.
-func TestVNNIMatchesAVX2K(t *testing.T) {
-	skipWithoutVNNI(t)
-	rng := rand.New(rand.NewPCG(43, 44))
-	for _, k := range kquantPairs {
-		for _, nb := range []int{1, 2, 5} {
-			for _, rows := range []int{1, 3, 16} {
-				t.Run(fmt.Sprintf("%s/nb=%d/rows=%d", k.typ, nb, rows), func(t *testing.T) {
-					for range 8 {
-						w, x := kquantData(rng, k.typ, k.bs, rows, nb)
-						stride := nb * 292
-						want := make([]float32, 4*rows)
-						got := make([]float32, 4*rows)
-						for tok := range 4 {
-							k.x1AVX2(&w[0], rows, &x[tok*stride], nb, &want[0])
-							k.x1VNNI(&w[0], rows, &x[tok*stride], nb, &got[0])
-							sameBits(t, fmt.Sprintf("x1 token %d", tok), got[:rows], want[:rows])
-						}
-						k.x4AVX2(&w[0], rows, &x[0], stride, nb, &want[0])
-						k.x4VNNI(&w[0], rows, &x[0], stride, nb, &got[0])
-						sameBits(t, "x4", got, want)
-					}
-				})
-			}
-		}
-	}
-}
-
 // useAVX2Kernels points the dispatch's kernel variables at the AVX2
 // kernels and returns a function that restores them (benchmarks only,
 // between MatMul calls).
 func useAVX2Kernels() (restore func()) {
 	l1 := []*legacyX1{&dotQ8_0x1, &dotQ4_0x1, &dotQ5_0x1}
 	l4 := []*legacyX4{&dotQ8_0x4, &dotQ4_0x4, &dotQ5_0x4, &dotQ8_0x8, &dotQ4_0x8, &dotQ5_0x8}
-	k1 := []*kquantX1{&dotQ4_Kx1, &dotQ5_Kx1, &dotQ6_Kx1}
-	k4 := []*kquantX4{&dotQ4_Kx4, &dotQ5_Kx4, &dotQ6_Kx4}
 	var s1 []legacyX1
 	var s4 []legacyX4
-	var sk1 []kquantX1
-	var sk4 []kquantX4
 	for _, p := range l1 {
 		s1 = append(s1, *p)
 	}
 	for _, p := range l4 {
 		s4 = append(s4, *p)
 	}
-	for _, p := range k1 {
-		sk1 = append(sk1, *p)
-	}
-	for _, p := range k4 {
-		sk4 = append(sk4, *p)
-	}
 	for i, f := range []legacyX1{dotQ8_0x1AVX2, dotQ4_0x1AVX2, dotQ5_0x1AVX2} {
 		*l1[i] = f
 	}
 	for i, f := range []legacyX4{dotQ8_0x4AVX2, dotQ4_0x4AVX2, dotQ5_0x4AVX2, dotQ8_0x8AVX2, dotQ4_0x8AVX2, dotQ5_0x8AVX2} {
 		*l4[i] = f
-	}
-	for i, f := range []kquantX1{dotQ4_Kx1AVX2, dotQ5_Kx1AVX2, dotQ6_Kx1AVX2} {
-		*k1[i] = f
-	}
-	for i, f := range []kquantX4{dotQ4_Kx4AVX2, dotQ5_Kx4AVX2, dotQ6_Kx4AVX2} {
-		*k4[i] = f
 	}
 	return func() {
 		for i, p := range l1 {
@@ -423,20 +302,14 @@ func useAVX2Kernels() (restore func()) {
 		for i, p := range l4 {
 			*p = s4[i]
 		}
-		for i, p := range k1 {
-			*p = sk1[i]
-		}
-		for i, p := range k4 {
-			*p = sk4[i]
-		}
 	}
 }
 
 // BenchmarkMatMulVNNI runs whole MatMuls on two threads with the
 // dispatch's VNNI kernels and with the AVX2 ones in turn (pairedMin):
-// decode (n=1) for every type, prefill (n=64) for the K-quants (legacy
-// batches go through the tile GEMM either way). Shapes are qwen2.5-0.5b's
-// FFN up (4864x896) and down (896x4864): 2.5-4.6 MB of weights, past L2.
+// decode (n=1) for the legacy types (their batches go through the tile GEMM
+// either way). The shape is qwen2.5-0.5b's FFN up (4864x896): 2.5-4.6 MB of
+// weights, past L2.
 func BenchmarkMatMulVNNI(b *testing.B) {
 	skipWithoutVNNI(b)
 	if !useVNNI {
@@ -450,8 +323,6 @@ func BenchmarkMatMulVNNI(b *testing.B) {
 		n          int
 	}{
 		{gguf.TypeQ8_0, 4864, 896, 1}, {gguf.TypeQ4_0, 4864, 896, 1}, {gguf.TypeQ5_0, 4864, 896, 1},
-		{gguf.TypeQ4_K, 896, 4864, 1}, {gguf.TypeQ6_K, 896, 4864, 1},
-		{gguf.TypeQ4_K, 896, 4864, 64}, {gguf.TypeQ6_K, 896, 4864, 64},
 	}
 	for _, c := range cases {
 		m := benchMatrix(b, c.t, c.rows, c.cols)
