@@ -152,7 +152,7 @@ func cmdConvertCompare(ctx context.Context, args []string, stdout, stderr io.Wri
 	with := fs.String("with", "", "converted model `files` to compare with the source, separated by ;")
 	kvFlag := fs.String("kv", "f16", "KV `recipes` for the converted models, separated by ;")
 	file := fs.String("f", "", "text `file` (.txt, or .jsonl prompts)")
-	nctx := fs.Int("ctx", 512, "tokens per chunk: the first half+1 is prefilled, the rest decoded and compared")
+	nctx := ctxFlag(fs, 512, "tokens per chunk: the first half+1 is prefilled, the rest decoded and compared")
 	chunks := fs.Int("chunks", 0, "at most this many chunks (0: all)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	pos, err := parseFlags(fs, args, stderr)

@@ -272,7 +272,7 @@ func cmdFidelity(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var mf modelFlags
 	mf.register(fs)
 	file := fs.String("f", "", "text `file`; a .jsonl file contributes the \"prompt\" field of each line")
-	nctx := fs.Int("ctx", 512, "tokens per chunk: the first half is the compressed context, the rest is decoded and compared")
+	nctx := ctxFlag(fs, 512, "tokens per chunk: the first half is the compressed context, the rest is decoded and compared")
 	kvFlag := fs.String("kv", "", "KV `recipes` to compare with the full cache, separated by ';'")
 	baseFlag := fs.String("base", recipe.Default, "the full-cache `recipe` everything is compared with")
 	chunks := fs.Int("chunks", 0, "use at most this many chunks (0 = all)")
