@@ -99,6 +99,22 @@ type WireCodec interface {
 	PageFromWire(d int, payload []byte) (Page, error)
 }
 
+// A WireRefiller is a WireCodec that can rebuild a page in the memory of
+// one it made before, so that a tier which reads the same pages back over
+// and over (kv/offload: every prefill batch reads each cold page once)
+// does not make a page of garbage per read.
+type WireRefiller interface {
+	WireCodec
+	// RefillFromWire returns what PageFromWire(d, payload) returns, after
+	// the same validation, built in old's memory when old is a page of
+	// this codec whose arrays are large enough (any width, any length),
+	// and in new memory otherwise. The caller gives old up: nothing may
+	// use it afterwards, even after an error (which leaves it as it was).
+	// A page built in old's memory may keep old's spare capacity, which
+	// its Bytes counts.
+	RefillFromWire(old Page, d int, payload []byte) (Page, error)
+}
+
 // MarshalPage returns the envelope of page p of codec c for the model
 // identified by model (1..MaxWireModel bytes, opaque). c must be the codec
 // that made p and implement WireCodec, and p must implement WirePage.

@@ -19,7 +19,9 @@ func (s *Store) Codec(c kv.Codec) (kv.Codec, error) {
 	if !ok {
 		return nil, fmt.Errorf("kv/offload: codec %s has no wire form, so its pages cannot leave the heap", c.Name())
 	}
-	return codec{wc, s}, nil
+	k := &kind{c: wc, name: c.Name()}
+	k.refill, _ = wc.(kv.WireRefiller)
+	return codec{wc, s, k}, nil
 }
 
 // codec is a codec whose pages are wrapped by the store. Its name,
@@ -27,10 +29,11 @@ func (s *Store) Codec(c kv.Codec) (kv.Codec, error) {
 type codec struct {
 	kv.WireCodec
 	st *Store
+	k  *kind
 }
 
 func (c codec) NewPage(d, capacity int) kv.Page {
-	return c.st.wrap(c.WireCodec.NewPage(d, capacity), c.WireCodec, d, capacity, false)
+	return c.st.wrap(c.WireCodec.NewPage(d, capacity), c.k, d, capacity, false)
 }
 
 func (c codec) PageFromWire(d int, payload []byte) (kv.Page, error) {
@@ -38,7 +41,16 @@ func (c codec) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.st.wrap(p, c.WireCodec, d, p.Len(), true), nil
+	return c.st.wrap(p, c.k, d, p.Len(), true), nil
+}
+
+// kind is the codec of a node's pages. Caches make a codec per stream, so
+// its name (which the wire envelope takes to identify a layout) is what
+// tells whether a spare page of one stream can be refilled for another.
+type kind struct {
+	c      kv.WireCodec
+	refill kv.WireRefiller // c, when it can rebuild a page in another's memory
+	name   string
 }
 
 // node is the store's record of one page. The store's LRU list holds
@@ -48,8 +60,8 @@ func (c codec) PageFromWire(d int, payload []byte) (kv.Page, error) {
 type node struct {
 	st         *Store
 	prev, next *node        // the LRU list, while hot
-	p          kv.Page      // the codec's page while on the heap; nil while cold
-	codec      kv.WireCodec //
+	f          *frame       // the codec's page while on the heap; nil while cold
+	k          *kind        // the codec
 	off        int64        // the page's slot in the file
 	hot, cold  atomic.Int64 // bytes on the heap; bytes only in the file
 	n          atomic.Int32 // Len, read without the lock
@@ -62,11 +74,27 @@ type node struct {
 	dead       bool         // the page was dropped
 }
 
+// frame holds a codec's page on the heap, and counts the callers using it
+// outside the store's lock: get hands the page to attention workers, and
+// another worker's read may write the page out meanwhile. Once the store
+// has let go of a frame (its page written out or dropped) and nobody uses
+// it, its page is kept to be refilled by the next read of a page of its
+// codec (Store.recycle), so that reading pages back makes no garbage.
+type frame struct {
+	p     kv.Page
+	k     *kind
+	d     int32
+	state atomic.Int32 // callers using p, plus gone once the store let go
+}
+
+// gone is the bit of frame.state set when the store lets go of a frame.
+const gone = 1 << 30
+
 // page is a kv.Page whose codes may live in the store's file.
 type page struct{ n *node }
 
-func (s *Store) wrap(p kv.Page, c kv.WireCodec, d, capacity int, sealed bool) kv.Page {
-	n := &node{st: s, p: p, codec: c, d: int32(d), cap: int32(capacity), sealed: sealed || (capacity > 0 && p.Len() >= capacity), dirty: true}
+func (s *Store) wrap(p kv.Page, k *kind, d, capacity int, sealed bool) kv.Page {
+	n := &node{st: s, f: &frame{p: p, k: k, d: int32(d)}, k: k, d: int32(d), cap: int32(capacity), sealed: sealed || (capacity > 0 && p.Len() >= capacity), dirty: true}
 	n.n.Store(int32(p.Len()))
 	if _, ok := p.(kv.WirePage); !ok {
 		n.sealed = false // cannot be written out; stays on the heap
@@ -95,7 +123,76 @@ func (s *Store) drop(n *node) {
 		s.release(n.off, int(n.slot))
 		n.slot = 0
 	}
-	n.p = nil
+	s.letGo(n)
+}
+
+// letGo takes n's page off the heap: its frame is recycled now if nobody
+// uses it, or by the last caller using it (unpin). The store's lock is
+// held.
+func (s *Store) letGo(n *node) {
+	f := n.f
+	if f == nil {
+		return
+	}
+	n.f = nil
+	if f.state.Or(gone) == 0 {
+		s.recycle(f)
+	}
+}
+
+// unpin ends a caller's use of f, which get pinned.
+func (s *Store) unpin(f *frame) {
+	if f.state.Add(-1) == gone {
+		s.mu.Lock()
+		s.recycle(f)
+		s.mu.Unlock()
+	}
+}
+
+// maxSpare bounds the pages kept for refilling: a read back writes out
+// about one page of the same size, so a few cover the workers' reads in
+// flight and the key and value codecs of a layer. They are outside the
+// heap budget: at most maxSpare pages more than HotBytes.
+const maxSpare = 8
+
+// recycle keeps f, which nobody uses any more, for the next page read
+// back of its codec; the oldest spare makes room. The store's lock is
+// held.
+func (s *Store) recycle(f *frame) {
+	if f.k.refill == nil || s.closed {
+		return
+	}
+	f.state.Store(0)
+	if len(s.spare) == maxSpare {
+		copy(s.spare, s.spare[1:])
+		s.spare = s.spare[:maxSpare-1]
+	}
+	s.spare = append(s.spare, f)
+}
+
+// takeSpare returns the spare frame that holds a page of n's codec and
+// width large enough for n's payload (the smallest such), or nil. The
+// store's lock is held.
+func (s *Store) takeSpare(n *node) *frame {
+	best := -1
+	var bb int64
+	for i, f := range s.spare {
+		if f.d != n.d || (f.k != n.k && f.k.name != n.k.name) {
+			continue
+		}
+		if b := f.p.Bytes(); b >= int64(n.size) && (best < 0 || b < bb) {
+			best, bb = i, b
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	f := s.spare[best]
+	last := len(s.spare) - 1
+	s.spare[best] = s.spare[last]
+	s.spare[last] = nil
+	s.spare = s.spare[:last]
+	return f
 }
 
 // touch makes n the most recently used page.
@@ -151,7 +248,7 @@ func (s *Store) evict(n *node) {
 		return
 	}
 	if n.dirty || n.slot == 0 {
-		b := n.p.(kv.WirePage).AppendWire(s.buf[:0])
+		b := n.f.p.(kv.WirePage).AppendWire(s.buf[:0])
 		s.buf = b
 		if len(b) > int(n.slot) {
 			s.release(n.off, int(n.slot))
@@ -169,10 +266,12 @@ func (s *Store) evict(n *node) {
 	s.hot -= n.hot.Swap(0)
 	n.cold.Store(int64(n.size))
 	s.cold += int64(n.size)
-	n.p = nil
+	s.letGo(n)
 }
 
-// load reads n's page back from the file.
+// load reads n's page back from the file, into a spare page of its codec
+// when there is one (kv.WireRefiller): in steady state, when every page
+// read back makes another leave, reading allocates nothing.
 func (s *Store) load(n *node) bool {
 	if s.closed {
 		s.fail(ErrClosed)
@@ -193,12 +292,21 @@ func (s *Store) load(n *node) bool {
 		s.fail(fmt.Errorf("kv/offload: a page read back from the cold tier in %s: %w", s.dir, kv.ErrPageChecksum))
 		return false
 	}
-	p, err := n.codec.PageFromWire(int(n.d), b)
+	var p kv.Page
+	var err error
+	f := s.takeSpare(n)
+	if f != nil {
+		p, err = n.k.refill.RefillFromWire(f.p, int(n.d), b)
+	} else {
+		p, err = n.k.c.PageFromWire(int(n.d), b)
+		f = &frame{k: n.k, d: n.d}
+	}
 	if err != nil {
 		s.fail(fmt.Errorf("kv/offload: a page read back from the cold tier in %s: %w", s.dir, err))
 		return false
 	}
-	n.p = p
+	f.p, f.k = p, n.k
+	n.f = f
 	hb := p.Bytes()
 	n.hot.Store(hb)
 	s.hot += hb
@@ -208,19 +316,20 @@ func (s *Store) load(n *node) bool {
 	return true
 }
 
-// get returns n's page on the heap, read back if it was cold, or nil
-// after a failure (Err). The page stays valid for the caller even if
-// another worker writes it out meanwhile: writing out only drops the
-// store's reference.
-func (s *Store) get(n *node) kv.Page {
+// get returns the frame of n's page on the heap, read back if it was
+// cold, or nil after a failure (Err). The frame is pinned: its page stays
+// n's, unchanged, until the caller's unpin, even if another worker writes
+// it out meanwhile (the page is then recycled at the unpin).
+func (s *Store) get(n *node) *frame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n.p == nil && (n.dead || !s.load(n)) {
+	if n.f == nil && (n.dead || !s.load(n)) {
 		return nil
 	}
 	s.touch(n)
 	s.shrink(n)
-	return n.p
+	n.f.state.Add(1)
+	return n.f
 }
 
 // mutate runs fn on n's page under the store's lock and accounts for
@@ -228,19 +337,20 @@ func (s *Store) get(n *node) kv.Page {
 func (s *Store) mutate(n *node, fn func(p kv.Page)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n.p == nil && (n.dead || !s.load(n)) {
+	if n.f == nil && (n.dead || !s.load(n)) {
 		return false
 	}
-	fn(n.p)
-	l := n.p.Len()
+	p := n.f.p
+	fn(p)
+	l := p.Len()
 	n.n.Store(int32(l))
 	if n.cap > 0 && l >= int(n.cap) {
-		if _, ok := n.p.(kv.WirePage); ok {
+		if _, ok := p.(kv.WirePage); ok {
 			n.sealed = true
 		}
 	}
 	n.dirty = true
-	hb := n.p.Bytes()
+	hb := p.Bytes()
 	s.hot += hb - n.hot.Swap(hb)
 	s.touch(n)
 	s.shrink(n)
@@ -265,36 +375,45 @@ func (w *page) Delete(i int) {
 }
 
 func (w *page) Dot(q []float32, g int, out []float32, sc *kv.PageScratch) {
-	p := w.n.st.get(w.n)
-	if p == nil {
+	st := w.n.st
+	f := st.get(w.n)
+	if f == nil {
 		clear(out[:g*w.Len()])
 		return
 	}
-	p.Dot(q, g, out, sc)
+	f.p.Dot(q, g, out, sc)
+	st.unpin(f)
 }
 
 func (w *page) AddWeighted(wt []float32, g int, out []float32, sc *kv.PageScratch) {
-	if p := w.n.st.get(w.n); p != nil {
-		p.AddWeighted(wt, g, out, sc)
+	st := w.n.st
+	if f := st.get(w.n); f != nil {
+		f.p.AddWeighted(wt, g, out, sc)
+		st.unpin(f)
 	}
 }
 
 func (w *page) Decode(i int, dst []float32) {
-	p := w.n.st.get(w.n)
-	if p == nil {
+	st := w.n.st
+	f := st.get(w.n)
+	if f == nil {
 		clear(dst[:int(w.n.d)])
 		return
 	}
-	p.Decode(i, dst)
+	f.p.Decode(i, dst)
+	st.unpin(f)
 }
 
 // AppendFrom appends token i of src by copying its codes when the
 // codec's page can (kv.Stream packs pages this way; exact).
 func (w *page) AppendFrom(src kv.Page, i int) bool {
 	if sw, ok := src.(*page); ok {
-		if src = sw.n.st.get(sw.n); src == nil {
+		f := sw.n.st.get(sw.n)
+		if f == nil {
 			return false
 		}
+		defer sw.n.st.unpin(f)
+		src = f.p
 	}
 	copied := false
 	w.n.st.mutate(w.n, func(p kv.Page) {
@@ -310,25 +429,27 @@ func (w *page) AppendFrom(src kv.Page, i int) bool {
 func (w *page) Clone() kv.Page {
 	n := w.n
 	d, capacity := int(n.d), int(n.cap)
-	p := n.st.get(n)
-	if p == nil {
-		return n.st.wrap(n.codec.NewPage(d, capacity), n.codec, d, capacity, false)
+	f := n.st.get(n)
+	if f == nil {
+		return n.st.wrap(n.k.c.NewPage(d, capacity), n.k, d, capacity, false)
 	}
+	p := f.p
 	var q kv.Page
 	if c, ok := p.(interface{ Clone() kv.Page }); ok {
 		q = c.Clone()
 	} else {
-		q = n.codec.NewPage(d, max(capacity, p.Len()))
+		q = n.k.c.NewPage(d, max(capacity, p.Len()))
 		x := make([]float32, d)
 		for i := 0; i < p.Len(); i++ {
 			p.Decode(i, x)
 			q.Append(x, 1)
 		}
 	}
+	n.st.unpin(f)
 	n.st.mu.Lock()
 	sealed := n.sealed
 	n.st.mu.Unlock()
-	return n.st.wrap(q, n.codec, d, capacity, sealed)
+	return n.st.wrap(q, n.k, d, capacity, sealed)
 }
 
 // Width is the page's vector width (kv.WirePage).
@@ -337,9 +458,11 @@ func (w *page) Width() int { return int(w.n.d) }
 // AppendWire appends the page's payload (kv.WirePage), read back from the
 // file if it is there.
 func (w *page) AppendWire(b []byte) []byte {
-	p := w.n.st.get(w.n)
-	if p == nil {
+	f := w.n.st.get(w.n)
+	if f == nil {
 		return b
 	}
-	return p.(kv.WirePage).AppendWire(b)
+	b = f.p.(kv.WirePage).AppendWire(b)
+	w.n.st.unpin(f)
+	return b
 }

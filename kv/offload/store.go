@@ -101,7 +101,8 @@ type Store struct {
 	cold   int64           // bytes of the pages only in the file
 	err    error           // the first failure, sticky
 	closed bool
-	buf    []byte // payload scratch
+	buf    []byte   // payload scratch
+	spare  []*frame // pages to refill, at most maxSpare (recycle)
 	stats  Stats
 }
 
@@ -225,7 +226,7 @@ func (s *Store) Close() error {
 		}
 		s.path = ""
 	}
-	s.free = nil
+	s.free, s.spare = nil, nil
 	if err != nil {
 		return fmt.Errorf("kv/offload: closing the cold tier's file in %s: %w", s.dir, err)
 	}

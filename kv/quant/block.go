@@ -100,8 +100,18 @@ func (b Block) Group() int { return 0 }
 
 // NewPage returns an empty page; its block size follows BlockSize(d, group).
 func (b Block) NewPage(d, capacity int) kv.Page {
+	h := b.header(d)
+	p := &h
+	p.codes = make([]byte, 0, capacity*int(p.rb))
+	p.scales = make([]uint16, 0, capacity*p.spt())
+	return p
+}
+
+// header is an empty page of vectors of d values without its arrays:
+// the layout the codec's parameters and d decide.
+func (b Block) header(d int) blockPage {
 	bits := b.nbits()
-	p := &blockPage{d: int32(d), bs: int32(BlockSize(d, b.ngroup())), rb: int32(rowBytes(d, bits)), bits: uint8(bits)}
+	p := blockPage{d: int32(d), bs: int32(BlockSize(d, b.ngroup())), rb: int32(rowBytes(d, bits)), bits: uint8(bits)}
 	switch {
 	case b.asym:
 		p.kind = kindAsym
@@ -110,8 +120,6 @@ func (b Block) NewPage(d, capacity int) kv.Page {
 	default:
 		p.kind = kindQ4_0
 	}
-	p.codes = make([]byte, 0, capacity*int(p.rb))
-	p.scales = make([]uint16, 0, capacity*p.spt())
 	return p
 }
 

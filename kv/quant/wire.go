@@ -71,13 +71,15 @@ func errScale(c kv.Codec, i int, h uint16) error {
 	return fmt.Errorf("%w: kv/quant: %s scale %d is %v", kv.ErrPageInvalid, c.Name(), i, f16(h))
 }
 
-// bytesOf copies b into a slice of exactly its length and capacity
-// (append would round the capacity up to an allocation size class, and
-// Bytes() counts capacity).
-func bytesOf(b []byte) []byte {
-	c := make([]byte, len(b))
-	copy(c, b)
-	return c
+// resize returns s[:n] when s can hold n elements, and otherwise a new
+// slice of exactly n (append would round the capacity up to an allocation
+// size class, and Bytes() counts capacity): a page rebuilt in new memory
+// holds exactly its tokens, one rebuilt in an old page's keeps its arrays.
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }
 
 // appendF16s appends halves little-endian.
@@ -121,6 +123,17 @@ func (p *f32Page) AppendWire(b []byte) []byte {
 
 // PageFromWire rebuilds an f32 page (kv.WireCodec).
 func (c F32) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	return c.fromWire(nil, d, payload)
+}
+
+// RefillFromWire rebuilds an f32 page in old's memory (kv.WireRefiller).
+func (c F32) RefillFromWire(old kv.Page, d int, payload []byte) (kv.Page, error) {
+	p, _ := old.(*f32Page)
+	return c.fromWire(p, d, payload)
+}
+
+// fromWire rebuilds an f32 page, in p's memory when p is not nil.
+func (c F32) fromWire(p *f32Page, d int, payload []byte) (kv.Page, error) {
 	if err := wireWidth(d); err != nil {
 		return nil, err
 	}
@@ -128,12 +141,15 @@ func (c F32) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	if n < 0 {
 		return nil, errTokens(c, len(payload), 4*d)
 	}
-	x := make([]float32, n*d)
-	src := payload[:4*len(x)]
-	for i := range x {
-		x[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i : 4*i+4]))
+	if p == nil {
+		p = new(f32Page)
 	}
-	return &f32Page{d: d, x: x}, nil
+	p.d, p.x = d, resize(p.x, n*d)
+	src := payload[:4*len(p.x)]
+	for i := range p.x {
+		p.x[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i : 4*i+4]))
+	}
+	return p, nil
 }
 
 // f16: the vectors' half floats, any bits (a NaN stored from the model
@@ -145,6 +161,17 @@ func (p *f16Page) AppendWire(b []byte) []byte { return appendF16s(b, p.x) }
 
 // PageFromWire rebuilds an f16 page (kv.WireCodec).
 func (c F16) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	return c.fromWire(nil, d, payload)
+}
+
+// RefillFromWire rebuilds an f16 page in old's memory (kv.WireRefiller).
+func (c F16) RefillFromWire(old kv.Page, d int, payload []byte) (kv.Page, error) {
+	p, _ := old.(*f16Page)
+	return c.fromWire(p, d, payload)
+}
+
+// fromWire rebuilds an f16 page, in p's memory when p is not nil.
+func (c F16) fromWire(p *f16Page, d int, payload []byte) (kv.Page, error) {
 	if err := wireWidth(d); err != nil {
 		return nil, err
 	}
@@ -152,9 +179,12 @@ func (c F16) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	if n < 0 {
 		return nil, errTokens(c, len(payload), 2*d)
 	}
-	x := make([]uint16, n*d)
-	readF16s(x, payload)
-	return &f16Page{d: d, x: x}, nil
+	if p == nil {
+		p = new(f16Page)
+	}
+	p.d, p.x = d, resize(p.x, n*d)
+	readF16s(p.x, payload)
+	return p, nil
 }
 
 // Block: codes, then scales (or scale, minimum pairs).
@@ -170,11 +200,23 @@ func (p *blockPage) AppendWire(b []byte) []byte {
 // PageFromWire rebuilds a block page (kv.WireCodec); the block size, bits
 // and format are the codec's for d, as in NewPage.
 func (b Block) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	return b.fromWire(nil, d, payload)
+}
+
+// RefillFromWire rebuilds a block page in old's memory (kv.WireRefiller):
+// old may be of another width or format, since the header is the codec's.
+func (b Block) RefillFromWire(old kv.Page, d int, payload []byte) (kv.Page, error) {
+	p, _ := old.(*blockPage)
+	return b.fromWire(p, d, payload)
+}
+
+// fromWire rebuilds a block page, in p's arrays when p is not nil.
+func (b Block) fromWire(p *blockPage, d int, payload []byte) (kv.Page, error) {
 	if err := wireWidth(d); err != nil {
 		return nil, err
 	}
-	p := b.NewPage(d, 0).(*blockPage)
-	rb, spt := int(p.rb), p.spt()
+	h := b.header(d)
+	rb, spt := int(h.rb), h.spt()
 	n := wireTokens(len(payload), rb+2*spt)
 	if n < 0 {
 		return nil, errTokens(b, len(payload), rb+2*spt)
@@ -182,8 +224,14 @@ func (b Block) PageFromWire(d int, payload []byte) (kv.Page, error) {
 	if i, h := nonFinite(payload[n*rb:]); i >= 0 {
 		return nil, errScale(b, i, h)
 	}
-	p.codes = bytesOf(payload[:n*rb])
-	p.scales = make([]uint16, n*spt)
+	if p == nil {
+		p = new(blockPage)
+	}
+	codes, scales := p.codes, p.scales
+	*p = h
+	p.codes = resize(codes, n*rb)
+	copy(p.codes, payload)
+	p.scales = resize(scales, n*spt)
 	readF16s(p.scales, payload[n*rb:])
 	return p, nil
 }
@@ -200,6 +248,18 @@ func (p *kiviKeyPage) AppendWire(b []byte) []byte {
 // PageFromWire rebuilds a KIVI key page (kv.WireCodec): a payload of n
 // planar rows and 2·d halves, or an empty one for a page never quantized.
 func (k KIVIKeys) PageFromWire(d int, payload []byte) (kv.Page, error) {
+	return k.fromWire(nil, d, payload)
+}
+
+// RefillFromWire rebuilds a KIVI key page in old's memory
+// (kv.WireRefiller).
+func (k KIVIKeys) RefillFromWire(old kv.Page, d int, payload []byte) (kv.Page, error) {
+	p, _ := old.(*kiviKeyPage)
+	return k.fromWire(p, d, payload)
+}
+
+// fromWire rebuilds a KIVI key page, in p's arrays when p is not nil.
+func (k KIVIKeys) fromWire(p *kiviKeyPage, d int, payload []byte) (kv.Page, error) {
 	if err := wireWidth(d); err != nil {
 		return nil, err
 	}
@@ -208,34 +268,46 @@ func (k KIVIKeys) PageFromWire(d int, payload []byte) (kv.Page, error) {
 		bits = 2 // as NewPage
 	}
 	rb := kernel.PlanarRowBytes(d, bits)
-	p := &kiviKeyPage{d: int32(d), bits: int32(bits), rb: int32(rb)}
+	n := 0
+	if len(payload) > 0 {
+		if len(payload) < 4*d {
+			return nil, fmt.Errorf("%w: kv/quant: %s payload of %d bytes is shorter than the %d bytes of its scales", kv.ErrPageSize, k.Name(), len(payload), 4*d)
+		}
+		if n = wireTokens(len(payload)-4*d, rb); n < 0 {
+			return nil, errTokens(k, len(payload)-4*d, rb)
+		}
+		if i, h := nonFinite(payload[n*rb:]); i >= 0 {
+			return nil, errScale(k, i, h)
+		}
+	}
+	if p == nil {
+		p = new(kiviKeyPage)
+	}
+	p.d, p.bits, p.rb = int32(d), int32(bits), int32(rb)
 	if len(payload) == 0 {
+		// A group never quantized: no codes and no scales yet.
+		p.codes, p.sz = p.codes[:0], p.sz[:0]
 		return p, nil
 	}
-	if len(payload) < 4*d {
-		return nil, fmt.Errorf("%w: kv/quant: %s payload of %d bytes is shorter than the %d bytes of its scales", kv.ErrPageSize, k.Name(), len(payload), 4*d)
-	}
-	n := wireTokens(len(payload)-4*d, rb)
-	if n < 0 {
-		return nil, errTokens(k, len(payload)-4*d, rb)
-	}
-	if i, h := nonFinite(payload[n*rb:]); i >= 0 {
-		return nil, errScale(k, i, h)
-	}
-	p.codes = bytesOf(payload[:n*rb])
-	p.sz = make([]uint16, 2*d)
+	p.codes = resize(p.codes, n*rb)
+	copy(p.codes, payload)
+	p.sz = resize(p.sz, 2*d)
 	readF16s(p.sz, payload[n*rb:])
 	return p, nil
 }
 
 // The codecs and pages of this package travel.
 var (
-	_ kv.WireCodec = F32{}
-	_ kv.WireCodec = F16{}
-	_ kv.WireCodec = Block{}
-	_ kv.WireCodec = KIVIKeys{}
-	_ kv.WirePage  = (*f32Page)(nil)
-	_ kv.WirePage  = (*f16Page)(nil)
-	_ kv.WirePage  = (*blockPage)(nil)
-	_ kv.WirePage  = (*kiviKeyPage)(nil)
+	_ kv.WireCodec    = F32{}
+	_ kv.WireCodec    = F16{}
+	_ kv.WireCodec    = Block{}
+	_ kv.WireCodec    = KIVIKeys{}
+	_ kv.WireRefiller = F32{}
+	_ kv.WireRefiller = F16{}
+	_ kv.WireRefiller = Block{}
+	_ kv.WireRefiller = KIVIKeys{}
+	_ kv.WirePage     = (*f32Page)(nil)
+	_ kv.WirePage     = (*f16Page)(nil)
+	_ kv.WirePage     = (*blockPage)(nil)
+	_ kv.WirePage     = (*kiviKeyPage)(nil)
 )

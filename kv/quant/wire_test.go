@@ -733,3 +733,105 @@ func BenchmarkWire(b *testing.B) {
 		}
 	}
 }
+
+// TestWireRefill checks that RefillFromWire is PageFromWire in another
+// page's memory: for every page of the round trip, rebuilt into a full page
+// of its own codec and width (a tier's steady state: the rebuilt page is
+// that page, and allocates nothing), a larger one of another width, a page
+// too small, and a page of another codec, the result is the fresh page bit
+// for bit and marshals the same, and keeps working when appended to; a
+// refused payload is refused with PageFromWire's error and leaves the old
+// page as it was.
+func TestWireRefill(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, c := range wireCodecs(t) {
+		rc, ok := c.(kv.WireRefiller)
+		if !ok {
+			t.Fatalf("%s: no RefillFromWire", c.Name())
+		}
+		for _, d := range wireDims {
+			pages := wirePages(rng, c, d)
+			for _, wp := range pages {
+				name := fmt.Sprintf("%s/d=%d/%s", c.Name(), d, wp.name)
+				payload := wp.p.(kv.WirePage).AppendWire(nil)
+				want, err := rc.PageFromWire(d, payload)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				olds := []struct {
+					name  string
+					p     kv.Page
+					reuse bool // the result must be this page
+				}{
+					{"own", wirePages(rng, c, d)[0].p, wp.full},
+					{"wider", wirePages(rng, c, 2*d)[0].p, wp.p.Len() > 0},
+					{"too small", c.NewPage(d, 0), false},
+					{"other codec", F32{}.NewPage(d, 4), false},
+					{"nil", nil, false},
+				}
+				if _, ok := c.(F32); ok {
+					olds[3].p = F16{}.NewPage(d, 4)
+				}
+				for _, o := range olds {
+					got, err := rc.RefillFromWire(o.p, d, payload)
+					if err != nil {
+						t.Fatalf("%s into %s: %v", name, o.name, err)
+					}
+					if o.reuse && got != o.p {
+						t.Errorf("%s into %s: built in new memory", name, o.name)
+					}
+					samePage(t, name+" into "+o.name, rng, d, want, got)
+					if !bytes.Equal(got.(kv.WirePage).AppendWire(nil), payload) {
+						t.Fatalf("%s into %s: marshals differently", name, o.name)
+					}
+					if c.Group() == 0 {
+						x := kvData(rng, 1, d)
+						a, _ := rc.PageFromWire(d, payload)
+						a.Append(x, 1)
+						got.Append(x, 1)
+						samePage(t, name+" into "+o.name+"+append", rng, d, a, got)
+					}
+				}
+				if wp.full && wp.p.Len() > 0 {
+					old := wirePages(rng, c, d)[0].p
+					if n := testing.AllocsPerRun(20, func() {
+						if old, err = rc.RefillFromWire(old, d, payload); err != nil {
+							t.Fatal(err)
+						}
+					}); n != 0 {
+						t.Errorf("%s: %v allocations per refill into a page of its size", name, n)
+					}
+				}
+			}
+
+			// Refused payloads: PageFromWire's error, the old page untouched.
+			full := pages[0].p
+			payload := full.(kv.WirePage).AppendWire(nil)
+			bad := [][]byte{payload[:len(payload)-1], append(bytes.Clone(payload), 0)}
+			if _, ok := c.(F32); !ok {
+				if _, ok := c.(F16); !ok {
+					x := bytes.Clone(payload)
+					at := len(x) - 2*d // a KIVI group's first scale
+					if bp, ok := full.(*blockPage); ok {
+						at = full.Len() * int(bp.rb)
+					}
+					binary.LittleEndian.PutUint16(x[at:], 0x7c00)
+					bad = append(bad, x)
+				}
+			}
+			for i, b := range bad {
+				name := fmt.Sprintf("%s/d=%d/refused %d", c.Name(), d, i)
+				_, want := rc.PageFromWire(d, b)
+				old := wirePages(rng, c, d)[0].p
+				before := old.(kv.WirePage).AppendWire(nil)
+				p, err := rc.RefillFromWire(old, d, b)
+				if want == nil || err == nil || err.Error() != want.Error() || p != nil {
+					t.Fatalf("%s: page %v, error %v; want %v", name, p != nil, err, want)
+				}
+				if !bytes.Equal(old.(kv.WirePage).AppendWire(nil), before) {
+					t.Fatalf("%s: the old page changed", name)
+				}
+			}
+		}
+	}
+}
