@@ -55,6 +55,10 @@ type RAGConfig struct {
 	// generation, no accuracy.
 	Quality  bool
 	Progress io.Writer
+	// Measuring, when set, is called with true before the measured
+	// questions and false after them (not around the reference's prefills
+	// or the warm-up), so that a CPU profile covers what the table times.
+	Measuring func(on bool)
 }
 
 // RAGRow is one policy's measurements.
@@ -319,14 +323,23 @@ func RAG(ctx context.Context, e *engine.Engine, c RAGConfig) (*RAGReport, error)
 	for k := range ans {
 		ans[k] = make([]ragAnswer, len(qs))
 	}
+	if c.Measuring != nil {
+		c.Measuring(true)
+	}
 	for i := range qs {
 		for k, p := range pols {
 			a, err := p.answer(ctx, prompts[i], gen, refs[i].tokens)
 			if err != nil {
+				if c.Measuring != nil {
+					c.Measuring(false)
+				}
 				return nil, err
 			}
 			ans[k][i] = a
 		}
+	}
+	if c.Measuring != nil {
+		c.Measuring(false)
 	}
 	for k, p := range pols {
 		name := p.r.String()

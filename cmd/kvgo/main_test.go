@@ -250,3 +250,25 @@ func TestBenchCPUProfile(t *testing.T) {
 		t.Errorf("unwritable profile path: exit %d, %q", code, errOut)
 	}
 }
+
+// TestEvalRAGCPUProfile: kvgo eval rag --cpuprofile writes a profile of the
+// measured questions that pprof reads.
+func TestEvalRAGCPUProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rag.prof")
+	code, _, errOut := kvgo(t, "eval", "rag", "--time-only", "--docs", "4", "--questions", "1", "--warm", "1", "--kv", "naive", "--cpuprofile", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		t.Fatalf("profile does not parse: %v", err)
+	}
+	if len(p.SampleType) == 0 || p.SampleType[len(p.SampleType)-1].Unit != "nanoseconds" {
+		t.Errorf("sample types %v, want CPU time", p.SampleType)
+	}
+}

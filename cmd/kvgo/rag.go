@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kvgo/kvgo/bench"
 	"github.com/kvgo/kvgo/eval"
 )
 
@@ -31,6 +32,7 @@ func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	kvFlag := fs.String("kv", "", "policies to compare, ';'-separated recipes (default: prefix, naive, epic, cacheblend, cachecraft, cachecraft+kivi; full is always the reference)")
 	timeOnly := fs.Bool("time-only", false, "measure time only, no answers (random-weight models)")
 	jsonOut := fs.String("json", "", "write the report as JSON to `file`")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the measured questions (every policy's, full prefill's included; not the warm-up) to `file` (go tool pprof; focus on engine.(*Engine).PrefillChunks for chunk reuse)")
 	htmlOut := fs.String("html", "", "write the report as an HTML page to `file`: the table and charts of quality against time to first token")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
@@ -55,7 +57,16 @@ func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer e.Close()
+	var prof bench.Profiler
+	if *cpuprofile != "" {
+		c.Measuring = prof.Measuring
+	}
 	r, err := eval.RAG(ctx, e, c)
+	if *cpuprofile != "" {
+		if perr := writeFile(*cpuprofile, prof.Write); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		return err
 	}
