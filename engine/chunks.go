@@ -536,89 +536,176 @@ func (r *recorder) tap(layer, n int, q, _, _ []float32) {
 // stats measures, for chunk m, every layer's attention from its tokens to
 // the context before it, to the chunks before it and to itself (averaged
 // over query heads), from the recorded queries and the cache's keys.
+//
+// It is an attention pass of its own over the chunk's tokens (no values),
+// so it is computed like one: the (layer, KV head) streams are shared out
+// on the engine's pool, each stream's keys are decoded once, a block of
+// statsBlock tokens' queries (every head of the group) meets a tile of
+// keys in one kernel.DotsGroupTo, and each row's softmax is summed over
+// the ranges of positions (the context, each earlier chunk, the chunk
+// itself) rather than key by key. Scores and exponentials are float32, as
+// in attention; sums are float64. Scalar float64 code took longer than the
+// whole full prefill of the prompt for each chunk missed on kvgo-tiny, and
+// about a fifth of one on qwen2.5-0.5b's shape (commit message).
 func (r *recorder) stats(c *kv.Cache, m *segment, chunks []*segment) *kv.ChunkStats {
 	md := r.e.Model.Config
 	sh := c.Shape()
 	L, H, D := md.Layers, md.Heads, md.HeadDim
-	group := H / sh.KVHeads
-	n := m.end - m.start
+	for l := 0; l < L; l++ {
+		if sh.Dims(l).Key != D {
+			return nil // a latent cache: not recorded
+		}
+	}
 	var prev []*segment
 	for _, x := range chunks {
 		if x.start < m.start {
 			prev = append(prev, x)
 		}
 	}
+	n := m.end - m.start
 	s := &kv.ChunkStats{Before: make([]kv.ChunkHash, len(prev)), Inter: make([]float32, len(prev)),
 		A: make([]float32, L), B: make([]float32, L), Context: make([]float32, n)}
 	for j, x := range prev {
 		s.Before[j] = x.hash
 	}
-	scale := float64(sh.Scale)
+	scale := sh.Scale
 	if scale == 0 {
-		scale = 1 / math.Sqrt(float64(sh.Dims(0).Key))
+		scale = float32(1 / math.Sqrt(float64(sh.Dims(0).Key)))
 	}
-	var keys []float32
+	j := &statsJob{r: r, c: c, m: m, prev: prev, scale: scale, kvHeads: sh.KVHeads, group: H / sh.KVHeads,
+		ctx: make([]float64, L*sh.KVHeads*n), intra: make([]float64, L*sh.KVHeads),
+		inter: make([]float64, L*sh.KVHeads*len(prev)), work: make([]statsScratch, r.e.Pool.Threads())}
+	r.e.Pool.Run(L*sh.KVHeads, 1, j)
+	// Sum the streams' shares in a fixed order, so that the result does
+	// not depend on which worker ran which stream.
 	inter := make([]float64, len(prev))
-	var w []float64
+	ctx := make([]float64, n)
 	for l := 0; l < L; l++ {
 		clear(inter)
 		var intra float64
 		for kh := 0; kh < sh.KVHeads; kh++ {
-			st := c.Stream(l, kh)
-			keys = st.Keys(keys)
-			ps := st.Positions()
-			dk := st.Dim()
-			if dk != D {
-				return nil // a latent cache: not recorded
+			x := l*sh.KVHeads + kh
+			intra += j.intra[x]
+			for i := range inter {
+				inter[i] += j.inter[x*len(prev)+i]
 			}
-			for g := 0; g < group; g++ {
-				h := kh*group + g
-				for t := m.start; t < m.end; t++ {
-					q := r.q[l][r.row[int32(t)]*H*D+h*D : r.row[int32(t)]*H*D+(h+1)*D]
-					T := sort.Search(len(ps), func(i int) bool { return ps[i] > int32(t) })
-					w = slices.Grow(w[:0], T)[:T]
-					mx := math.Inf(-1)
-					for i := 0; i < T; i++ {
-						var d float64
-						k := keys[i*dk : (i+1)*dk]
-						for x := range q {
-							d += float64(q[x]) * float64(k[x])
-						}
-						w[i] = d * scale
-						mx = max(mx, w[i])
-					}
-					var z float64
-					for i := range w {
-						w[i] = math.Exp(w[i] - mx)
-						z += w[i]
-					}
-					var ctx float64
-					for i := 0; i < T; i++ {
-						p, a := ps[i], w[i]/z
-						switch {
-						case p >= int32(m.start):
-							intra += a
-						case p >= 1:
-							ctx += a
-						}
-						for j, x := range prev {
-							if p >= int32(x.start) && p < int32(x.end) {
-								inter[j] += a
-							}
-						}
-					}
-					s.Context[t-m.start] += float32(ctx / float64(L*H))
-				}
+			for t := range ctx {
+				ctx[t] += j.ctx[x*n+t]
 			}
 		}
 		var a float64
-		for j, x := range prev {
-			v := inter[j] / float64(H)
-			s.Inter[j] += float32(v / float64(L))
+		for i, x := range prev {
+			v := inter[i] / float64(H)
+			s.Inter[i] += float32(v / float64(L))
 			a += v / float64(n*(x.end-x.start))
 		}
 		s.A[l] = float32(a)
 		s.B[l] = float32(intra / float64(H) / float64(n*n))
+	}
+	for t := range ctx {
+		s.Context[t] = float32(ctx[t] / float64(L*H))
+	}
+	return s
+}
+
+// statsBlock is how many of a chunk's tokens meet the keys together in
+// recorder.stats, and statsKeyTile how many keys a block meets at once
+// (16 KiB of keys at HeadDim 64, so they stay in L1 for every row).
+const (
+	statsBlock   = 8
+	statsKeyTile = 64
+)
+
+// statsJob measures one chunk's attention, one (layer, KV head) stream per
+// task; each task writes only its own entries of ctx, intra and inter
+// (indexed by stream, then token or earlier chunk).
+type statsJob struct {
+	r              *recorder
+	c              *kv.Cache
+	m              *segment
+	prev           []*segment
+	scale          float32
+	kvHeads, group int
+	ctx            []float64 // [stream][token]: summed over the group's heads
+	intra          []float64 // [stream]
+	inter          []float64 // [stream][earlier chunk]
+	work           []statsScratch
+}
+
+// statsScratch is a worker's memory for statsJob.
+type statsScratch struct{ keys, q, w []float32 }
+
+func (j *statsJob) Run(w, lo, hi int) {
+	for x := lo; x < hi; x++ {
+		j.stream(&j.work[w], x/j.kvHeads, x%j.kvHeads, x)
+	}
+}
+
+func (j *statsJob) stream(sc *statsScratch, l, kh, x int) {
+	md := j.r.e.Model.Config
+	H, D, g := md.Heads, md.HeadDim, j.group
+	m := j.m
+	n := m.end - m.start
+	st := j.c.Stream(l, kh)
+	sc.keys = st.Keys(sc.keys)
+	keys, ps := sc.keys, st.Positions()
+	// idx(p) is the number of keys at positions before p.
+	idx := func(p int) int { return sort.Search(len(ps), func(i int) bool { return ps[i] >= int32(p) }) }
+	self := idx(m.start)
+	from := min(idx(1), self) // the context leaves out position 0, the sink
+	bounds := make([][2]int, len(j.prev))
+	for i, y := range j.prev {
+		bounds[i] = [2]int{idx(y.start), idx(y.end)}
+	}
+	ctx := j.ctx[x*n : (x+1)*n]
+	inter := j.inter[x*len(j.prev) : (x+1)*len(j.prev)]
+	var intra float64
+	q := j.r.q[l]
+	for t0 := m.start; t0 < m.end; t0 += statsBlock {
+		t1 := min(t0+statsBlock, m.end)
+		rows := (t1 - t0) * g
+		T := idx(t1) // the keys the block's last token sees
+		Q := growF32(&sc.q, rows*D)
+		for t := t0; t < t1; t++ {
+			src := q[j.r.row[int32(t)]*H*D+kh*g*D:][:g*D]
+			dst := Q[(t-t0)*g*D:][:g*D]
+			for i, v := range src {
+				dst[i] = v * j.scale
+			}
+		}
+		W := growF32(&sc.w, rows*T)
+		for k0 := 0; k0 < T; k0 += statsKeyTile {
+			k1 := min(k0+statsKeyTile, T)
+			kernel.DotsGroupTo(W[k0:], T, Q, rows, keys[k0*D:k1*D], D, k1-k0)
+		}
+		for t := t0; t < t1; t++ {
+			Tt := idx(t + 1) // causal: the keys at positions <= t
+			for h := 0; h < g; h++ {
+				row := W[((t-t0)*g+h)*T:][:Tt]
+				z := float64(kernel.ExpShift(row, kernel.Max(row)))
+				ctx[t-m.start] += sum64(row[from:self]) / z
+				intra += sum64(row[self:]) / z
+				for i, b := range bounds {
+					inter[i] += sum64(row[b[0]:b[1]]) / z
+				}
+			}
+		}
+	}
+	j.intra[x] = intra
+}
+
+func growF32(b *[]float32, n int) []float32 {
+	if cap(*b) < n {
+		*b = make([]float32, n)
+	}
+	return (*b)[:n]
+}
+
+// sum64 is the float64 sum of x.
+func sum64(x []float32) float64 {
+	var s float64
+	for _, v := range x {
+		s += float64(v)
 	}
 	return s
 }
