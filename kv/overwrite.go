@@ -1,6 +1,12 @@
 package kv
 
-import "sort"
+import (
+	"cmp"
+	"slices"
+	"sort"
+
+	"github.com/kvgo/kvgo/kernel"
+)
 
 // Overwriting held tokens in batches. Chunk repair (CacheBlend, EPIC,
 // Cache-Craft: kv/reuse/repair) recomputes chosen tokens of a reused chunk
@@ -22,6 +28,8 @@ type tokenWrite struct {
 	k, v []float32
 }
 
+func byIndex(a, b tokenWrite) int { return cmp.Compare(a.i, b.i) }
+
 // overwriteAll replaces the keys and values of the tokens in ws (distinct
 // stream indices, in any order). Tail tokens are written in place; each
 // page holding some of them is rebuilt once.
@@ -36,15 +44,18 @@ func (s *Stream) overwriteAll(ws []tokenWrite, buf *[]float32) {
 	for p, pp := range s.pages {
 		starts[p+1] = starts[p] + pp.k.Len()
 	}
-	sort.Slice(ws, func(a, b int) bool { return ws[a].i < ws[b].i })
+	// A batch's positions usually come sorted (chunk repair sorts them).
+	if !slices.IsSortedFunc(ws, byIndex) {
+		slices.SortFunc(ws, byIndex)
+	}
 	for a := 0; a < len(ws); {
 		pi := sort.SearchInts(starts, ws[a].i+1) - 1
 		if pi >= len(s.pages) {
 			for _, w := range ws[a:] {
 				j := w.i - starts[len(s.pages)]
-				copy(s.tk[j*s.dk:(j+1)*s.dk], appendF16(nil, w.k))
+				kernel.ToF16(s.tk[j*s.dk:(j+1)*s.dk], w.k)
 				if !s.shared {
-					copy(s.tv[j*s.dv:(j+1)*s.dv], appendF16(nil, w.v))
+					kernel.ToF16(s.tv[j*s.dv:(j+1)*s.dv], w.v)
 				}
 			}
 			return
@@ -115,11 +126,12 @@ func (s *Stream) rebuildMany(old Page, c Codec, d, base int, ws []tokenWrite, va
 	return q
 }
 
-// batchWrites collects the current batch's overwrites of stream s (KV
-// head h): k and v hold the batch's rows as Cache.Store receives them.
-func (c *Cache) batchWrites(s *Stream, h int, k, v []float32, dk, dv int) []tokenWrite {
+// batchWrites appends to ws the current batch's overwrites of stream s
+// (KV head h): k and v hold the batch's rows as Cache.Store receives them.
+// Store hands the same ws back for every stream of every layer, so a
+// repair batch does not allocate one per stream.
+func (c *Cache) batchWrites(ws []tokenWrite, s *Stream, h int, k, v []float32, dk, dv int) []tokenWrite {
 	H := c.shape.KVHeads
-	var ws []tokenWrite
 	for i, over := range c.batchOver {
 		if !over {
 			continue

@@ -120,6 +120,20 @@ func (r rotary) Rotate(_ int, key []float32, delta int32) {
 	r.rope.Apply(key[r.from:], r.headDim, float64(delta))
 }
 
+// RotateKeys turns len(keys)/width keys by delta (kv.KeysRotary): a llama
+// key is one head, so Rope.Apply turns them all as the heads of one row,
+// with each pair's sine and cosine computed once; an MLA key's rope part
+// follows its latent, so those turn one by one.
+func (r rotary) RotateKeys(layer int, keys []float32, width int, delta int32) {
+	if r.from == 0 && width == r.headDim {
+		r.rope.Apply(keys, r.headDim, float64(delta))
+		return
+	}
+	for i := 0; i+width <= len(keys); i += width {
+		r.Rotate(layer, keys[i:i+width], delta)
+	}
+}
+
 // CacheShape is the geometry of the model's KV cache.
 func (c Config) CacheShape() kv.Shape {
 	if c.IsMLA() {

@@ -20,10 +20,10 @@ package quant
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/kvgo/kvgo/kernel"
 	"github.com/kvgo/kvgo/kv"
-	ggml "github.com/kvgo/kvgo/quant"
 )
 
 // F32 stores vectors unchanged: the reference every codec is measured against.
@@ -88,9 +88,9 @@ type f16Page struct {
 func (p *f16Page) Len() int     { return len(p.x) / p.d }
 func (p *f16Page) Bytes() int64 { return int64(cap(p.x)) * 2 }
 func (p *f16Page) Append(x []float32, n int) {
-	for _, v := range x[:n*p.d] {
-		p.x = append(p.x, ggml.F32ToF16(v))
-	}
+	m := len(p.x)
+	p.x = slices.Grow(p.x, n*p.d)[:m+n*p.d]
+	kernel.ToF16(p.x[m:], x[:n*p.d])
 }
 
 func (p *f16Page) Dot(q []float32, g int, out []float32, _ *kv.PageScratch) {
@@ -108,9 +108,7 @@ func (p *f16Page) AddWeighted(w []float32, g int, out []float32, _ *kv.PageScrat
 }
 
 func (p *f16Page) Decode(i int, dst []float32) {
-	for c, h := range p.x[i*p.d : (i+1)*p.d] {
-		dst[c] = ggml.F16ToF32(h)
-	}
+	kernel.FromF16(dst[:p.d], p.x[i*p.d:(i+1)*p.d])
 }
 
 func (p *f16Page) Delete(i int) {
