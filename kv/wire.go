@@ -110,8 +110,10 @@ type WireRefiller interface {
 	// this codec whose arrays are large enough (any width, any length),
 	// and in new memory otherwise. The caller gives old up: nothing may
 	// use it afterwards, even after an error (which leaves it as it was).
-	// A page built in old's memory may keep old's spare capacity, which
-	// its Bytes counts.
+	// A page built in old's memory keeps old's arrays as its capacity,
+	// which its Bytes counts: the empty payload of a codec whose empty
+	// pages travel (every kv/quant codec's) gives an empty page that holds
+	// as many tokens as old did, and kv/offload makes its new pages so.
 	RefillFromWire(old Page, d int, payload []byte) (Page, error)
 }
 

@@ -32,7 +32,14 @@ type codec struct {
 	k  *kind
 }
 
+// NewPage returns an empty page, made in the memory of a spare page of
+// the codec when there is one (Store.renew): a sequence's pages are
+// written out as fast as new ones fill, so a page made new each time would
+// be a page of garbage each time.
 func (c codec) NewPage(d, capacity int) kv.Page {
+	if p := c.st.renew(c.k, d, capacity); p != nil {
+		return p
+	}
 	return c.st.wrap(c.WireCodec.NewPage(d, capacity), c.k, d, capacity, false)
 }
 
@@ -84,6 +91,7 @@ type frame struct {
 	p     kv.Page
 	k     *kind
 	d     int32
+	room  int32        // tokens p holds without growing, once let go
 	state atomic.Int32 // callers using p, plus gone once the store let go
 }
 
@@ -94,7 +102,38 @@ const gone = 1 << 30
 type page struct{ n *node }
 
 func (s *Store) wrap(p kv.Page, k *kind, d, capacity int, sealed bool) kv.Page {
-	n := &node{st: s, f: &frame{p: p, k: k, d: int32(d)}, k: k, d: int32(d), cap: int32(capacity), sealed: sealed || (capacity > 0 && p.Len() >= capacity), dirty: true}
+	return s.wrapFrame(&frame{p: p, k: k, d: int32(d)}, d, capacity, sealed)
+}
+
+// renew returns an empty page of codec k made in a spare page's memory
+// (RefillFromWire of an empty payload keeps the arrays), or nil when no
+// spare page of k and width d holds capacity tokens.
+func (s *Store) renew(k *kind, d, capacity int) kv.Page {
+	if k.refill == nil {
+		return nil
+	}
+	s.mu.Lock()
+	f := s.takeSpare(k, int32(d), func(f *frame) int64 {
+		if int(f.room) < capacity {
+			return -1
+		}
+		return int64(f.room)
+	})
+	s.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	p, err := k.refill.RefillFromWire(f.p, d, nil)
+	if err != nil {
+		return nil // a codec without an empty payload: made new
+	}
+	f.p, f.k, f.d = p, k, int32(d)
+	return s.wrapFrame(f, d, capacity, false)
+}
+
+func (s *Store) wrapFrame(f *frame, d, capacity int, sealed bool) kv.Page {
+	p := f.p
+	n := &node{st: s, f: f, k: f.k, d: int32(d), cap: int32(capacity), sealed: sealed || (capacity > 0 && p.Len() >= capacity), dirty: true}
 	n.n.Store(int32(p.Len()))
 	if _, ok := p.(kv.WirePage); !ok {
 		n.sealed = false // cannot be written out; stays on the heap
@@ -135,6 +174,7 @@ func (s *Store) letGo(n *node) {
 		return
 	}
 	n.f = nil
+	f.room = int32(f.p.Len()) // its arrays hold at least its tokens
 	if f.state.Or(gone) == 0 {
 		s.recycle(f)
 	}
@@ -170,17 +210,18 @@ func (s *Store) recycle(f *frame) {
 	s.spare = append(s.spare, f)
 }
 
-// takeSpare returns the spare frame that holds a page of n's codec and
-// width large enough for n's payload (the smallest such), or nil. The
-// store's lock is held.
-func (s *Store) takeSpare(n *node) *frame {
+// takeSpare returns the spare frame of codec k and width d that fits
+// best: the one of the smallest size(f) that is not negative (the page's
+// bytes or tokens; -1 when it is too small), or nil. The store's lock is
+// held.
+func (s *Store) takeSpare(k *kind, d int32, size func(*frame) int64) *frame {
 	best := -1
 	var bb int64
 	for i, f := range s.spare {
-		if f.d != n.d || (f.k != n.k && f.k.name != n.k.name) {
+		if f.d != d || (f.k != k && f.k.name != k.name) {
 			continue
 		}
-		if b := f.p.Bytes(); b >= int64(n.size) && (best < 0 || b < bb) {
+		if b := size(f); b >= 0 && (best < 0 || b < bb) {
 			best, bb = i, b
 		}
 	}
@@ -294,7 +335,15 @@ func (s *Store) load(n *node) bool {
 	}
 	var p kv.Page
 	var err error
-	f := s.takeSpare(n)
+	var f *frame
+	if n.k.refill != nil {
+		f = s.takeSpare(n.k, n.d, func(f *frame) int64 {
+			if b := f.p.Bytes(); b >= int64(n.size) {
+				return b
+			}
+			return -1
+		})
+	}
 	if f != nil {
 		p, err = n.k.refill.RefillFromWire(f.p, int(n.d), b)
 	} else {

@@ -178,3 +178,56 @@ func TestOffloadConcurrentReads(t *testing.T) {
 		t.Fatalf("only %d pages read back in %d reads: the test did not make pages leave", s.Loads, workers*reads)
 	}
 }
+
+// TestOffloadNewPageReuses: once pages have been written out, a new page
+// of their codec is made in a spare page's memory, empty, holding as
+// much as a page made new, and fills exactly as one.
+func TestOffloadNewPageReuses(t *testing.T) {
+	for _, r := range []string{"f16", "q8", "kivi(bits=2,residual=32)"} {
+		t.Run(r, func(t *testing.T) {
+			const d = 64
+			st, err := Open(Options{Dir: t.TempDir(), HotBytes: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			cold, _ := twins(t, st, r, 3, d)
+			x := make([]float32, kv.PageTokens*d)
+			for _, p := range cold {
+				p.Decode(0, x) // read back, making another page spare
+			}
+			st.mu.Lock()
+			if len(st.spare) == 0 {
+				st.mu.Unlock()
+				t.Fatal("no spare page after reading pages back")
+			}
+			spare := st.spare[len(st.spare)-1]
+			st.mu.Unlock()
+			rc, _ := recipe.Parse(r)
+			cfg, _ := rc.Config()
+			c := cfg.K
+			if c.Name() != spare.k.name {
+				c = cfg.V
+			}
+			sc, err := st.Codec(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, m := sc.NewPage(d, kv.PageTokens), c.NewPage(d, kv.PageTokens)
+			if p.(*page).n.f != spare {
+				t.Fatalf("%s: a new page was allocated, not made in the spare page", c.Name())
+			}
+			if p.Len() != 0 || p.Bytes() != m.Bytes() {
+				t.Fatalf("%s: new page of %d tokens and %d bytes, want 0 and %d", c.Name(), p.Len(), p.Bytes(), m.Bytes())
+			}
+			for j := range x {
+				x[j] = float32(j%13) - 6
+			}
+			p.Append(x, kv.PageTokens)
+			m.Append(x, kv.PageTokens)
+			if !bytes.Equal(p.(kv.WirePage).AppendWire(nil), m.(kv.WirePage).AppendWire(nil)) {
+				t.Fatalf("%s: a page made in a spare's memory fills differently", c.Name())
+			}
+		})
+	}
+}
