@@ -272,8 +272,14 @@ type chunkRun struct {
 	st    *ReuseStats
 	check int
 
-	pos       []int32 // pending positions
-	appends   bool    // pending holds positions after the cache's end
+	pos     []int32 // pending positions
+	appends bool    // pending holds positions after the cache's end
+	// checked holds, for the positions of the last check pass, each
+	// token's residual stream after the check layer (hidden, one row of
+	// Embd values per entry of checked), so the tokens the policy chose
+	// go on from there instead of computing layers 0..check again.
+	checked   map[int32]int
+	hidden    []float32
 	misses    []*segment
 	unchecked []*segment
 	done      []*segment // chunks in the prompt so far, for the recorder
@@ -352,31 +358,66 @@ func (r *chunkRun) flush(final bool) ([]float32, error) {
 	if len(r.pos) == 0 {
 		return nil, nil
 	}
-	toks := make([]int, len(r.pos))
-	for i, p := range r.pos {
-		toks[i] = r.p.Tokens[p]
-	}
-	var rec *recorder
-	if len(r.misses) > 0 {
-		rec = newRecorder(r.e, r.pos, r.misses)
-		r.s.State.Tap = rec.tap
-	}
+	// Tokens through CacheBlend's check pass continue from the check
+	// layer (held positions, all before the appended ones, whose
+	// attention at every layer then sees their fresh keys and values).
 	var logits []float32
-	from := len(toks)
-	if final {
-		from = len(toks) - 1
-	}
-	err := r.s.State.ForwardAt(r.s.Cache, toks, r.pos, from, func(_ int, l []float32) error {
+	keep := func(_ int, l []float32) error {
 		logits = l
 		return nil
-	})
-	r.s.State.Tap = nil
-	if err != nil {
-		return nil, err
 	}
-	r.st.TokenLayers += len(toks) * r.e.Model.Config.Layers
-	for _, m := range r.misses {
-		r.store(m, rec)
+	pos := r.pos
+	if len(r.checked) > 0 {
+		k := 0
+		for k < len(pos) {
+			if _, ok := r.checked[pos[k]]; !ok {
+				break
+			}
+			k++
+		}
+		if k > 0 {
+			E := r.e.Model.Config.Embd
+			hidden := make([]float32, k*E)
+			toks := make([]int, k)
+			for i, p := range pos[:k] {
+				copy(hidden[i*E:(i+1)*E], r.hidden[r.checked[p]*E:])
+				toks[i] = r.p.Tokens[p]
+			}
+			from := k
+			if final && k == len(pos) {
+				from = k - 1
+			}
+			if err := r.s.State.ForwardAtFrom(r.s.Cache, toks, pos[:k], hidden, r.check+1, from, keep); err != nil {
+				return nil, err
+			}
+			r.st.TokenLayers += k * (r.e.Model.Config.Layers - r.check - 1)
+			pos = pos[k:]
+		}
+		r.checked, r.hidden = nil, r.hidden[:0]
+	}
+	if len(pos) > 0 {
+		toks := make([]int, len(pos))
+		for i, p := range pos {
+			toks[i] = r.p.Tokens[p]
+		}
+		var rec *recorder
+		if len(r.misses) > 0 {
+			rec = newRecorder(r.e, pos, r.misses)
+			r.s.State.Tap = rec.tap
+		}
+		from := len(toks)
+		if final {
+			from = len(toks) - 1
+		}
+		err := r.s.State.ForwardAt(r.s.Cache, toks, pos, from, keep)
+		r.s.State.Tap = nil
+		if err != nil {
+			return nil, err
+		}
+		r.st.TokenLayers += len(toks) * r.e.Model.Config.Layers
+		for _, m := range r.misses {
+			r.store(m, rec)
+		}
 	}
 	r.pos, r.appends, r.misses = r.pos[:0], false, nil
 	return logits, nil
@@ -397,7 +438,18 @@ func (r *chunkRun) checkPass() error {
 		}
 	}
 	old := r.values(r.check, pos)
-	if err := r.s.State.ForwardLayersAt(c, toks, pos, r.check+1); err != nil {
+	// Keep each token's residual stream after the check layer for the
+	// chosen ones to go on from (unless the check layer is the last).
+	var keep func(i int, x []float32)
+	if E := r.e.Model.Config.Embd; r.check+1 < r.e.Model.Config.Layers {
+		r.hidden = slices.Grow(r.hidden[:0], len(pos)*E)[:len(pos)*E]
+		r.checked = make(map[int32]int, len(pos))
+		for i, p := range pos {
+			r.checked[p] = i
+		}
+		keep = func(i int, x []float32) { copy(r.hidden[i*E:(i+1)*E], x) }
+	}
+	if err := r.s.State.ForwardLayersAt(c, toks, pos, r.check+1, keep); err != nil {
 		return err
 	}
 	r.st.TokenLayers += len(toks) * (r.check + 1)

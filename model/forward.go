@@ -30,6 +30,10 @@ type State struct {
 	lb        latentBuffers // MLA models only
 	seg       [1]segment    // ForwardEach's single segment, kept to avoid allocating
 	layers    int           // run only the first layers of each batch (ForwardLayersAt); 0: all
+	first     int           // start each batch at this layer from hidden (ForwardAtFrom); 0: embed
+	hidden    []float32     // ForwardAtFrom's rows of residual stream, [len(tokens)][Embd]
+	kept      func(i int, x []float32)
+	done      int // batch index of the current batch's first row (ForwardAt's loop)
 
 	// Tap, when set, receives every layer's queries, keys and values of a
 	// batch before RoPE (after the biases, before QK-norm): n rows of
@@ -163,8 +167,15 @@ func (s *State) ForwardAt(cache *kv.Cache, tokens []int, pos []int32, from int, 
 		end := min(done+s.maxBatch, len(tokens))
 		first := max(from, done) - done
 		s.seg[0] = segment{cache: cache, tokens: tokens[done:end], positions: pos[done:end], firstLogit: first}
+		s.done = done
 		if err := s.forwardBatch(s.seg[:]); err != nil {
 			return err
+		}
+		if s.kept != nil {
+			E := s.m.Embd
+			for i := 0; i < end-done; i++ {
+				s.kept(done+i, s.x[i*E:(i+1)*E])
+			}
 		}
 		for i := done + first; i < end; i++ {
 			r := i - done - first
@@ -329,9 +340,13 @@ func (s *State) forwardBatch(segs []segment) error {
 		off += len(sg.tokens)
 	}
 	x, xn := s.x[:n*E], s.xn[:n*E]
-	for i, t := range tokens {
-		if err := m.TokenEmbd.Row(t, x[i*E:(i+1)*E]); err != nil {
-			return fmt.Errorf("model: embedding of token %d: %w", t, err)
+	if s.first > 0 {
+		copy(x, s.hidden[s.done*E:(s.done+n)*E])
+	} else {
+		for i, t := range tokens {
+			if err := m.TokenEmbd.Row(t, x[i*E:(i+1)*E]); err != nil {
+				return fmt.Errorf("model: embedding of token %d: %w", t, err)
+			}
 		}
 	}
 	att, attO := s.att[:n*c.Heads*max(c.ValueHeadDim, c.HeadDim)], s.attO[:n*E]
@@ -340,7 +355,7 @@ func (s *State) forwardBatch(segs []segment) error {
 	}
 	gate, up := s.gate[:n*c.FFN], s.up[:n*c.FFN]
 
-	for li := range m.Layers {
+	for li := s.first; li < len(m.Layers); li++ {
 		if s.layers > 0 && li >= s.layers {
 			break
 		}
