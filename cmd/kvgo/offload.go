@@ -56,11 +56,13 @@ func (o *offloadFlags) apply(e *engine.Engine, need, budget int64, stderr io.Wri
 		return nil
 	}
 	e.Offload = opts
-	// Every page read back from the file is a new allocation and every
-	// page written out is garbage, so at Go's default GOGC=100 the heap
-	// may reach twice the pages and summaries the tier keeps live: the
-	// memory the tier exists to bound. A quarter over is the cost of a
-	// few more collections of a small heap. GOGC, when set, decides.
+	// Pages read back and new pages are made in pages written out
+	// (kv/offload), so the tier itself makes hardly any garbage; but any
+	// garbage lets the heap grow, at Go's default GOGC=100, to twice what
+	// is live (the pages and summaries the tier keeps, the model's
+	// scratch): the memory the tier exists to bound. A quarter over is
+	// the cost of a few more collections of a small heap, and with so
+	// little garbage they are rare. GOGC, when set, decides.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(offloadGCPercent)
 	}

@@ -14,7 +14,11 @@
 // attention asks. Pages are not mapped into memory: a mapping's resident
 // pages would count in the process's RSS as they are touched, which is
 // what the tier exists to bound. Reading a page back is exact for every
-// codec, so the tokens a sequence produces do not change.
+// codec, so the tokens a sequence produces do not change. Nor does it
+// allocate in steady state: a page read back, and a new page, are made in
+// the memory of a page written out that no attention worker still reads
+// (kv.WireRefiller; see frame), since a prefill batch reads every page of
+// a layer back and each page read would otherwise be a page of garbage.
 //
 // What stays on the heap: the pages read most recently (Options.HotBytes),
 // the page being filled (a page is written out only once it has been
