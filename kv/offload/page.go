@@ -107,9 +107,10 @@ func (s *Store) wrap(p kv.Page, k *kind, d, capacity int, sealed bool) kv.Page {
 
 // renew returns an empty page of codec k made in a spare page's memory
 // (RefillFromWire of an empty payload keeps the arrays), or nil when no
-// spare page of k and width d holds capacity tokens.
+// spare page of k and width d holds capacity tokens. A page asked without
+// capacity is made new: it would take a whole page's arrays for nothing.
 func (s *Store) renew(k *kind, d, capacity int) kv.Page {
-	if k.refill == nil {
+	if k.refill == nil || capacity <= 0 {
 		return nil
 	}
 	s.mu.Lock()
