@@ -209,6 +209,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown command", []string{"fly"}, "unknown command"},
 		{"gen bad type", []string{"gen", "--type", "q9", "-o", filepath.Join(dir, "x.gguf")}, "unknown weight type"},
 		{"gen bad shape", []string{"gen", "--shape", "gpt5", "-o", filepath.Join(dir, "x.gguf")}, "unknown shape"},
+		{"rag zero chunk store", []string{"eval", "rag", "--chunk-mem", "0"}, "invalid value \"0\" for --chunk-mem"},
 		{"perplexity text too short", []string{"perplexity", "-f", write("short.txt", []byte("hi")), "--ctx", "256"}, "fewer than one chunk"},
 	}
 	for _, c := range cases {

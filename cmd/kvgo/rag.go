@@ -29,6 +29,7 @@ func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&c.Warm, "warm", 0, "warm-up questions per policy (default 2 × questions)")
 	fs.Float64Var(&c.Zipf, "zipf", 1.2, "Zipf exponent of document popularity (> 1)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the knowledge base and the questions")
+	chunkMem := fs.String("chunk-mem", "64MiB", "each policy's chunk store `budget` (a chunk of a wide model's documents takes megabytes: 6 MiB for 512 tokens of qwen2.5-0.5b in F16)")
 	kvFlag := fs.String("kv", "", "policies to compare, ';'-separated recipes (default: prefix, naive, epic, cacheblend, cachecraft, cachecraft+kivi; full is always the reference)")
 	timeOnly := fs.Bool("time-only", false, "measure time only, no answers (random-weight models)")
 	jsonOut := fs.String("json", "", "write the report as JSON to `file`")
@@ -50,6 +51,9 @@ func cmdEvalRAG(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				c.Recipes = append(c.Recipes, s)
 			}
 		}
+	}
+	if c.ChunkMem, err = parseSize(*chunkMem); err != nil || c.ChunkMem <= 0 {
+		return usagef("invalid value %q for --chunk-mem: must be a positive size such as 256MiB", *chunkMem)
 	}
 	c.Quality, c.Progress = !*timeOnly, stderr
 	e, err := mf.load()
