@@ -234,18 +234,7 @@ func TestBenchCPUProfile(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p, err := profile.Parse(f)
-	if err != nil {
-		t.Fatalf("merged profile does not parse: %v", err)
-	}
-	if len(p.SampleType) == 0 || p.SampleType[len(p.SampleType)-1].Unit != "nanoseconds" {
-		t.Errorf("sample types %v, want CPU time", p.SampleType)
-	}
+	checkCPUProfile(t, path)
 	code, _, errOut = kvgo(t, "bench", "-p", "8", "-n", "0", "-d", "0", "-r", "1", "--cpuprofile", filepath.Join(t.TempDir(), "no", "such", "dir"))
 	if code == 0 || !strings.Contains(errOut, "no such") {
 		t.Errorf("unwritable profile path: exit %d, %q", code, errOut)
@@ -260,6 +249,14 @@ func TestEvalRAGCPUProfile(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+	checkCPUProfile(t, path)
+}
+
+// checkCPUProfile fails t unless path holds one CPU profile that pprof
+// reads (several sections merged into one, when a command profiles more
+// than one test).
+func checkCPUProfile(t *testing.T, path string) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
