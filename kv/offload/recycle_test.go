@@ -15,14 +15,7 @@ import (
 // key and value codecs), made in st, and the same pages in memory.
 func twins(t *testing.T, st *Store, r string, n, d int) (cold, mem []kv.Page) {
 	t.Helper()
-	rc, err := recipe.Parse(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := rc.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := recipeConfig(t, r)
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, c := range []kv.Codec{cfg.K, cfg.V} {
 		sc, err := st.Codec(c)
@@ -50,11 +43,7 @@ func TestOffloadLoadAllocs(t *testing.T) {
 	for _, r := range []string{"f16", "q8", "q4(mode=asym)", "kivi(bits=2,residual=32)"} {
 		t.Run(r, func(t *testing.T) {
 			const d = 64
-			st, err := Open(Options{Dir: t.TempDir(), HotBytes: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openTiny(t)
 			cold, mem := twins(t, st, r, 4, d)
 			q := make([]float32, d)
 			for i := range q {
@@ -186,11 +175,7 @@ func TestOffloadNewPageReuses(t *testing.T) {
 	for _, r := range []string{"f16", "q8", "kivi(bits=2,residual=32)"} {
 		t.Run(r, func(t *testing.T) {
 			const d = 64
-			st, err := Open(Options{Dir: t.TempDir(), HotBytes: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := openTiny(t)
 			cold, _ := twins(t, st, r, 3, d)
 			x := make([]float32, kv.PageTokens*d)
 			for _, p := range cold {

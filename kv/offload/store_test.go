@@ -70,14 +70,8 @@ func run(t *testing.T, c *kv.Cache, n, steps int) []float32 {
 // not nil.
 func newCache(t *testing.T, r string, st *Store) *kv.Cache {
 	t.Helper()
-	rc, err := recipe.Parse(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := rc.Config()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := recipeConfig(t, r)
+	var err error
 	if st != nil {
 		if cfg.K, err = st.Codec(cfg.K); err != nil {
 			t.Fatal(err)
@@ -340,3 +334,29 @@ func (noWire) Name() string               { return "nowire" }
 func (noWire) Residual() int              { return 0 }
 func (noWire) Group() int                 { return 0 }
 func (noWire) NewPage(d, cap int) kv.Page { return nil }
+
+// recipeConfig is recipe r's cache configuration.
+func recipeConfig(t *testing.T, r string) kv.Config {
+	t.Helper()
+	rc, err := recipe.Parse(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := rc.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// openTiny opens a store whose heap holds no sealed page: every page
+// that fills is written out at once.
+func openTiny(t *testing.T) *Store {
+	t.Helper()
+	st, err := Open(Options{Dir: t.TempDir(), HotBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
