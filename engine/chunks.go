@@ -378,16 +378,10 @@ func (r *chunkRun) flush(final bool) ([]float32, error) {
 		if k > 0 {
 			E := r.e.Model.Config.Embd
 			hidden := make([]float32, k*E)
-			toks := make([]int, k)
 			for i, p := range pos[:k] {
 				copy(hidden[i*E:(i+1)*E], r.hidden[r.checked[p]*E:])
-				toks[i] = r.p.Tokens[p]
 			}
-			from := k
-			if final && k == len(pos) {
-				from = k - 1
-			}
-			if err := r.s.State.ForwardAtFrom(r.s.Cache, toks, pos[:k], hidden, r.check+1, from, keep); err != nil {
+			if err := r.s.State.ForwardAtFrom(r.s.Cache, r.tokensAt(pos[:k]), pos[:k], hidden, r.check+1, logitsFrom(k, final && k == len(pos)), keep); err != nil {
 				return nil, err
 			}
 			r.st.TokenLayers += k * (r.e.Model.Config.Layers - r.check - 1)
@@ -396,20 +390,13 @@ func (r *chunkRun) flush(final bool) ([]float32, error) {
 		r.checked, r.hidden = nil, r.hidden[:0]
 	}
 	if len(pos) > 0 {
-		toks := make([]int, len(pos))
-		for i, p := range pos {
-			toks[i] = r.p.Tokens[p]
-		}
+		toks := r.tokensAt(pos)
 		var rec *recorder
 		if len(r.misses) > 0 {
 			rec = newRecorder(r.e, pos, r.misses)
 			r.s.State.Tap = rec.tap
 		}
-		from := len(toks)
-		if final {
-			from = len(toks) - 1
-		}
-		err := r.s.State.ForwardAt(r.s.Cache, toks, pos, from, keep)
+		err := r.s.State.ForwardAt(r.s.Cache, toks, pos, logitsFrom(len(toks), final), keep)
 		r.s.State.Tap = nil
 		if err != nil {
 			return nil, err
@@ -421,6 +408,24 @@ func (r *chunkRun) flush(final bool) ([]float32, error) {
 	}
 	r.pos, r.appends, r.misses = r.pos[:0], false, nil
 	return logits, nil
+}
+
+// tokensAt returns the prompt's tokens at positions pos.
+func (r *chunkRun) tokensAt(pos []int32) []int {
+	toks := make([]int, len(pos))
+	for i, p := range pos {
+		toks[i] = r.p.Tokens[p]
+	}
+	return toks
+}
+
+// logitsFrom is the first of n tokens whose logits a pass computes: the
+// last one when it ends the prompt (final), none otherwise.
+func logitsFrom(n int, final bool) int {
+	if final {
+		return n - 1
+	}
+	return n
 }
 
 // checkPass is CacheBlend's: every token of the reused chunks waiting for
@@ -717,7 +722,8 @@ func (j *statsJob) stream(sc *statsScratch, l, kh, x int) {
 		t1 := min(t0+statsBlock, m.end)
 		rows := (t1 - t0) * g
 		T := idx(t1) // the keys the block's last token sees
-		Q := growF32(&sc.q, rows*D)
+		sc.q = slices.Grow(sc.q[:0], rows*D)
+		Q := sc.q[:rows*D]
 		for t := t0; t < t1; t++ {
 			src := q[j.r.row[int32(t)]*H*D+kh*g*D:][:g*D]
 			dst := Q[(t-t0)*g*D:][:g*D]
@@ -725,7 +731,8 @@ func (j *statsJob) stream(sc *statsScratch, l, kh, x int) {
 				dst[i] = v * j.scale
 			}
 		}
-		W := growF32(&sc.w, rows*T)
+		sc.w = slices.Grow(sc.w[:0], rows*T)
+		W := sc.w[:rows*T]
 		for k0 := 0; k0 < T; k0 += statsKeyTile {
 			k1 := min(k0+statsKeyTile, T)
 			kernel.DotsGroupTo(W[k0:], T, Q, rows, keys[k0*D:k1*D], D, k1-k0)
@@ -744,13 +751,6 @@ func (j *statsJob) stream(sc *statsScratch, l, kh, x int) {
 		}
 	}
 	j.intra[x] = intra
-}
-
-func growF32(b *[]float32, n int) []float32 {
-	if cap(*b) < n {
-		*b = make([]float32, n)
-	}
-	return (*b)[:n]
 }
 
 // sum64 is the float64 sum of x.

@@ -81,22 +81,15 @@ type blockScratch struct {
 	pos        []int32
 }
 
-func growF(b *[]float32, n int) []float32 {
-	if cap(*b) < n {
-		*b = make([]float32, n)
-	}
-	return (*b)[:n]
-}
-
 // attendBlock runs the block's rows over the stream's pages and tail.
 func (s *Stream) attendBlock(q []float32, qstride, g int, qpos []int32, scale float32, out []float32, ostride int, sc *Scratch) {
 	dk, dv := s.dk, s.dv
 	n := len(qpos)
 	rows := (n*g + blockRowUnit - 1) / blockRowUnit * blockRowUnit
 	b := &sc.blk
-	Q := growF(&b.q, rows*dk)
-	O := growF(&b.o, rows*dv)
-	m, l := growF(&b.m, rows), growF(&b.l, rows)
+	Q := grow(&b.q, rows*dk)
+	O := grow(&b.o, rows*dv)
+	m, l := grow(&b.m, rows), grow(&b.l, rows)
 	if cap(b.pos) < rows {
 		b.pos = make([]int32, rows)
 	}

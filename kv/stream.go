@@ -664,7 +664,7 @@ func (s *Stream) attend(q []float32, g int, qpos int32, scale float32, out []flo
 	T := len(s.pos)
 	// The softmax scale goes into the queries once, not into every
 	// head's row of scores of every page.
-	qs := growF(&sc.qs, g*s.dk)
+	qs := grow(&sc.qs, g*s.dk)
 	for c, x := range q[:g*s.dk] {
 		qs[c] = x * scale
 	}
