@@ -112,6 +112,10 @@ func (s *Stream) tailLen() int { return len(s.tk) / s.dk }
 // Pages is the number of sealed pages (the tail is not a page).
 func (s *Stream) Pages() int { return len(s.pages) }
 
+// PagedLen is the number of tokens held in sealed pages (the rest are in
+// the unsealed tail), without visiting the pages.
+func (s *Stream) PagedLen() int { return len(s.pos) - s.tailLen() }
+
 // PageLen is the number of tokens of page i.
 func (s *Stream) PageLen(i int) int { return s.pages[i].k.Len() }
 
@@ -126,6 +130,13 @@ func (s *Stream) PageSummary(i int) (lo, hi []float32) {
 	}
 	return sum[:s.dk], sum[s.dk:]
 }
+
+// PageBounds returns page i's summary as one vector of 2·Dim() values:
+// the minimum of every channel, then the maximum (PageSummary's lo and hi,
+// adjacent). A selector scores a page's bound with one inner product of
+// that length against [min(q, 0); max(q, 0)], half the calls of scoring lo
+// and hi apart. Nil when the stream keeps no summaries; do not modify it.
+func (s *Stream) PageBounds(i int) []float32 { return s.pages[i].sum }
 
 // LocalAttention returns, per token in stream order and per query head of
 // the group (g values a token, head j of token i at loc[i*g+j]), the

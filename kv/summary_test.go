@@ -10,7 +10,8 @@ import (
 )
 
 // checkSummaries compares every page summary of every stream with the
-// per-channel minimum and maximum of the page's decoded keys.
+// per-channel minimum and maximum of the page's decoded keys, and the
+// stream's count of paged tokens with its pages.
 func checkSummaries(t *testing.T, c *kv.Cache, when string) {
 	t.Helper()
 	sh := c.Shape()
@@ -40,6 +41,12 @@ func checkSummaries(t *testing.T, c *kv.Cache, when string) {
 				if !slices.Equal(lo, wantLo) || !slices.Equal(hi, wantHi) {
 					t.Fatalf("%s: layer %d head %d page %d: summary differs from its keys' bounds", when, l, h, p)
 				}
+				if b := s.PageBounds(p); !slices.Equal(b, append(wantLo, wantHi...)) {
+					t.Fatalf("%s: layer %d head %d page %d: PageBounds is not the minima then the maxima", when, l, h, p)
+				}
+			}
+			if s.PagedLen() != i {
+				t.Fatalf("%s: layer %d head %d: PagedLen = %d, the pages hold %d tokens", when, l, h, s.PagedLen(), i)
 			}
 		}
 	}

@@ -466,7 +466,7 @@ func (a *ActQKV) window(li int, l *actLayer, n int) {
 		sinks, local := a.scaled(budget)
 		// Candidates: pages after the sinks whose last token is at least
 		// local positions before the window.
-		head, _ := ends(s, sinks, 0, pagesTokens(s))
+		head, _ := ends(s, sinks, 0, s.PagedLen())
 		pos := s.Positions()
 		var scores []float32
 		rep := make([]float32, g*d)
@@ -744,7 +744,7 @@ func (a *ActQKV) Select(v *kv.SelectView, q []float32, g int, qpos int32, read [
 		return
 	}
 	sinks, local := a.scaled(budget)
-	paged := pagesTokens(s)
+	paged := s.PagedLen()
 	head, tail := ends(s, sinks, local, paged)
 	spent := s.Len() - paged
 	for i := range read {

@@ -223,7 +223,7 @@ func TestActQKVReadsItsBudget(t *testing.T) {
 				if !read[needle/32] {
 					t.Fatalf("step %d layer %d head %d: the needle's page is not read", step, l, h)
 				}
-				n := readTokens(s, read, pagesTokens(s))
+				n := readTokens(s, read, pagesTokens(t, s))
 				chosen := 0
 				for i := 1; i < len(read)-4; i++ {
 					if read[i] {

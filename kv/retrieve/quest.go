@@ -101,9 +101,14 @@ func (q *Quest) Check(capacity int) error { return checkBudget(q.Budget, capacit
 
 // questScratch is one Select call's memory.
 type questScratch struct {
-	pos, neg, lo, hi []float32
-	score            []float32
-	idx              []int32
+	// signed is [Q⁻; Q⁺], the query's negative and positive parts summed
+	// over the group, against a page's bounds [m; M] (kv.Stream.PageBounds).
+	signed []float32
+	// bounds holds the merged bounds of a Quest page of several cache
+	// pages.
+	bounds []float32
+	score  []float32
+	idx    []int32
 }
 
 func (q *Quest) scratch(d, groups int) *questScratch {
@@ -111,11 +116,10 @@ func (q *Quest) scratch(d, groups int) *questScratch {
 	if sc == nil {
 		sc = &questScratch{}
 	}
-	if cap(sc.pos) < d {
-		sc.pos, sc.neg = make([]float32, d), make([]float32, d)
-		sc.lo, sc.hi = make([]float32, d), make([]float32, d)
+	if cap(sc.signed) < 2*d {
+		sc.signed, sc.bounds = make([]float32, 2*d), make([]float32, 2*d)
 	}
-	sc.pos, sc.neg, sc.lo, sc.hi = sc.pos[:d], sc.neg[:d], sc.lo[:d], sc.hi[:d]
+	sc.signed, sc.bounds = sc.signed[:2*d], sc.bounds[:2*d]
 	if cap(sc.score) < groups {
 		sc.score = make([]float32, groups+groups/2)
 		sc.idx = make([]int32, groups+groups/2)
@@ -127,7 +131,7 @@ func (q *Quest) scratch(d, groups int) *questScratch {
 // Select marks the sinks, the recent window and the best-bounded pages.
 func (q *Quest) Select(v *kv.SelectView, qv []float32, g int, _ int32, read []bool) {
 	s := v.Stream
-	paged := pagesTokens(s)
+	paged := s.PagedLen()
 	budget := resolve(q.Budget, v)
 	if v.Layer < q.Dense || budget >= s.Len() {
 		q.count.add(s.Len(), s.Len())
@@ -159,22 +163,22 @@ func (q *Quest) Select(v *kv.SelectView, qv []float32, g int, _ int32, read []bo
 	}
 	d := s.Dim()
 	sc := q.scratch(d, groups)
-	clear(sc.pos)
-	clear(sc.neg)
+	neg, pos := sc.signed[:d], sc.signed[d:]
+	clear(sc.signed)
 	for j := 0; j < g; j++ {
 		for c, x := range qv[j*d : (j+1)*d] {
 			if x > 0 {
-				sc.pos[c] += x
+				pos[c] += x
 			} else {
-				sc.neg[c] += x
+				neg[c] += x
 			}
 		}
 	}
 	for gi := 0; gi < groups; gi++ {
 		first := head + gi*per
 		last := min(first+per, tail)
-		lo, hi := s.PageSummary(first)
-		if lo == nil {
+		b := s.PageBounds(first)
+		if b == nil {
 			// No summary (the cache keeps them for this selector; a
 			// page without one is read rather than guessed).
 			sc.score[gi] = float32(1e38)
@@ -182,18 +186,18 @@ func (q *Quest) Select(v *kv.SelectView, qv []float32, g int, _ int32, read []bo
 			continue
 		}
 		if last-first > 1 {
-			copy(sc.lo, lo)
-			copy(sc.hi, hi)
+			copy(sc.bounds, b)
+			lo, hi := sc.bounds[:d], sc.bounds[d:]
 			for p := first + 1; p < last; p++ {
-				l2, h2 := s.PageSummary(p)
-				for c := range sc.lo {
-					sc.lo[c] = min(sc.lo[c], l2[c])
-					sc.hi[c] = max(sc.hi[c], h2[c])
+				b2 := s.PageBounds(p)
+				for c := range lo {
+					lo[c] = min(lo[c], b2[c])
+					hi[c] = max(hi[c], b2[d+c])
 				}
 			}
-			lo, hi = sc.lo, sc.hi
+			b = sc.bounds
 		}
-		sc.score[gi] = kernel.Dot(sc.pos, hi) + kernel.Dot(sc.neg, lo)
+		sc.score[gi] = kernel.Dot(sc.signed, b)
 		sc.idx = append(sc.idx, int32(gi))
 	}
 	topK(sc.score, sc.idx, k)

@@ -197,7 +197,7 @@ func TestQuestBudgetCountsEveryToken(t *testing.T) {
 			for l := 0; l < shape.Layers; l++ {
 				s := r.c.Stream(l, 0)
 				read := rec.last[[2]int{l, 0}]
-				n := readTokens(s, read, pagesTokens(s))
+				n := readTokens(s, read, pagesTokens(t, s))
 				if l == 0 {
 					if n != s.Len() {
 						t.Fatalf("page %d: dense layer 0 read %d of %d tokens", page, n, s.Len())

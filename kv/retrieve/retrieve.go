@@ -82,15 +82,6 @@ func resolve(b kv.Budget, v *kv.SelectView) int {
 	return b.Resolve(n)
 }
 
-// pagesTokens is the number of tokens held in sealed pages.
-func pagesTokens(s *kv.Stream) int {
-	n := 0
-	for i := range s.Pages() {
-		n += s.PageLen(i)
-	}
-	return n
-}
-
 // readTokens counts the tokens of the pages marked in read, plus the tail.
 func readTokens(s *kv.Stream, read []bool, paged int) int {
 	n := s.Len() - paged

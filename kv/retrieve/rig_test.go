@@ -152,3 +152,17 @@ func (r *recorder) Select(v *kv.SelectView, q []float32, g int, qpos int32, read
 	r.Selector.Select(v, q, g, qpos, read)
 	r.last[[2]int{v.Layer, v.KVHead}] = append([]bool(nil), read...)
 }
+
+// pagesTokens counts the tokens of the sealed pages one page at a time and
+// checks kv.Stream.PagedLen, which the selectors use instead, against it.
+func pagesTokens(t *testing.T, s *kv.Stream) int {
+	t.Helper()
+	n := 0
+	for i := range s.Pages() {
+		n += s.PageLen(i)
+	}
+	if got := s.PagedLen(); got != n {
+		t.Fatalf("PagedLen = %d, the pages hold %d tokens", got, n)
+	}
+	return n
+}

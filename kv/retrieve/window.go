@@ -36,5 +36,5 @@ func (w *Window) Select(v *kv.SelectView, _ []float32, _ int, _ int32, read []bo
 		read[i] = false
 	}
 	s := v.Stream
-	w.count.add(readTokens(s, read, pagesTokens(s)), s.Len())
+	w.count.add(readTokens(s, read, s.PagedLen()), s.Len())
 }
