@@ -50,8 +50,11 @@ type Stream struct {
 	obs   []float32
 	acc   []float32
 	track bool
-	sums  bool       // keep per-page key summaries for a selector
-	mu    sync.Mutex // guards obs and loc while attention runs in parallel
+	sums  bool // keep per-page key summaries for a selector
+	// sumFree is the unused rest of the block that page summaries are cut
+	// from (newSum).
+	sumFree []float32
+	mu      sync.Mutex // guards obs and loc while attention runs in parallel
 	// loc sums, per token and query head of the group (locG of them), the
 	// attention the token received from prompt queries at most a
 	// selector's LocalWindow positions after it (local), aligned with pos
@@ -151,9 +154,9 @@ func (s *Stream) PageKey(i, j int, dst []float32) { s.pages[i].k.Decode(j, dst[:
 // Bytes is the memory of the stream's keys, values and positions: pages
 // and the tail by their allocated capacity, and per token 4 bytes of
 // position (plus 8 bytes of attention statistics when an evictor runs) and
-// page summaries when kept.
+// page summaries when kept (with the unused rest of their block).
 func (s *Stream) Bytes() int64 {
-	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes()
+	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes() + int64(cap(s.sumFree))*4
 	for _, p := range s.pages {
 		b += p.bytes()
 	}
@@ -301,7 +304,7 @@ func (s *Stream) extendSummary(p *pagePair, j int, x []float32) {
 	p.k.Decode(j, x)
 	if p.sum == nil || j == 0 {
 		if p.sum == nil {
-			p.sum = make([]float32, 2*d)
+			p.sum = s.newSum()
 		}
 		copy(p.sum[:d], x)
 		copy(p.sum[d:], x)
@@ -312,6 +315,21 @@ func (s *Stream) extendSummary(p *pagePair, j int, x []float32) {
 		lo[c] = min(lo[c], v)
 		hi[c] = max(hi[c], v)
 	}
+}
+
+// newSum returns memory for one page summary (2·dk values), cut from a
+// block shared with the summaries made before and after it, so that the
+// summaries of consecutive pages lie one after the other: a selector that
+// scores every page then streams through memory rather than hopping
+// between allocations. Blocks grow with the stream, to 64 summaries.
+func (s *Stream) newSum() []float32 {
+	n := 2 * s.dk
+	if len(s.sumFree) < n {
+		s.sumFree = make([]float32, n*min(max(len(s.pages), 4), 64))
+	}
+	sum := s.sumFree[:n:n]
+	s.sumFree = s.sumFree[n:]
+	return sum
 }
 
 // summarize recomputes page i's key summary from its stored keys.
@@ -978,7 +996,9 @@ func (s *Stream) own(i int) {
 			p.v = clonePage(p.v, s.vc, s.dv)
 		}
 		if p.sum != nil {
-			p.sum = append([]float32(nil), p.sum...)
+			sum := s.newSum()
+			copy(sum, p.sum)
+			p.sum = sum
 		}
 		p.ref.Add(-1)
 	}
@@ -1022,7 +1042,7 @@ func (s *Stream) fork() *Stream {
 // 1/n for the n streams holding it, so summing over all live caches gives
 // the memory really in use.
 func (s *Stream) ownedBytes() int64 {
-	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes()
+	b := int64(cap(s.tk)+cap(s.tv))*2 + s.tokenStateBytes() + int64(cap(s.sumFree))*4
 	for _, p := range s.pages {
 		pb := p.bytes()
 		if p.ref != nil {
