@@ -7,7 +7,8 @@
 #      with Wilson intervals and needle-depth strata (kvgo eval);
 #   2. tokens read per stream and decode step (scripts/retrieval);
 #   3. fidelity over long prose (kvgo eval fidelity);
-#   4. the cost of choosing pages apart from attention (BenchmarkSelect);
+#   4. the cost of choosing pages apart from attention (BenchmarkSelect,
+#      BenchmarkSelectModel);
 #   5. decode speed on the random qwen2.5-0.5b shape, Q8_0, interleaved
 #      (kvgo bench --interleave) at DEPTHS (default 2048,8192; add 32768
 #      with DEPTHS=2048,8192,32768, which takes about an hour on 2 cores).
@@ -78,7 +79,15 @@ out=docs/RETRIEVAL.md
   echo "(\`-count 3\`) on a shared machine: their spread is the noise."
   echo
   echo '```'
-  go test -run '^$' -bench BenchmarkSelect -benchtime 200x -count 3 ./kv/retrieve | grep Benchmark
+  go test -run '^$' -bench 'BenchmarkSelect$' -benchtime 200x -count 3 ./kv/retrieve | grep Benchmark
+  echo '```'
+  echo
+  echo "\`BenchmarkSelectModel\`: Quest's choice alone over all 48 streams of a decode step at the model's"
+  echo "whole shape (24 layers × 2 KV heads) at depth 32736, whose 22 MiB of page summaries do not stay"
+  echo "in the CPU's caches as the four streams above do; one core."
+  echo
+  echo '```'
+  go test -run '^$' -bench BenchmarkSelectModel -benchtime 20x -count 3 ./kv/retrieve | grep Benchmark
   echo '```'
   if [ "${BENCH:-1}" != 0 ]; then
     echo
