@@ -114,3 +114,120 @@ func naive(s *kv.Stream, q []float32, g, first int) []float32 {
 	}
 	return out
 }
+
+// everyThird reads pages 0, 3, 6, ... (and the tail, always read).
+type everyThird struct{}
+
+func (everyThird) Name() string    { return "every-third" }
+func (everyThird) Summaries() bool { return false }
+func (everyThird) Select(_ *kv.SelectView, _ []float32, _ int, _ int32, read []bool) {
+	for i := range read {
+		read[i] = i%3 == 0
+	}
+}
+
+// TestScatteredPagesAttendExactly: attention over pages chosen apart from
+// each other equals attention computed naively over their tokens and the
+// tail, both when every page but the last is full and after deletions left
+// pages part-full.
+func TestScatteredPagesAttendExactly(t *testing.T) {
+	const d, g, T = 16, 3, 300
+	shape := kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}
+	rng := rand.New(rand.NewPCG(5, 6))
+	randv := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	for _, deleted := range []bool{false, true} {
+		c, err := kv.New(shape, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: everyThird{}}, 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := make([]int32, T)
+		for i := range pos {
+			pos[i] = int32(i)
+		}
+		c.BeginPrefill(T)
+		if err := c.Begin(pos); err != nil {
+			t.Fatal(err)
+		}
+		c.Store(0, randv(T*d), randv(T*d))
+		c.End()
+		s := c.Stream(0, 0)
+		if deleted {
+			keep := make([]bool, s.Len())
+			for i := range keep {
+				keep[i] = i%7 != 3
+			}
+			s.Keep(keep)
+		}
+		p := int32(T)
+		if err := c.Begin([]int32{p}); err != nil {
+			t.Fatal(err)
+		}
+		c.Store(0, randv(d), randv(d))
+		q := randv(g * d)
+		out := make([]float32, g*d)
+		c.Attend(0, 0, q, g, p, out, kv.NewScratch(g))
+		c.End()
+		var idx []int
+		base := 0
+		for i := 0; i < s.Pages(); i++ {
+			if i%3 == 0 {
+				for j := 0; j < s.PageLen(i); j++ {
+					idx = append(idx, base+j)
+				}
+			}
+			base += s.PageLen(i)
+		}
+		for i := base; i < s.Len(); i++ {
+			idx = append(idx, i)
+		}
+		if full := s.PagedLen() == (s.Pages()-1)*kv.PageTokens+s.PageLen(s.Pages()-1); full == deleted {
+			t.Fatalf("deleted=%v: pages full is %v; the test misses the case it means", deleted, full)
+		}
+		want := naiveAt(s, q, g, idx)
+		for i := range out {
+			if math.Abs(float64(out[i]-want[i])) > 1e-4 {
+				t.Fatalf("deleted=%v: attention %g, naive over the chosen pages %g", deleted, out[i], want[i])
+			}
+		}
+	}
+}
+
+// naiveAt computes attention of the g heads q over the tokens at the
+// stream indexes idx.
+func naiveAt(s *kv.Stream, q []float32, g int, idx []int) []float32 {
+	d := s.Dim()
+	out := make([]float32, g*s.ValueDim())
+	k, v := make([]float32, d), make([]float32, s.ValueDim())
+	scale := 1 / math.Sqrt(float64(d))
+	for j := 0; j < g; j++ {
+		w := make([]float64, len(idx))
+		m := math.Inf(-1)
+		for n, i := range idx {
+			s.Vector(i, k, v)
+			var dot float64
+			for c := range k {
+				dot += float64(q[j*d+c]) * float64(k[c])
+			}
+			w[n] = dot * scale
+			m = max(m, w[n])
+		}
+		var sum float64
+		for n := range w {
+			w[n] = math.Exp(w[n] - m)
+			sum += w[n]
+		}
+		for n, i := range idx {
+			s.Vector(i, k, v)
+			for c := range v {
+				out[j*len(v)+c] += float32(w[n] / sum * float64(v[c]))
+			}
+		}
+	}
+	return out
+}
