@@ -38,16 +38,7 @@ func TestWindowReadsOnlyRecentPages(t *testing.T) {
 			return x
 		}
 		// The prompt in one batch, then decode steps.
-		pos := make([]int32, T)
-		for i := range pos {
-			pos[i] = int32(i)
-		}
-		c.BeginPrefill(T)
-		if err := c.Begin(pos); err != nil {
-			t.Fatal(err)
-		}
-		c.Store(0, randv(T*d), randv(T*d))
-		c.End()
+		storePrompt(t, c, randv(T*d), randv(T*d))
 		sc := kv.NewScratch(g)
 		out := make([]float32, g*d)
 		for step := 0; step < 40; step++ {
@@ -81,38 +72,30 @@ func TestWindowReadsOnlyRecentPages(t *testing.T) {
 	}
 }
 
+// storePrompt stores a prompt of one layer (keys k, values v) in one
+// announced batch.
+func storePrompt(t *testing.T, c *kv.Cache, k, v []float32) {
+	t.Helper()
+	pos := make([]int32, len(k)/c.Shape().HeadDim)
+	for i := range pos {
+		pos[i] = int32(i)
+	}
+	c.BeginPrefill(len(pos))
+	if err := c.Begin(pos); err != nil {
+		t.Fatal(err)
+	}
+	c.Store(0, k, v)
+	c.End()
+}
+
 // naive computes attention of the g heads q over the tokens from index
 // first on, decoding every key and value.
 func naive(s *kv.Stream, q []float32, g, first int) []float32 {
-	d := s.Dim()
-	out := make([]float32, g*s.ValueDim())
-	k, v := make([]float32, d), make([]float32, s.ValueDim())
-	scale := 1 / math.Sqrt(float64(d))
-	for j := 0; j < g; j++ {
-		var w []float64
-		m := math.Inf(-1)
-		for i := first; i < s.Len(); i++ {
-			s.Vector(i, k, v)
-			var dot float64
-			for c := range k {
-				dot += float64(q[j*d+c]) * float64(k[c])
-			}
-			w = append(w, dot*scale)
-			m = max(m, dot*scale)
-		}
-		var sum float64
-		for i := range w {
-			w[i] = math.Exp(w[i] - m)
-			sum += w[i]
-		}
-		for i := first; i < s.Len(); i++ {
-			s.Vector(i, k, v)
-			for c := range v {
-				out[j*len(v)+c] += float32(w[i-first] / sum * float64(v[c]))
-			}
-		}
+	idx := make([]int, 0, s.Len()-first)
+	for i := first; i < s.Len(); i++ {
+		idx = append(idx, i)
 	}
-	return out
+	return naiveAt(s, q, g, idx)
 }
 
 // everyThird reads pages 0, 3, 6, ... (and the tail, always read).
@@ -146,16 +129,7 @@ func TestScatteredPagesAttendExactly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pos := make([]int32, T)
-		for i := range pos {
-			pos[i] = int32(i)
-		}
-		c.BeginPrefill(T)
-		if err := c.Begin(pos); err != nil {
-			t.Fatal(err)
-		}
-		c.Store(0, randv(T*d), randv(T*d))
-		c.End()
+		storePrompt(t, c, randv(T*d), randv(T*d))
 		s := c.Stream(0, 0)
 		if deleted {
 			keep := make([]bool, s.Len())
