@@ -85,7 +85,7 @@ type Config struct {
 	Evictor Evictor
 	// Selector, if set, chooses the pages each decode step reads.
 	Selector Selector
-	// Summaries keeps per-page key summaries (Stream.PageSummary) even
+	// Summaries keeps per-page key summaries (Stream.PageBounds) even
 	// without a selector that asks for them.
 	Summaries bool
 	// RoPE is the model's rotary position encoding of keys, which the

@@ -56,7 +56,7 @@ type Selector interface {
 	// Name identifies the method in reports.
 	Name() string
 	// Summaries reports whether the selector reads page summaries
-	// (PageSummary); the cache keeps them only when asked.
+	// (PageBounds); the cache keeps them only when asked.
 	Summaries() bool
 	// Select sets read[i] to whether page i of the stream of (layer,
 	// kvHead) is read by the g query heads q (after RoPE) at position qpos.

@@ -15,7 +15,7 @@ import (
 // evaluation/quest_attention.py).
 //
 // Each page keeps, per KV head, the per-channel minimum m and maximum M of
-// its post-RoPE keys (kv.Stream.PageSummary, kept exact by the cache through
+// its post-RoPE keys (kv.Stream.PageBounds, kept exact by the cache through
 // every change of the page). For a query q, Σ_d max(q_d·M_d, q_d·m_d) is an
 // upper bound of q·k over the page's keys; the page's score is that bound
 // summed over the query heads of the GQA group, and the step reads the
