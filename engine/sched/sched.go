@@ -506,7 +506,9 @@ func (s *Scheduler) Close() {
 func (s *Scheduler) loop() {
 	defer close(s.done)
 	defer func() {
-		for _, q := range s.running {
+		// finish removes each sequence from s.running: walk a copy, as
+		// reap does.
+		for _, q := range slices.Clone(s.running) {
 			s.finish(q, Event{Done: true, Finish: FinishError, Err: ErrShutdown})
 		}
 		if p := s.cfg.Prefix; p != nil {

@@ -655,3 +655,26 @@ func TestAbortEndsRunningSequences(t *testing.T) {
 		t.Errorf("after abort: %+v", st)
 	}
 }
+
+// When the loop stops with several sequences running (quit seen right
+// after a step, before any abort reached reap), it ends each of them with
+// ErrShutdown on its way out, although finishing one removes it from the
+// list of running sequences.
+func TestLoopExitEndsSeveralRunningSequences(t *testing.T) {
+	s := newSched(t, Config{MaxSeqs: 3, MaxQueue: 4})
+	var hs []*Handle
+	for _, p := range []string{"One", "Two", "Three"} {
+		hs = append(hs, must(s.Submit(context.Background(), greedy(prompt(t, p), 1500))))
+	}
+	waitFor(t, "running", func() bool { return s.Stats().Running == 3 })
+	close(s.quit) // the loop's own way out, without Close's abort first
+	<-s.done
+	for _, h := range hs {
+		if r := collect(t, h); r.final.Finish != FinishError || !errors.Is(r.final.Err, ErrShutdown) {
+			t.Errorf("after the loop stopped: %+v", r.final)
+		}
+	}
+	if st := s.Stats(); st.Running != 0 || st.InUse != 0 {
+		t.Errorf("after the loop stopped: %+v", st)
+	}
+}
