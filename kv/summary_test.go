@@ -7,10 +7,12 @@ import (
 
 	"github.com/kvgo/kvgo/kv"
 	kvquant "github.com/kvgo/kvgo/kv/quant"
+	ggml "github.com/kvgo/kvgo/quant"
 )
 
 // checkSummaries compares every page summary of every stream with the
-// per-channel minimum and maximum of the page's decoded keys, and the
+// per-channel minimum and maximum of the page's decoded keys (rounded
+// outward to halves), and the
 // stream's count of paged tokens with its pages.
 func checkSummaries(t *testing.T, c *kv.Cache, when string) {
 	t.Helper()
@@ -38,8 +40,15 @@ func checkSummaries(t *testing.T, c *kv.Cache, when string) {
 						}
 					}
 				}
-				if !slices.Equal(b, append(wantLo, wantHi...)) {
-					t.Fatalf("%s: layer %d head %d page %d: summary differs from its keys' minima then maxima", when, l, h, p)
+				want := make([]uint16, 0, 2*s.Dim())
+				for _, x := range wantLo {
+					want = append(want, ggml.F32ToF16Down(x))
+				}
+				for _, x := range wantHi {
+					want = append(want, ggml.F32ToF16Up(x))
+				}
+				if !slices.Equal(b, want) {
+					t.Fatalf("%s: layer %d head %d page %d: summary differs from its keys' minima then maxima, rounded outward to halves", when, l, h, p)
 				}
 			}
 			if s.PagedLen() != i {
@@ -127,7 +136,7 @@ func TestPageSummariesStayExact(t *testing.T) {
 		f.End()
 		checkSummaries(t, f, cd.name+" after an overwrite")
 		s := f.Stream(0, 0)
-		if hi := s.PageBounds(0)[s.Dim()]; hi < 49 || hi > 51 {
+		if hi := ggml.F16ToF32(s.PageBounds(0)[s.Dim()]); hi < 49 || hi > 51 {
 			t.Fatalf("%s: the overwritten key 50 is not the page's maximum (%g)", cd.name, hi)
 		}
 	}

@@ -92,3 +92,49 @@ func F32ToBF16(f float32) uint16 {
 	}
 	return uint16((u + 0x7fff + (u>>16)&1) >> 16)
 }
+
+// F32ToF16Down narrows a float32 to the largest binary16 value not above
+// it, and F32ToF16Up to the smallest not below it: rounding outward, so a
+// lower and an upper bound stay bounds in half precision (Quest's page
+// summaries, kv.Stream.PageBounds). Values beyond the half range go to
+// ±65504 or ±Inf, whichever side keeps the bound; a NaN stays a NaN.
+func F32ToF16Down(f float32) uint16 {
+	h := F32ToF16(f)
+	if F16ToF32(h) <= f || f != f {
+		return h
+	}
+	return f16Prev(h)
+}
+
+// F32ToF16Up: see F32ToF16Down.
+func F32ToF16Up(f float32) uint16 {
+	h := F32ToF16(f)
+	if F16ToF32(h) >= f || f != f {
+		return h
+	}
+	return f16Next(h)
+}
+
+// f16Prev is the next binary16 value toward -Inf from a finite or +Inf h.
+func f16Prev(h uint16) uint16 {
+	switch {
+	case h == 0: // +0: the smallest negative subnormal
+		return 0x8001
+	case h&0x8000 == 0: // positive: one unit less in magnitude
+		return h - 1
+	default: // negative: one unit more in magnitude
+		return h + 1
+	}
+}
+
+// f16Next is the next binary16 value toward +Inf from a finite or -Inf h.
+func f16Next(h uint16) uint16 {
+	switch {
+	case h == 0x8000: // -0: the smallest positive subnormal
+		return 0x0001
+	case h&0x8000 != 0: // negative: one unit less in magnitude
+		return h - 1
+	default:
+		return h + 1
+	}
+}

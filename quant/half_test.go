@@ -255,3 +255,45 @@ func TestF32ToBF16Nearest(t *testing.T) {
 		}
 	}
 }
+
+// TestF32ToF16Outward checks the outward roundings against their
+// definition on random float32s across the half range (subnormals and
+// overflow included) and on every half value: F32ToF16Down(f) is a half
+// at most f whose successor exceeds f, F32ToF16Up(f) one at least f whose
+// predecessor is below f; both are f itself when f is a half.
+func TestF32ToF16Outward(t *testing.T) {
+	check := func(f float32) {
+		d, u := F32ToF16Down(f), F32ToF16Up(f)
+		vd, vu := float64(F16ToF32(d)), float64(F16ToF32(u))
+		x := float64(f)
+		if vd > x || vu < x {
+			t.Fatalf("f = %g: Down %#04x (%g), Up %#04x (%g) do not enclose it", f, d, vd, u, vu)
+		}
+		if vd == vu {
+			return // f is a half
+		}
+		if f16Next(d) != u || f16Prev(u) != d {
+			t.Fatalf("f = %g: Down %#04x (%g) and Up %#04x (%g) are not neighbours", f, d, vd, u, vu)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		check(float32(math.Ldexp(r.Float64()*2-1, r.IntN(46)-28)))
+	}
+	for i := range 1 << 16 {
+		h := uint16(i)
+		if h&0x7c00 == 0x7c00 { // Inf and NaN
+			continue
+		}
+		v := F16ToF32(h)
+		check(v)
+		check(math.Nextafter32(v, float32(math.Inf(1))))
+		check(math.Nextafter32(v, float32(math.Inf(-1))))
+	}
+	for _, f := range []float32{65504, 65505, 65520, 1e6, -65505, -1e6, float32(math.Inf(1)), float32(math.Inf(-1))} {
+		check(f)
+	}
+	if h := F32ToF16Up(float32(math.NaN())); F16ToF32(h) == F16ToF32(h) {
+		t.Fatalf("F32ToF16Up(NaN) = %#04x, not a NaN", h)
+	}
+}

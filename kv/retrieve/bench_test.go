@@ -98,11 +98,12 @@ func BenchmarkSelect(b *testing.B) {
 
 // BenchmarkSelectModel is Quest's choice over every stream of a decode step
 // at qwen2.5-0.5b's whole shape (24 layers × 2 KV heads, 7 query heads
-// each) at depth 32736: 22 MiB of page summaries, more than the CPU caches
-// hold, as in a real decode step (BenchmarkSelect's four streams fit in
-// them). It measured the contiguous blocks of summaries (kv.Stream's
-// newSum): 4.7 ms a step before, 2.8-3.7 ms after (5.5-6.8 ms before
-// the single inner product of PageBounds too).
+// each) at depth 32736: 11 MiB of page summaries (22 MiB in F32), more than
+// a core's cache holds, as in a real decode step (BenchmarkSelect's four
+// streams fit in it). It measured the contiguous blocks of summaries
+// (kv.Stream's newSum): 4.7 ms a step before, 2.8-3.7 ms after (5.5-6.8
+// ms before the single inner product of PageBounds too); and half-precision
+// bounds: 1.9-2.5 ms with F32 ones, 1.30-1.43 ms with halves.
 func BenchmarkSelectModel(b *testing.B) {
 	const d, g, L, H, T = 64, 7, 24, 2, 32736
 	shape := kv.Shape{Layers: L, KVHeads: H, HeadDim: d}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kvgo/kvgo/kernel"
 	"github.com/kvgo/kvgo/kv"
+	ggml "github.com/kvgo/kvgo/quant"
 )
 
 // Quest chooses, at each decode step, the pages whose keys can give the
@@ -15,8 +16,9 @@ import (
 // evaluation/quest_attention.py).
 //
 // Each page keeps, per KV head, the per-channel minimum m and maximum M of
-// its post-RoPE keys (kv.Stream.PageBounds, kept exact by the cache through
-// every change of the page). For a query q, Σ_d max(q_d·M_d, q_d·m_d) is an
+// its post-RoPE keys (kv.Stream.PageBounds, kept by the cache through every
+// change of the page, in half precision rounded outward, so still bounds,
+// and exact for F16 keys). For a query q, Σ_d max(q_d·M_d, q_d·m_d) is an
 // upper bound of q·k over the page's keys; the page's score is that bound
 // summed over the query heads of the GQA group, and the step reads the
 // pages of highest score that fit the read budget, plus the attention sinks
@@ -32,8 +34,10 @@ import (
 //   - Quest selects per query head; kvgo reads a page once for all heads of
 //     a GQA group, so the group shares one selection, scored by the sum of
 //     its heads' bounds. The sum is computed as Q⁺·M + Q⁻·m with Q⁺ the sum
-//     over heads of max(q, 0) and Q⁻ of min(q, 0): two dot products per page
-//     whatever the group size.
+//     over heads of max(q, 0) and Q⁻ of min(q, 0): one inner product of
+//     [Q⁻; Q⁺] with [m; M] per page whatever the group size.
+//   - Bounds are halves: rounded outward from the decoded keys, they remain bounds and cost
+//     half the bytes of F32 ones to keep and to score.
 //   - The budget counts every token read (retrieve's package comment):
 //     sinks, the recent window and the unsealed tail are read first, and
 //     the best ⌊(budget − those) / Page⌋ Quest pages fill the rest. Quest's
@@ -185,19 +189,29 @@ func (q *Quest) Select(v *kv.SelectView, qv []float32, g int, _ int32, read []bo
 			sc.idx = append(sc.idx, int32(gi))
 			continue
 		}
+		var score float32
 		if last-first > 1 {
-			copy(sc.bounds, b)
+			// A Quest page of several cache pages: their bounds merged.
+			// Halves widen to float32 exactly, so the merge is exact.
+			kernel.FromF16(sc.bounds, b)
 			lo, hi := sc.bounds[:d], sc.bounds[d:]
 			for p := first + 1; p < last; p++ {
 				b2 := s.PageBounds(p)
 				for c := range lo {
-					lo[c] = min(lo[c], b2[c])
-					hi[c] = max(hi[c], b2[d+c])
+					lo[c] = min(lo[c], ggml.F16ToF32(b2[c]))
+					hi[c] = max(hi[c], ggml.F16ToF32(b2[d+c]))
 				}
 			}
-			b = sc.bounds
+			score = kernel.Dot(sc.signed, sc.bounds)
+		} else {
+			score = kernel.DotF16(sc.signed, b)
 		}
-		sc.score[gi] = kernel.Dot(sc.signed, b)
+		if score != score {
+			// A key beyond the half range has an infinite bound, and a
+			// query channel of zero times it is NaN: read the page.
+			score = float32(1e38)
+		}
+		sc.score[gi] = score
 		sc.idx = append(sc.idx, int32(gi))
 	}
 	topK(sc.score, sc.idx, k)

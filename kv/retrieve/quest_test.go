@@ -8,10 +8,13 @@ import (
 
 	"github.com/kvgo/kvgo/kv"
 	kvquant "github.com/kvgo/kvgo/kv/quant"
+	ggml "github.com/kvgo/kvgo/quant"
 )
 
 // bound is Quest's score of page p computed from its decoded keys: for
-// each head of the group Σ_d max(q_d·max_d, q_d·min_d), summed.
+// each head of the group Σ_d max(q_d·max_d, q_d·min_d), summed, with the
+// per-channel minima and maxima rounded outward to halves as the cache
+// keeps them (kv.Stream.PageBounds).
 func bound(s *kv.Stream, p int, q []float32, g int) float64 {
 	d := s.Dim()
 	first := 0
@@ -30,6 +33,10 @@ func bound(s *kv.Stream, p int, q []float32, g int) float64 {
 				hi[c] = float64(x)
 			}
 		}
+	}
+	for c := range lo {
+		lo[c] = float64(ggml.F16ToF32(ggml.F32ToF16Down(float32(lo[c]))))
+		hi[c] = float64(ggml.F16ToF32(ggml.F32ToF16Up(float32(hi[c]))))
 	}
 	var sum float64
 	for j := 0; j < g; j++ {
@@ -340,5 +347,48 @@ func TestBudgetsBeyondTheContext(t *testing.T) {
 	f, _ := NewQuest(kv.Budget{Fraction: 1}, 32, 32, 32, 2)
 	if _, err := kv.New(shape, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: f}, 16); err != nil {
 		t.Fatalf("a fractional budget refused: %v", err)
+	}
+}
+
+// TestQuestReadsPagesBeyondHalfRange: a key beyond the half range has an
+// infinite bound, and a query whose channel there is zero would score its
+// page NaN (0·∞), which no ranking can place; Quest reads such a page.
+func TestQuestReadsPagesBeyondHalfRange(t *testing.T) {
+	const d, T = 16, 640
+	shape := kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}
+	qs, err := NewQuest(kv.Budget{Tokens: 192}, 32, 32, 32, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{Selector: qs, last: map[[2]int][]bool{}}
+	r := newRig(t, shape, 1, kv.Config{K: kvquant.F32{}, V: kvquant.F32{}, Selector: rec})
+	huge := map[int32]float32{10*32 + 5: 1e5, 12*32 + 7: -1e5}
+	r.prompt(T, func(_, _ int, p int32) []float32 {
+		k := r.randv(d, 1)
+		if x, ok := huge[p]; ok {
+			k[0] = x
+		}
+		return k
+	}, nil)
+	for step := 0; step < 4; step++ {
+		p := r.next
+		if err := r.c.Begin([]int32{p}); err != nil {
+			t.Fatal(err)
+		}
+		r.c.Store(0, r.randv(d, 1), r.randv(d, 1))
+		q := r.randv(d, 1)
+		q[0] = 0
+		r.c.Attend(0, 0, q, 1, p, r.out, r.sc)
+		read := rec.last[[2]int{0, 0}]
+		if !read[10] || !read[12] {
+			t.Fatalf("step %d: pages with keys beyond the half range read: %v, %v", step, read[10], read[12])
+		}
+		for i, x := range r.out {
+			if x != x {
+				t.Fatalf("step %d: output %d is NaN", step, i)
+			}
+		}
+		r.c.End()
+		r.next++
 	}
 }
