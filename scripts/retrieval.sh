@@ -83,7 +83,7 @@ out=docs/RETRIEVAL.md
   echo '```'
   echo
   echo "\`BenchmarkSelectModel\`: Quest's choice alone over all 48 streams of a decode step at the model's"
-  echo "whole shape (24 layers × 2 KV heads) at depth 32736, whose 22 MiB of page summaries do not stay"
+  echo "whole shape (24 layers × 2 KV heads) at depth 32736, whose 11 MiB of page summaries do not stay"
   echo "in the CPU's caches as the four streams above do; one core."
   echo
   echo '```'
