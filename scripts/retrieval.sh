@@ -10,8 +10,9 @@
 #   4. the cost of choosing pages apart from attention (BenchmarkSelect,
 #      BenchmarkSelectModel);
 #   5. decode speed on the random qwen2.5-0.5b shape, Q8_0, interleaved
-#      (kvgo bench --interleave) at DEPTHS (default 2048,8192; add 32768
-#      with DEPTHS=2048,8192,32768, which takes about an hour on 2 cores).
+#      (kvgo bench --interleave) at DEPTHS (default 2048,8192; add 32k
+#      with DEPTHS=2048,8192,32752, the model's context less the 16 tokens
+#      generated, which takes about an hour on 2 cores).
 # Needs ../shared. Set BENCH=0 to skip step 5, or BENCH_JSON to a
 # file of `kvgo bench --json` results of the same command to render it.
 set -euo pipefail
@@ -87,14 +88,13 @@ out=docs/RETRIEVAL.md
   echo "in the CPU's caches as the four streams above do; one core."
   echo
   echo '```'
-  go test -run '^$' -bench BenchmarkSelectModel -benchtime 20x -count 3 ./kv/retrieve | grep Benchmark
+  go test -run '^$' -bench BenchmarkSelectModel -count 3 -cpu 1 ./kv/retrieve | grep Benchmark
   echo '```'
   if [ "${BENCH:-1}" != 0 ]; then
     echo
     echo "## Decode speed: qwen2.5-0.5b shape, Q8_0, random weights"
     echo
-    echo "\`kvgo gen --shape qwen2.5-0.5b --type q8_0\`, then \`kvgo bench -p 0 -n 16 -r 12 --interleave\`"
-    echo "(at depth 32752, the model's 32768 context less the 16 tokens generated, \`-r 6\`):"
+    echo "\`kvgo gen --shape qwen2.5-0.5b --type q8_0\`, then \`kvgo bench -p 0 -n 16 -r 12 -d $depths --interleave\`:"
     echo "each repetition runs once per recipe in turn and vs f16 is the mean of the paired ratios (± their"
     echo "standard deviation). Load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo

@@ -103,7 +103,8 @@ func BenchmarkSelect(b *testing.B) {
 // streams fit in it). It measured the contiguous blocks of summaries
 // (kv.Stream's newSum): 4.7 ms a step before, 2.8-3.7 ms after (5.5-6.8
 // ms before the single inner product of PageBounds too); and half-precision
-// bounds: 1.9-2.5 ms with F32 ones, 1.30-1.43 ms with halves.
+// bounds: 1.9-3.2 ms with F32 ones, 1.3-2.2 ms with halves (0.55-0.86 of
+// the F32 time in each of four alternating rounds).
 func BenchmarkSelectModel(b *testing.B) {
 	const d, g, L, H, T = 64, 7, 24, 2, 32736
 	shape := kv.Shape{Layers: L, KVHeads: H, HeadDim: d}
