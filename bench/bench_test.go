@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/kvgo/kvgo/engine"
@@ -140,5 +141,54 @@ func TestParallel(t *testing.T) {
 	cfg.Interleave = true
 	if _, err := Run(context.Background(), e, cfg); err == nil {
 		t.Error("parallel with interleave: no error")
+	}
+}
+
+// TestRunRefusesBeforeMeasuring: a depth the model's context cannot hold,
+// and a recipe that refuses a test's context (a read budget larger than
+// it), are refused before any test runs, naming the depth and the recipe,
+// whatever their place in the lists.
+func TestRunRefusesBeforeMeasuring(t *testing.T) {
+	e, err := engine.Load("", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	parse := func(s string) *recipe.Recipe {
+		r, err := recipe.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, c := range []struct {
+		name    string
+		cfg     Config
+		wantErr []string
+	}{
+		{"depth beyond the context", Config{Prompt: 16, Gen: 8, Depths: []int{0, e.Model.ContextLen - 8}, Recipes: []*recipe.Recipe{parse("f16")}},
+			[]string{fmt.Sprintf("depth %d + 16 tokens exceeds the model's context of %d", e.Model.ContextLen-8, e.Model.ContextLen)}},
+		{"budget beyond a depth's context", Config{Prompt: 16, Gen: 8, Depths: []int{64, 0}, Recipes: []*recipe.Recipe{parse("f16"), parse("quest(budget=64)")}},
+			[]string{"quest(", "at depth 0 (16 tokens)", "read budget of 64 tokens exceeds the context of 16 tokens"}},
+		{"budget beyond the batched decode's context", Config{Prompt: 64, Gen: 8, Depths: []int{0}, Parallel: []int{2}, Recipes: []*recipe.Recipe{parse("quest(budget=32)")}},
+			[]string{"at depth 0 (8 tokens)", "read budget of 32 tokens exceeds the context of 8 tokens"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			cfg.Reps, cfg.Batch = 1, 16
+			cfg.Progress = func(r Result) { t.Errorf("measured %s at depth %d before refusing", r.Test, r.Depth) }
+			res, err := Run(context.Background(), e, cfg)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if len(res) != 0 {
+				t.Errorf("%d results before the refusal", len(res))
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kvgo/kvgo/bench"
+	"github.com/kvgo/kvgo/engine"
 	"github.com/kvgo/kvgo/kv/recipe"
 )
 
@@ -83,6 +84,17 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.Close()
+	if !flagSet(fs, "d") {
+		// The default depths suit a model with a long context and recipes
+		// that run at any depth; leave out, with a note, those this model
+		// or a recipe cannot run (kvgo-tiny's context is 2048 tokens; a
+		// read budget of 2048 tokens refuses depth 0). Depths given with
+		// -d are checked by bench.Run, which refuses them.
+		ds = usableDepths(e, recipes, ds, *p, *n, stderr)
+		if len(ds) == 0 {
+			return fmt.Errorf("no default depth (%s) suits this model and these recipes; give them with -d", *depths)
+		}
+	}
 	if of.dir != "" {
 		// Without a writable directory, the caches may stay in memory
 		// only if the deepest fits the heap budget given to its pages.
@@ -135,4 +147,18 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// usableDepths returns the depths at which every recipe can run the tests,
+// telling stderr why each other one is left out.
+func usableDepths(e *engine.Engine, recipes []*recipe.Recipe, ds []int, p, n int, stderr io.Writer) []int {
+	var keep []int
+	for _, d := range ds {
+		if err := bench.CheckDepth(e, recipes, d, max(p, n)); err != nil {
+			fmt.Fprintf(stderr, "kvgo bench: depth %d left out (-d sets the depths): %s\n", d, strings.TrimPrefix(err.Error(), "bench: "))
+			continue
+		}
+		keep = append(keep, d)
+	}
+	return keep
 }

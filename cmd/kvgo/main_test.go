@@ -270,3 +270,37 @@ func checkCPUProfile(t *testing.T, path string) {
 		t.Errorf("sample types %v, want CPU time", p.SampleType)
 	}
 }
+
+// TestBenchDefaultDepths: the default depths that the embedded model's
+// context (2048) or a recipe cannot run are left out with a note, and the
+// others run; depths given with -d are refused before anything runs.
+func TestBenchDefaultDepths(t *testing.T) {
+	code, out, errOut := kvgo(t, "bench", "-p", "8", "-n", "4", "-r", "1", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, d := range []string{"2048", "8192"} {
+		if !strings.Contains(errOut, "depth "+d+" left out (-d sets the depths): depth "+d+" + 8 tokens exceeds the model's context of 2048") {
+			t.Errorf("no note on depth %s: %q", d, errOut)
+		}
+	}
+	var rep struct {
+		Results []struct{ Depth int }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Depth != 0 || rep.Results[1].Depth != 0 {
+		t.Errorf("results %+v, want pp and tg at depth 0", rep.Results)
+	}
+	// A read budget of 64 tokens cannot run at depth 0 (8 tokens): no
+	// default depth is left.
+	code, _, errOut = kvgo(t, "bench", "-p", "8", "-n", "4", "-r", "1", "--kv", "quest(budget=64)")
+	if code == 0 || !strings.Contains(errOut, "no default depth (0,2048,8192) suits") || !strings.Contains(errOut, "read budget of 64 tokens exceeds the context of 8 tokens") {
+		t.Errorf("quest(budget=64) at the default depths: exit %d, %q", code, errOut)
+	}
+	code, out, errOut = kvgo(t, "bench", "-p", "8", "-n", "4", "-r", "1", "-d", "0,4096")
+	if code == 0 || !strings.Contains(errOut, "depth 4096 + 8 tokens exceeds the model's context of 2048") || strings.Contains(out, "pp8") {
+		t.Errorf("-d 0,4096: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
