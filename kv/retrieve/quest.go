@@ -36,8 +36,10 @@ import (
 //     its heads' bounds. The sum is computed as Q⁺·M + Q⁻·m with Q⁺ the sum
 //     over heads of max(q, 0) and Q⁻ of min(q, 0): one inner product of
 //     [Q⁻; Q⁺] with [m; M] per page whatever the group size.
-//   - Bounds are halves: rounded outward from the decoded keys, they remain bounds and cost
-//     half the bytes of F32 ones to keep and to score.
+//   - Bounds are halves: rounded outward from the decoded keys, they
+//     remain bounds and cost half the bytes of F32 ones to keep and to
+//     score. A key beyond the half range makes a bound infinite; a page
+//     whose score is then NaN (a zero query channel times it) is read.
 //   - The budget counts every token read (retrieve's package comment):
 //     sinks, the recent window and the unsealed tail are read first, and
 //     the best ⌊(budget − those) / Page⌋ Quest pages fill the rest. Quest's
