@@ -135,10 +135,8 @@ func (s *Stream) PageLen(i int) int { return s.pages[i].k.Len() }
 // tight as F16 allows; keys an F16 codec stores are halves already, and
 // their bounds are exact. Half precision halves what a selector reads to
 // score every page and the summaries' memory (3% of an f16 page rather
-// than 6% at head width 64): BenchmarkSelectModel, Quest's choice over
-// qwen2.5-0.5b's 48 streams at depth 32736, took 1.9-3.2 ms with F32
-// bounds and 1.3-2.2 ms with these (one core, four rounds of the two
-// alternating, 0.55-0.86 of the F32 time in each round).
+// than 6% at head width 64); choosing over a whole model's streams got
+// faster with it (BenchmarkSelectModel; docs/PERFORMANCE.md).
 //
 // Nil when the stream keeps no summaries (Config.Summaries, or a selector
 // that asks). The slice is the stream's own; do not modify it.

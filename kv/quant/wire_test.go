@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -834,4 +835,46 @@ func TestWireRefill(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestWireF16s: halves go to bytes little-endian and come back, for every
+// length around the four-at-a-time loop's steps.
+func TestWireF16s(t *testing.T) {
+	for n := range 11 {
+		x := make([]uint16, n)
+		var want []byte
+		for i := range x {
+			x[i] = uint16(0x9137*i + 0x0102)
+			want = append(want, byte(x[i]), byte(x[i]>>8))
+		}
+		b := appendF16s([]byte{0xee}, x)
+		if !bytes.Equal(b[1:], want) || b[0] != 0xee {
+			t.Fatalf("n=%d: appended % x, want ee % x", n, b, want)
+		}
+		back := make([]uint16, n)
+		readF16s(back, b[1:])
+		if !slices.Equal(back, x) {
+			t.Fatalf("n=%d: read back %v, want %v", n, back, x)
+		}
+	}
+}
+
+// BenchmarkWireF16s: one f16 page of 32 tokens × 64 values to its wire
+// bytes and back.
+func BenchmarkWireF16s(b *testing.B) {
+	x := make([]uint16, 2048)
+	buf := make([]byte, 0, 4096)
+	b.Run("append", func(b *testing.B) {
+		b.SetBytes(4096)
+		for b.Loop() {
+			buf = appendF16s(buf[:0], x)
+		}
+	})
+	buf = appendF16s(buf[:0], x)
+	b.Run("read", func(b *testing.B) {
+		b.SetBytes(4096)
+		for b.Loop() {
+			readF16s(x, buf)
+		}
+	})
 }
