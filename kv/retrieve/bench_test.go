@@ -32,13 +32,7 @@ func BenchmarkSelect(b *testing.B) {
 				b.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
-			randv := func(n int) []float32 {
-				x := make([]float32, n)
-				for i := range x {
-					x[i] = float32(rng.NormFloat64())
-				}
-				return x
-			}
+			randv := func(n int) []float32 { return normal(rng, make([]float32, n)) }
 			pos := make([]int32, 512)
 			for start := 0; start < T; start += 512 {
 				for i := range pos {
@@ -114,12 +108,6 @@ func BenchmarkSelectModel(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	randv := func(x []float32) []float32 {
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return x
-	}
 	buf := make([]float32, 512*H*d)
 	pos := make([]int32, 512)
 	for start := 0; start < T; start += 512 {
@@ -131,11 +119,11 @@ func BenchmarkSelectModel(b *testing.B) {
 			b.Fatal(err)
 		}
 		for l := 0; l < L; l++ {
-			cache.Store(l, randv(buf[:n*H*d]), randv(buf[:n*H*d]))
+			cache.Store(l, normal(rng, buf[:n*H*d]), normal(rng, buf[:n*H*d]))
 		}
 		cache.End()
 	}
-	q := randv(make([]float32, g*d))
+	q := normal(rng, make([]float32, g*d))
 	read := make([]bool, cache.Stream(0, 0).Pages())
 	view := &kv.SelectView{Layers: L, KVHeads: H}
 	for b.Loop() {

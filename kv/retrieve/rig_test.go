@@ -31,6 +31,14 @@ func newRig(t testing.TB, shape kv.Shape, g int, cfg kv.Config) *rig {
 	return &rig{t: t, c: c, shape: shape, g: g, rng: rand.New(rand.NewPCG(7, 11)), sc: kv.NewScratch(g), out: make([]float32, g*shape.HeadDim)}
 }
 
+// normal fills x with standard normal values from rng and returns it.
+func normal(rng *rand.Rand, x []float32) []float32 {
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
 func (r *rig) randv(n int, amp float64) []float32 {
 	x := make([]float32, n)
 	for i := range x {

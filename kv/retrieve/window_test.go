@@ -30,13 +30,7 @@ func TestWindowReadsOnlyRecentPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
-		randv := func(n int) []float32 {
-			x := make([]float32, n)
-			for i := range x {
-				x[i] = float32(rng.NormFloat64())
-			}
-			return x
-		}
+		randv := func(n int) []float32 { return normal(rng, make([]float32, n)) }
 		// The prompt in one batch, then decode steps.
 		storePrompt(t, c, randv(T*d), randv(T*d))
 		sc := kv.NewScratch(g)
@@ -117,13 +111,7 @@ func TestScatteredPagesAttendExactly(t *testing.T) {
 	const d, g, T = 16, 3, 300
 	shape := kv.Shape{Layers: 1, KVHeads: 1, HeadDim: d}
 	rng := rand.New(rand.NewPCG(5, 6))
-	randv := func(n int) []float32 {
-		x := make([]float32, n)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		return x
-	}
+	randv := func(n int) []float32 { return normal(rng, make([]float32, n)) }
 	for _, deleted := range []bool{false, true} {
 		c, err := kv.New(shape, kv.Config{K: kvquant.F16{}, V: kvquant.F16{}, Selector: everyThird{}}, 1024)
 		if err != nil {
