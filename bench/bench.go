@@ -100,20 +100,9 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 	if cfg.Prompt == 0 && cfg.Gen == 0 {
 		return nil, nil
 	}
-	// The tests' contexts: pp and tg share one cache of both lengths;
-	// batched decode has caches of its own.
-	lengths := []int{max(cfg.Prompt, cfg.Gen)}
-	if len(cfg.Parallel) > 0 {
-		lengths = []int{cfg.Prompt, cfg.Gen}
-	}
 	for _, depth := range cfg.Depths {
-		for _, tokens := range lengths {
-			if tokens == 0 {
-				continue
-			}
-			if err := CheckDepth(e, cfg.Recipes, depth, tokens); err != nil {
-				return nil, err
-			}
+		if err := cfg.CheckDepth(e, depth); err != nil {
+			return nil, err
 		}
 	}
 	parallel := cfg
@@ -160,20 +149,31 @@ func Run(ctx context.Context, e *engine.Engine, cfg Config) ([]Result, error) {
 	return out, nil
 }
 
-// CheckDepth reports whether every recipe can run a test of tokens tokens
-// at depth: the model's context holds them, and no recipe refuses that
-// context (a read budget larger than it). Run checks every depth before
-// it measures anything, since a late refusal at depth 32k would come
-// after an hour of filling caches.
-func CheckDepth(e *engine.Engine, recipes []*recipe.Recipe, depth, tokens int) error {
-	need := depth + tokens
-	if need > e.Model.ContextLen {
-		return fmt.Errorf("bench: depth %d + %d tokens exceeds the model's context of %d", depth, tokens, e.Model.ContextLen)
+// CheckDepth reports whether every recipe can run cfg's tests at depth:
+// the model's context holds each test's cache, and no recipe refuses it (a
+// read budget larger than it). Run checks every depth before it measures
+// anything, since a late refusal at depth 32k would come after an hour of
+// filling caches.
+func (cfg Config) CheckDepth(e *engine.Engine, depth int) error {
+	// The tests' caches: pp and tg share one of both lengths; batched
+	// decode has caches of its own.
+	lengths := []int{max(cfg.Prompt, cfg.Gen)}
+	if len(cfg.Parallel) > 0 {
+		lengths = []int{cfg.Prompt, cfg.Gen}
 	}
-	for _, r := range recipes {
-		// An empty cache allocates nothing but its streams' headers.
-		if _, err := e.NewCache(r, need); err != nil {
-			return fmt.Errorf("bench: %s at depth %d (%d tokens): %w", r, depth, need, err)
+	for _, tokens := range lengths {
+		if tokens == 0 {
+			continue
+		}
+		need := depth + tokens
+		if need > e.Model.ContextLen {
+			return fmt.Errorf("bench: depth %d + %d tokens exceeds the model's context of %d", depth, tokens, e.Model.ContextLen)
+		}
+		for _, r := range cfg.Recipes {
+			// An empty cache allocates nothing but its streams' headers.
+			if _, err := e.NewCache(r, need); err != nil {
+				return fmt.Errorf("bench: %s at depth %d (%d tokens): %w", r, depth, need, err)
+			}
 		}
 	}
 	return nil

@@ -24,10 +24,7 @@ func measureParallel(ctx context.Context, e *engine.Engine, r *recipe.Recipe, de
 		Recipe: r.String(), Test: fmt.Sprintf("tg%dx%d", cfg.Gen, seqs), Depth: depth,
 		Tokens: cfg.Gen * seqs, Reps: cfg.Reps, Seqs: seqs,
 	}
-	n := depth + cfg.Gen
-	if n > e.Model.ContextLen {
-		return res, fmt.Errorf("bench: depth %d + %d tokens exceeds the model's context of %d", depth, cfg.Gen, e.Model.ContextLen)
-	}
+	n := depth + cfg.Gen // Run checked it against the model (CheckDepth)
 	rng := newRand(depth)
 	state := e.Model.NewState(e.Pool, max(cfg.Batch, seqs), n)
 	fill := randTokens(rng, e.Model.Vocab, depth)

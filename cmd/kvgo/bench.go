@@ -84,14 +84,15 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.Close()
+	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes, Interleave: *interleave, Parallel: parallel}
 	if !flagSet(fs, "d") {
 		// The default depths suit a model with a long context and recipes
 		// that run at any depth; leave out, with a note, those this model
 		// or a recipe cannot run (kvgo-tiny's context is 2048 tokens; a
 		// read budget of 2048 tokens refuses depth 0). Depths given with
 		// -d are checked by bench.Run, which refuses them.
-		ds = usableDepths(e, recipes, ds, *p, *n, stderr)
-		if len(ds) == 0 {
+		cfg.Depths = usableDepths(e, cfg, stderr)
+		if len(cfg.Depths) == 0 {
 			return fmt.Errorf("no default depth (%s) suits this model and these recipes; give them with -d", *depths)
 		}
 	}
@@ -99,11 +100,10 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Without a writable directory, the caches may stay in memory
 		// only if the deepest fits the heap budget given to its pages.
 		hot, _ := parseSize(of.hot)
-		if err := of.apply(e, e.FullCacheBytes(slices.Max(ds)+max(*p, *n)), hot, stderr); err != nil {
+		if err := of.apply(e, e.FullCacheBytes(slices.Max(cfg.Depths)+max(*p, *n)), hot, stderr); err != nil {
 			return err
 		}
 	}
-	cfg := bench.Config{Prompt: *p, Gen: *n, Depths: ds, Reps: *reps, Batch: *batch, Recipes: recipes, Interleave: *interleave, Parallel: parallel}
 	rep := bench.NewReport(e)
 	var table *bench.Table
 	if !*asJSON {
@@ -149,12 +149,12 @@ func writeFile(path string, write func(io.Writer) error) error {
 	return f.Close()
 }
 
-// usableDepths returns the depths at which every recipe can run the tests,
-// telling stderr why each other one is left out.
-func usableDepths(e *engine.Engine, recipes []*recipe.Recipe, ds []int, p, n int, stderr io.Writer) []int {
+// usableDepths returns the depths of cfg at which every recipe can run
+// its tests, telling stderr why each other one is left out.
+func usableDepths(e *engine.Engine, cfg bench.Config, stderr io.Writer) []int {
 	var keep []int
-	for _, d := range ds {
-		if err := bench.CheckDepth(e, recipes, d, max(p, n)); err != nil {
+	for _, d := range cfg.Depths {
+		if err := cfg.CheckDepth(e, d); err != nil {
 			fmt.Fprintf(stderr, "kvgo bench: depth %d left out (-d sets the depths): %s\n", d, strings.TrimPrefix(err.Error(), "bench: "))
 			continue
 		}
