@@ -127,16 +127,15 @@ func (s *Stream) PageLen(i int) int { return s.pages[i].k.Len() }
 // of 2·Dim() half-precision values: the per-channel minimum of the page's
 // keys, then the per-channel maximum. Adjacent, so a selector scores a
 // page's bound with one inner product of that length against
-// [min(q, 0); max(q, 0)] (BenchmarkSelect: 106 → 81 µs a choice at 32k
-// against two products).
+// [min(q, 0); max(q, 0)] rather than two (BenchmarkSelect;
+// docs/PERFORMANCE.md).
 //
 // The bounds are rounded outward (the minimum down, the maximum up:
-// package quant's F32ToF16Down and F32ToF16Up), so they still bound every key, exactly as
-// tight as F16 allows; keys an F16 codec stores are halves already, and
-// their bounds are exact. Half precision halves what a selector reads to
-// score every page and the summaries' memory (3% of an f16 page rather
-// than 6% at head width 64); choosing over a whole model's streams got
-// faster with it (BenchmarkSelectModel; docs/PERFORMANCE.md).
+// package quant's F32ToF16Down and F32ToF16Up), so they still bound every
+// key, as tightly as F16 allows; keys an F16 codec stores are halves
+// already, and their bounds are exact. Half precision halves what a
+// selector reads to score every page and the summaries' memory (3% of an
+// f16 page rather than 6% at head width 64; BenchmarkSelectModel).
 //
 // Nil when the stream keeps no summaries (Config.Summaries, or a selector
 // that asks). The slice is the stream's own; do not modify it.
@@ -321,7 +320,7 @@ func (s *Stream) extendSummary(p *pagePair, j int, x []float32) {
 		return
 	}
 	for c, v := range x {
-		// A bound moves only when the key passes it; most keys do not.
+		// Round (and store) only when the key passes the bound.
 		if v < ggml.F16ToF32(lo[c]) {
 			lo[c] = ggml.F32ToF16Down(v)
 		}

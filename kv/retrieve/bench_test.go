@@ -94,11 +94,9 @@ func BenchmarkSelect(b *testing.B) {
 // at qwen2.5-0.5b's whole shape (24 layers × 2 KV heads, 7 query heads
 // each) at depth 32736: 11 MiB of page summaries (22 MiB in F32), more than
 // a core's cache holds, as in a real decode step (BenchmarkSelect's four
-// streams fit in it). It measured the contiguous blocks of summaries
-// (kv.Stream's newSum): 4.7 ms a step before, 2.8-3.7 ms after (5.5-6.8
-// ms before the single inner product of PageBounds too); and half-precision
-// bounds: 1.9-3.2 ms with F32 ones, 1.3-2.2 ms with halves (0.55-0.86 of
-// the F32 time in each of four alternating rounds).
+// streams fit in it). It measured the summaries' single inner product, their
+// contiguous blocks (kv.Stream's newSum) and their half precision
+// (docs/PERFORMANCE.md, docs/RETRIEVAL.md).
 func BenchmarkSelectModel(b *testing.B) {
 	const d, g, L, H, T = 64, 7, 24, 2, 32736
 	shape := kv.Shape{Layers: L, KVHeads: H, HeadDim: d}
