@@ -215,7 +215,7 @@ func (s *Stream) append(k, v []float32, pos int32, seal bool, buf *[]float32) {
 			p.v.Append(v, 1)
 		}
 		if s.sums {
-			s.extendSummary(p, p.k.Len()-1, grow(buf, s.dk))
+			s.extendSummary(p, p.k.Len()-1, grow(buf, 3*s.dk))
 		}
 		return
 	}
@@ -304,29 +304,39 @@ func (s *Stream) shrinkTail() {
 	}
 }
 
-// extendSummary widens page p's key summary by its token j.
+// extendSummary widens page p's key summary by its token j; x is scratch
+// of 3·dk values.
 func (s *Stream) extendSummary(p *pagePair, j int, x []float32) {
 	d := s.dk
-	p.k.Decode(j, x)
-	first := p.sum == nil || j == 0
-	if p.sum == nil {
-		p.sum = s.newSum()
-	}
-	lo, hi := p.sum[:d], p.sum[d:]
-	if first {
-		for c, v := range x {
-			lo[c], hi[c] = ggml.F32ToF16Down(v), ggml.F32ToF16Up(v)
+	key, cur := x[:d], x[d:3*d]
+	p.k.Decode(j, key)
+	if p.sum == nil || j == 0 {
+		if p.sum == nil {
+			p.sum = s.newSum()
 		}
+		setBounds(p.sum, key, key)
 		return
 	}
-	for c, v := range x {
-		// Round (and store) only when the key passes the bound.
-		if v < ggml.F16ToF32(lo[c]) {
-			lo[c] = ggml.F32ToF16Down(v)
+	// The bounds as they stand, widened in one vector pass; a channel is
+	// rounded and stored again only when the key passes its bound.
+	kernel.FromF16(cur, p.sum)
+	lo, hi := cur[:d], cur[d:]
+	for c, v := range key {
+		if v < lo[c] {
+			p.sum[c] = ggml.F32ToF16Down(v)
 		}
-		if v > ggml.F16ToF32(hi[c]) {
-			hi[c] = ggml.F32ToF16Up(v)
+		if v > hi[c] {
+			p.sum[d+c] = ggml.F32ToF16Up(v)
 		}
+	}
+}
+
+// setBounds stores the per-channel minima lo and maxima hi in sum as
+// halves rounded outward (PageBounds).
+func setBounds(sum []uint16, lo, hi []float32) {
+	d := len(lo)
+	for c := range lo {
+		sum[c], sum[d+c] = ggml.F32ToF16Down(lo[c]), ggml.F32ToF16Up(hi[c])
 	}
 }
 
@@ -346,9 +356,12 @@ func (s *Stream) newSum() []uint16 {
 }
 
 // summarize recomputes page i's key summary from its stored keys.
+//
+// The bounds are taken in float32 over all the keys and rounded to halves
+// once: rounding outward is monotone, so this equals widening token by
+// token, without a rounding per token.
 func (s *Stream) summarize(i int, buf *[]float32) {
 	p := &s.pages[i]
-	x := grow(buf, s.dk)
 	n := p.k.Len()
 	if n == 0 {
 		p.sum = nil
@@ -357,9 +370,22 @@ func (s *Stream) summarize(i int, buf *[]float32) {
 	if p.sum != nil && p.ref != nil {
 		p.sum = nil // shared with a fork: never write through
 	}
-	for j := 0; j < n; j++ {
-		s.extendSummary(p, j, x)
+	if p.sum == nil {
+		p.sum = s.newSum()
 	}
+	d := s.dk
+	x := grow(buf, 3*d)
+	key, lo, hi := x[:d], x[d:2*d], x[2*d:]
+	p.k.Decode(0, lo)
+	copy(hi, lo)
+	for j := 1; j < n; j++ {
+		p.k.Decode(j, key)
+		for c, v := range key {
+			lo[c] = min(lo[c], v)
+			hi[c] = max(hi[c], v)
+		}
+	}
+	setBounds(p.sum, lo, hi)
 }
 
 // Keep deletes every token whose keep[i] is false. It frees the memory of
