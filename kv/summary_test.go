@@ -12,8 +12,8 @@ import (
 
 // checkSummaries compares every page summary of every stream with the
 // per-channel minimum and maximum of the page's decoded keys (rounded
-// outward to halves), and the
-// stream's count of paged tokens with its pages.
+// outward to halves), and the stream's count of paged tokens with its
+// pages.
 func checkSummaries(t *testing.T, c *kv.Cache, when string) {
 	t.Helper()
 	sh := c.Shape()
